@@ -1,0 +1,29 @@
+"""One exception type per package; each message names the problem and the fix in one line."""
+
+
+class EdgesplitError(Exception):
+    """Base of every error edgesplit raises on purpose (the CLI prints it in one line, exit 2)."""
+
+
+class ModelError(EdgesplitError):
+    """A model name, architecture option or checkpoint that cannot be used."""
+
+
+class CutError(ModelError):
+    """A cut point that does not exist or where more than one tensor would cross."""
+
+
+class DataError(EdgesplitError):
+    """A data set name, root folder, file format or split that cannot be used."""
+
+
+def closest(name: str, choices, n: int = 3) -> str:
+    """'closest: a, b' (or the first few valid choices) for an error message about `name`."""
+    import difflib
+
+    choices = list(dict.fromkeys(choices))
+    near = difflib.get_close_matches(name, choices, n=n, cutoff=0.5)
+    if near:
+        return "closest: " + ", ".join(near)
+    shown = ", ".join(choices[:8]) + (", ..." if len(choices) > 8 else "")
+    return "valid: " + shown

@@ -1,0 +1,152 @@
+"""The model registry: `@register_model` on a builder, `create_model(name, ...)`, `list_models()`.
+
+Names not registered here fall back to torchvision's classification builders (always with
+`weights=None`: edgesplit never downloads weights), adapted to `in_chans` and small inputs.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+from torch import nn
+
+from edgesplit.errors import ModelError, closest
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What a model was built as; stored in checkpoints and (later) in bundle manifests."""
+
+    name: str
+    num_classes: int = 10
+    in_chans: int = 3
+    img_size: int = 32
+    kwargs: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.num_classes < 1:
+            raise ModelError(f"num_classes must be >= 1, got {self.num_classes}")
+        if self.in_chans < 1:
+            raise ModelError(f"in_chans must be >= 1, got {self.in_chans}")
+        if self.img_size < 8:
+            raise ModelError(f"img_size must be >= 8 pixels, got {self.img_size}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ModelSpec:
+        return cls(**{k: d[k] for k in ("name", "num_classes", "in_chans", "img_size") if k in d},
+                   kwargs=dict(d.get("kwargs") or {}))
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    builder: Callable[..., nn.Module]
+    description: str
+    source: str
+
+
+_REGISTRY: dict[str, ModelEntry] = {}
+
+
+def register_model(*, description: str, source: str = "edgesplit") -> Callable:
+    """Decorator: register `fn(num_classes, in_chans, img_size, **kwargs) -> nn.Module` under its name."""
+
+    def wrap(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        name = fn.__name__
+        if name in _REGISTRY:
+            raise ValueError(f"model {name!r} registered twice")
+        _REGISTRY[name] = ModelEntry(name, fn, description, source)
+        return fn
+
+    return wrap
+
+
+def _ensure_zoo() -> None:
+    # The zoo modules register themselves on import.
+    from edgesplit.models import zoo  # noqa: F401
+
+
+def model_entries() -> list[ModelEntry]:
+    _ensure_zoo()
+    return [_REGISTRY[n] for n in sorted(_REGISTRY)]
+
+
+def list_models(pattern: str | None = None, include_torchvision: bool = False) -> list[str]:
+    """Registered model names (optionally matching a glob), plus torchvision's classifiers if asked."""
+    _ensure_zoo()
+    names = set(_REGISTRY)
+    if include_torchvision:
+        names |= set(torchvision_classifiers())
+    out = sorted(names)
+    return [n for n in out if fnmatch.fnmatch(n, pattern)] if pattern else out
+
+
+def torchvision_classifiers() -> list[str]:
+    import torchvision
+
+    return list(torchvision.models.list_models(module=torchvision.models))
+
+
+def create_model(
+    name: str,
+    num_classes: int | None = None,
+    in_chans: int | None = None,
+    img_size: int | None = None,
+    checkpoint: str | None = None,
+    **kwargs,
+) -> nn.Module:
+    """Build a zoo model (or any torchvision classifier) in eval mode, optionally loading a checkpoint.
+
+    Arguments left as None take the checkpoint's values when one is given, else 10 classes,
+    3 channels, 32 pixels. The returned model carries its `ModelSpec` as `model.edgesplit_spec`.
+    """
+    from edgesplit.models.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(checkpoint) if checkpoint is not None else None
+    if ckpt is not None and ckpt.spec is not None:
+        saved = ckpt.spec
+        if saved.name != name:
+            raise ModelError(
+                f"checkpoint {checkpoint} was saved for model {saved.name!r}, not {name!r}: "
+                f"use model {saved.name!r} or a checkpoint of {name!r}"
+            )
+        for key, given in (("num_classes", num_classes), ("in_chans", in_chans), ("img_size", img_size)):
+            if given is not None and given != getattr(saved, key):
+                raise ModelError(
+                    f"checkpoint {checkpoint} has {key}={getattr(saved, key)}, but {key}={given} was asked: "
+                    f"drop the option or pass {getattr(saved, key)}"
+                )
+        num_classes, in_chans, img_size = saved.num_classes, saved.in_chans, saved.img_size
+        kwargs = {**saved.kwargs, **kwargs}
+    spec = ModelSpec(name, 10 if num_classes is None else num_classes, 3 if in_chans is None else in_chans,
+                     32 if img_size is None else img_size, dict(kwargs))
+    model = build(spec)
+    if ckpt is not None:
+        ckpt.load_into(model, name)
+    model.edgesplit_spec = spec
+    return model.eval()
+
+
+def build(spec: ModelSpec) -> nn.Module:
+    """Instantiate `spec` with fresh (random) weights."""
+    _ensure_zoo()
+    entry = _REGISTRY.get(spec.name)
+    try:
+        if entry is not None:
+            return entry.builder(spec.num_classes, spec.in_chans, spec.img_size, **spec.kwargs)
+        if spec.name in torchvision_classifiers():
+            from edgesplit.models.adapt import torchvision_model
+
+            return torchvision_model(spec.name, spec.num_classes, spec.in_chans, spec.img_size, **spec.kwargs)
+    except TypeError as exc:
+        raise ModelError(f"model {spec.name!r} does not take these options ({exc}); "
+                         f"use num_classes, in_chans, img_size") from None
+    raise ModelError(
+        f"unknown model {spec.name!r} ({closest(spec.name, list_models(include_torchvision=True))}); "
+        f"'edgesplit models' lists the zoo, and any torchvision classifier name works too"
+    )
