@@ -6,8 +6,9 @@ Library functions take `progress: Progress | None`. `None` means silent. The CLI
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator, Protocol
+from typing import Protocol
 
 
 class Task(Protocol):

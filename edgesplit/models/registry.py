@@ -7,8 +7,8 @@ Names not registered here fall back to torchvision's classification builders (al
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Callable
 
 from torch import nn
 

@@ -37,7 +37,7 @@ class IRNet(nn.Module):
         self.input_layer = nn.Sequential(nn.Conv2d(in_chans, 64, 3, 1, 1, bias=False), nn.BatchNorm2d(64),
                                          nn.PReLU(64))
         body, cin = [], 64
-        for cout, n in zip((64, 128, 256, 512), units):
+        for cout, n in zip((64, 128, 256, 512), units, strict=True):
             for j in range(n):
                 body.append(IRUnit(cin, cout, 2 if j == 0 else 1))
                 cin = cout

@@ -1,0 +1,74 @@
+"""Helpers shared by the CLI commands: argument types, table printing, one-line errors."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Sequence
+
+_SHAPE = re.compile(r"^\s*(\d+)\s*[xX×]\s*(\d+)\s*[xX×]\s*(\d+)\s*$")
+
+
+def input_shape(text: str) -> tuple[int, int, int]:
+    """Parse '3x32x32' (channels x height x width); square images only."""
+    m = _SHAPE.match(text)
+    if not m:
+        raise argparse.ArgumentTypeError(
+            f"malformed input shape {text!r}: use CHANNELSxHEIGHTxWIDTH, e.g. 3x32x32")
+    c, h, w = (int(g) for g in m.groups())
+    if c < 1 or h < 8 or w < 8:
+        raise argparse.ArgumentTypeError(f"input shape {text!r} is too small: channels >= 1, sides >= 8 pixels")
+    if h != w:
+        raise argparse.ArgumentTypeError(f"input shape {text!r} is not square: edgesplit models take HxH images")
+    return c, h, w
+
+
+def int_list(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not values or any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
+    return values
+
+
+def human(n: float, unit: str = "") -> str:
+    for threshold, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(n) >= threshold:
+            return f"{n / threshold:.2f}{suffix}{unit}"
+    return f"{n:g}{unit}"
+
+
+def print_table(headers: Sequence[str], rows: Sequence[Sequence[object]], out=None) -> None:
+    """A plain aligned text table (numbers right-aligned)."""
+    out = out or sys.stdout
+    cells = [[str(h) for h in headers]] + [[str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    numeric = [all(_is_number(r[i]) for r in cells[1:]) and len(cells) > 1 for i in range(len(headers))]
+
+    def fmt(row):
+        return "  ".join(c.rjust(w) if num else c.ljust(w) for c, w, num in zip(row, widths, numeric, strict=True)).rstrip()
+
+    print(fmt(cells[0]), file=out)
+    print("  ".join("-" * w for w in widths), file=out)
+    for r in cells[1:]:
+        print(fmt(r), file=out)
+
+
+def _is_number(s: str) -> bool:
+    return bool(re.match(r"^-?[\d.,]+[kMG]?[A-Za-z]*$", s)) and any(ch.isdigit() for ch in s)
+
+
+def print_json(obj) -> None:
+    json.dump(obj, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line ('edgesplit cuts: error: ...') and exit code 2."""
+
+    def error(self, message: str):  # noqa: D401 - argparse API
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")

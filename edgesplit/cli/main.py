@@ -1,0 +1,55 @@
+"""`edgesplit` entry point: builds the parser, dispatches, and maps errors to one line and exit 2."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from edgesplit.cli import models_cmd, train_cmd
+from edgesplit.cli.common import OneLineParser
+from edgesplit.errors import EdgesplitError
+
+DESCRIPTION = """\
+edgesplit: split inference on edge devices.
+
+Cut a vision network into a head (runs on the device) and a tail (runs on a server);
+profile every cut point, build deployable heads, and audit what the device sends.
+
+Start here:
+  edgesplit models                               the model zoo
+  edgesplit cuts resnet18 --input 3x224x224      every cut point: shape, params, MACs, bytes on the wire
+  edgesplit train classifier4 --data digits      train on the embedded digits (no download)
+  edgesplit demo                                 the whole tour on the embedded data
+"""
+
+
+def build_parser() -> OneLineParser:
+    parser = OneLineParser(prog="edgesplit", description=DESCRIPTION,
+                           formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
+    from edgesplit import __version__
+
+    parser.add_argument("--version", action="version", version=f"edgesplit {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
+    models_cmd.register(sub)
+    train_cmd.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    try:
+        return int(args.func(args) or 0)
+    except EdgesplitError as exc:
+        print(f"edgesplit {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"edgesplit {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,112 @@
+"""`edgesplit train` and `edgesplit demo`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from edgesplit.cli.common import human, print_table
+
+TRAIN_HELP = """\
+Train a zoo model as a classifier on a data set and write OUT/model.pt (a weights-only
+checkpoint that records the architecture) and OUT/train.json (data, settings, per-epoch figures).
+
+examples:
+  edgesplit train classifier4 --data digits --epochs 8 --out runs/c4
+  edgesplit train resnet20 --data cifar10 --data-root ~/data --epochs 30 --out runs/r20
+"""
+
+
+def add_data_arguments(p: argparse.ArgumentParser, default: str = "digits") -> None:
+    g = p.add_argument_group("data")
+    g.add_argument("--data", default=default, help=f"data set name ('edgesplit datasets'; default {default})")
+    g.add_argument("--data-root", default=None, help="folder holding a local copy (all but digits need one)")
+    g.add_argument("--img-size", type=int, default=None, help="resize images to this square size")
+    g.add_argument("--channels", type=int, choices=(1, 3), default=None, help="force 1 or 3 channels")
+    g.add_argument("--limit", type=int, default=None, help="use only the first N samples of each split")
+    g.add_argument("--seed", type=int, default=0, help="seed of the train/test/attack split and of training")
+
+
+def register(sub) -> None:
+    p = sub.add_parser("train", help="train a classifier and save a checkpoint", description=TRAIN_HELP,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("model", help="zoo name ('edgesplit models')")
+    add_data_arguments(p)
+    g = p.add_argument_group("training")
+    g.add_argument("--epochs", type=int, default=8)
+    g.add_argument("--batch-size", type=int, default=64)
+    g.add_argument("--lr", type=float, default=1e-3)
+    g.add_argument("--optimizer", choices=("adam", "sgd"), default="adam")
+    g.add_argument("--label-smoothing", type=float, default=0.0)
+    g.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+    p.add_argument("--out", required=True, help="output folder (created)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("demo", help="the tour on the embedded digits: cut table, then train the default model",
+                       description="Run the main job on the embedded digits (offline): list the cut points of "
+                                   "classifier4 and train it.")
+    p.add_argument("--out", default="demo-out", help="output folder (default: demo-out)")
+    p.add_argument("--epochs", type=int, default=8)
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_demo)
+
+
+def load_splits(args):
+    from edgesplit.data import load_dataset
+
+    common = dict(root=args.data_root, img_size=args.img_size, channels=args.channels, seed=args.seed,
+                  limit=args.limit)
+    return load_dataset(args.data, split="train", **common), load_dataset(args.data, split="test", **common)
+
+
+def cmd_train(args) -> int:
+    from edgesplit.models import create_model, save_checkpoint, train_classifier
+    from edgesplit.models.training import TrainConfig
+    from edgesplit.progress import TqdmProgress
+
+    train_set, test_set = load_splits(args)
+    info = train_set.info
+    model = create_model(args.model, num_classes=info.num_classes, in_chans=info.channels, img_size=info.img_size)
+    config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
+                         label_smoothing=args.label_smoothing, seed=args.seed)
+    print(f"training {args.model} on {info.name} ({len(train_set)} train / {len(test_set)} test images, "
+          f"{info.channels}x{info.img_size}x{info.img_size}, {info.num_classes} classes)")
+    result = train_classifier(model, train_set, test_set, config, device=args.device,
+                              progress=TqdmProgress(disable=args.quiet))
+    out = Path(args.out)
+    ckpt = save_checkpoint(model, out / "model.pt", metrics={"test_accuracy": result.test_accuracy})
+    record = {"model": model.edgesplit_spec.to_dict(), "data": info.to_dict(), **result.to_dict()}
+    (out / "train.json").write_text(json.dumps(record, indent=2))
+    print(f"test accuracy {result.test_accuracy:.4f} after {config.epochs} epochs ({result.seconds:.0f} s); "
+          f"wrote {ckpt} and {out / 'train.json'}")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    import torch
+
+    from edgesplit.data import load_dataset
+    from edgesplit.models import analyse, create_model, save_checkpoint, train_classifier
+    from edgesplit.models.training import TrainConfig
+    from edgesplit.progress import TqdmProgress
+
+    train_set = load_dataset("digits", split="train")
+    test_set = load_dataset("digits", split="test")
+    info = train_set.info
+    model = create_model("classifier4", num_classes=info.num_classes, in_chans=info.channels, img_size=info.img_size)
+    analysis = analyse(model, torch.zeros(1, info.channels, info.img_size, info.img_size))
+    print(f"== classifier4 on the embedded digits ({info.channels}x{info.img_size}x{info.img_size}): block cuts")
+    print_table(["cut", "shape", "head params", "head MACs", "fp32 B", "int8 B"],
+                [(c.name, "x".join(map(str, c.shape)), human(c.params), human(c.macs), c.payload_bytes["fp32"],
+                  c.payload_bytes["int8"]) for c in analysis.blocks])
+    print(f"\n== training classifier4 ({len(train_set)} train / {len(test_set)} test images)")
+    result = train_classifier(model, train_set, test_set, TrainConfig(epochs=args.epochs),
+                              progress=TqdmProgress(disable=args.quiet))
+    out = Path(args.out)
+    ckpt = save_checkpoint(model, out / "classifier4.pt", metrics={"test_accuracy": result.test_accuracy})
+    (out / "train.json").write_text(json.dumps({"model": model.edgesplit_spec.to_dict(), "data": info.to_dict(),
+                                                **result.to_dict()}, indent=2))
+    print(f"\ntest accuracy {result.test_accuracy:.4f} ({result.seconds:.0f} s); checkpoint {ckpt}")
+    return 0
