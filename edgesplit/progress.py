@@ -69,7 +69,7 @@ class TqdmProgress:
     def task(self, description: str, total: int | None = None) -> Iterator[Task]:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=total, desc=description, disable=self.disable, leave=True, dynamic_ncols=True)
+        bar = tqdm(total=total, desc=description, disable=self.disable, leave=False, dynamic_ncols=True)
 
         class _Task:
             def update(self, n: int = 1, **postfix: float | str) -> None:
