@@ -4,8 +4,8 @@ Importing the package is cheap and never imports torch: the heavy parts live in 
 subpackages (`edgesplit.models`, `edgesplit.data`, ...), imported where they are used.
 """
 
-from edgesplit.errors import CutError, DataError, EdgesplitError, ModelError
+from edgesplit.errors import BundleError, CutError, DataError, EdgesplitError, ExportError, ModelError
 
 __version__ = "0.1.0"
 
-__all__ = ["CutError", "DataError", "EdgesplitError", "ModelError", "__version__"]
+__all__ = ["BundleError", "CutError", "DataError", "EdgesplitError", "ExportError", "ModelError", "__version__"]

@@ -13,6 +13,14 @@ class CutError(ModelError):
     """A cut point that does not exist or where more than one tensor would cross."""
 
 
+class ExportError(EdgesplitError):
+    """An export that cannot be done as asked (precision, calibration, operator, output folder, TensorRT)."""
+
+
+class BundleError(ExportError):
+    """A bundle folder that is incomplete, tampered with, or of an unknown schema."""
+
+
 class DataError(EdgesplitError):
     """A data set name, root folder, file format or split that cannot be used."""
 

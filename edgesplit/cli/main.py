@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from edgesplit.cli import models_cmd, train_cmd
+from edgesplit.cli import export_cmd, models_cmd, train_cmd
 from edgesplit.cli.common import OneLineParser
 from edgesplit.errors import EdgesplitError
 
@@ -19,6 +19,8 @@ Start here:
   edgesplit models                               the model zoo
   edgesplit cuts resnet18 --input 3x224x224      every cut point: shape, params, MACs, bytes on the wire
   edgesplit train classifier4 --data digits      train on the embedded digits (no download)
+  edgesplit export resnet18 --cut layer2.1 --precision int8 --out b/   a deployable INT8 head bundle
+  edgesplit bundle verify b/                     check every file against the manifest
   edgesplit demo                                 the whole tour on the embedded data
 """
 
@@ -32,6 +34,7 @@ def build_parser() -> OneLineParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     models_cmd.register(sub)
     train_cmd.register(sub)
+    export_cmd.register(sub)
     return parser
 
 

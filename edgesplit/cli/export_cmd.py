@@ -1,0 +1,118 @@
+"""`edgesplit export` and `edgesplit bundle verify`."""
+
+from __future__ import annotations
+
+import argparse
+
+from edgesplit.cli.common import input_shape, print_json, print_table
+
+EXPORT_HELP = """\
+Export the head of MODEL (everything up to --cut) as a deployable bundle folder:
+head.onnx (+ head.<gpu>.engine with --format tensorrt), fidelity.json and manifest.json
+(input/output format, wire format with int8 scale/zero-point, calibration, sha256 of every file).
+
+precision   fp32 | fp16 (a genuine FP16 graph) | int8 (static QDQ, per-channel weights)
+wire        what the device sends: fp32 | fp16 | int8 (1 byte per value + scale/zero-point);
+            default = the precision's own
+target      INT8 layout: auto (this host) | x86-vnni (U8S8) | x86 (U8S8, 7-bit weights) |
+            arm (symmetric S8S8) | tensorrt (symmetric S8S8)
+
+The fidelity check compares the exported head with the PyTorch FP32 head on the --eval-split
+(never the calibration split) and prints max abs error, cosine, SNR and the tail's accuracy.
+
+examples:
+  edgesplit export resnet18 --cut layer2.1 --input 3x64x64 --precision int8 --out bundles/r18-l2-int8
+  edgesplit export classifier4 --checkpoint runs/c4/model.pt --cut features.1 --precision int8 \\
+      --calib-data digits --calib-method entropy --out bundles/c4-int8
+  edgesplit export resnet18 --cut layer2.1 --precision fp16 --format tensorrt --out bundles/r18-trt
+"""
+
+
+def register(sub) -> None:
+    p = sub.add_parser("export", help="export a head as a bundle (ONNX fp32/fp16/int8, TensorRT)",
+                       description=EXPORT_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("model", help="zoo name ('edgesplit models')")
+    p.add_argument("--cut", required=True, help="cut name ('edgesplit cuts MODEL')")
+    p.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp32")
+    p.add_argument("--checkpoint", default=None, help="weights from 'edgesplit train' (else random init, seeded)")
+    p.add_argument("--input", type=input_shape, default=None, metavar="CxHxW",
+                   help="input shape (default: the checkpoint's, else 3x32x32)")
+    p.add_argument("--num-classes", type=int, default=None)
+    p.add_argument("--wire", choices=("fp32", "fp16", "int8"), default=None, help="what the device sends")
+    p.add_argument("--format", choices=("onnx", "tensorrt"), default="onnx")
+    p.add_argument("--target", default="auto", help="INT8 layout (see above; default: auto)")
+    g = p.add_argument_group("calibration and evaluation data")
+    g.add_argument("--calib-data", default="digits", help="data set for calibration and the fidelity check")
+    g.add_argument("--data-root", default=None, help="local copy of the data set (all but digits)")
+    g.add_argument("--calib-split", default="train", choices=("train", "test", "attack"))
+    g.add_argument("--calib-size", type=int, default=256)
+    g.add_argument("--calib-method", choices=("minmax", "entropy", "percentile"), default="minmax")
+    g.add_argument("--calib-percentile", type=float, default=99.99)
+    g.add_argument("--eval-split", default="test", choices=("train", "test", "attack"))
+    g.add_argument("--eval-size", type=int, default=512)
+    g.add_argument("--seed", type=int, default=0)
+    t = p.add_argument_group("TensorRT")
+    t.add_argument("--trt-int8", choices=("explicit", "implicit"), default="explicit",
+                   help="explicit: from the Q/DQ graph; implicit: TensorRT's entropy calibrator + calib.cache")
+    t.add_argument("--trt-workspace-mb", type=int, default=1024)
+    t.add_argument("--max-batch", type=int, default=32, help="largest batch the engine accepts")
+    p.add_argument("--out", required=True, help="bundle folder to create")
+    p.add_argument("--force", action="store_true", help="replace an existing bundle in --out")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_export)
+
+    b = sub.add_parser("bundle", help="bundle utilities (verify)", description="Work with bundle folders.")
+    bsub = b.add_subparsers(dest="bundle_command", metavar="ACTION", required=True)
+    v = bsub.add_parser("verify", help="recompute every file's sha256 and compare with the manifest",
+                        description="Recompute the sha256 of every file in BUNDLE and compare with manifest.json; "
+                                    "exit 2 on any difference (tampered, truncated or incomplete bundle).")
+    v.add_argument("bundle", help="bundle folder")
+    v.add_argument("--json", action="store_true")
+    v.set_defaults(func=cmd_verify)
+
+
+def cmd_export(args) -> int:
+    from edgesplit.export import ExportConfig, export_bundle
+    from edgesplit.progress import TqdmProgress
+
+    config = ExportConfig(
+        model=args.model, cut=args.cut, precision=args.precision, checkpoint=args.checkpoint,
+        input_shape=args.input, num_classes=args.num_classes, wire=args.wire, format=args.format,
+        target=args.target, calib_data=args.calib_data, calib_root=args.data_root, calib_split=args.calib_split,
+        calib_size=args.calib_size, calib_method=args.calib_method, calib_percentile=args.calib_percentile,
+        eval_split=args.eval_split, eval_size=args.eval_size, seed=args.seed, trt_int8=args.trt_int8,
+        trt_workspace_mb=args.trt_workspace_mb, max_batch=args.max_batch)
+    bundle = export_bundle(config, args.out, force=args.force, progress=TqdmProgress(disable=args.quiet))
+    m = bundle.manifest
+    fid = m["fidelity"]
+    wire = m["wire"]
+    q = m.get("quantization") or {}
+    print(f"wrote {bundle.path}: {m['model']['name']} head up to {m['cut']['name']} at {m['precision']}"
+          + (f" ({q.get('target')}: {q.get('activation_type')} activations, {q.get('weight_type')} weights)"
+             if m["precision"] == "int8" else ""))
+    print_table(["", "value"], [
+        ("head.onnx bytes", fid["head_onnx_bytes"]),
+        ("wire", f"{wire['format']} ({wire['dtype']}), {wire['bytes_per_sample']} B/sample"
+         + (f", scale {wire['scale']:.6g}, zero-point {wire['zero_point']}" if wire["format"] == "int8" else "")),
+        ("max abs error vs fp32", f"{fid['max_abs_error']:.4g}"),
+        ("mean cosine vs fp32", f"{fid['mean_cosine']:.5f}"),
+        ("feature SNR", f"{fid['snr_db']:.1f} dB"),
+        ("tail top-1 (fp32 / exported features)",
+         f"{fid['tail_top1_fp32_features']:.4f} / {fid['tail_top1_exported_features']:.4f}"),
+        *[(f"engine {name}", f"TensorRT {r['tensorrt_version']} on {r['gpu']} (sm {r['compute_capability']})")
+          for name, r in m.get("engines", {}).items()],
+    ])
+    return 0
+
+
+def cmd_verify(args) -> int:
+    from edgesplit.export import verify_bundle
+
+    bundle = verify_bundle(args.bundle)
+    files = bundle.manifest["files"]
+    if args.json:
+        print_json({"bundle": str(bundle.path), "ok": True, "sha256": bundle.sha256, "files": files})
+        return 0
+    print(f"{bundle.path}: OK ({len(files)} files match manifest.json; bundle sha256 {bundle.sha256[:16]}...)")
+    print_table(["file", "bytes", "sha256"], [(n, r["bytes"], r["sha256"][:16] + "...") for n, r in files.items()])
+    return 0

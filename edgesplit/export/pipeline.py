@@ -1,0 +1,166 @@
+"""`export_bundle(config, out_dir)`: model -> head -> ONNX (fp32/fp16/int8) -> wire -> fidelity -> bundle."""
+
+from __future__ import annotations
+
+import datetime as dt
+import platform
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+
+from edgesplit.errors import ExportError
+from edgesplit.export import onnx_export, wire_graph
+from edgesplit.export.bundle import HEAD, Bundle, check_output_folder, sha256_file, write_bundle
+from edgesplit.export.calibration import calibrate, tensor_range
+from edgesplit.export.config import ExportConfig
+from edgesplit.export.fidelity import measure_fidelity
+from edgesplit.export.quantize import preprocess, quantize_int8
+from edgesplit.export.targets import scheme_for
+from edgesplit.progress import Progress, resolve
+
+
+def export_bundle(config: ExportConfig, out_dir: str | Path, force: bool = False,
+                  progress: Progress | None = None) -> Bundle:
+    """Export one head as a bundle folder; nothing is written to `out_dir` unless everything succeeded."""
+    from edgesplit.models import create_model, split
+
+    progress = resolve(progress)
+    check_output_folder(out_dir, force)  # before any work: never compute a bundle only to refuse it
+    if config.format == "tensorrt":
+        from edgesplit.export.tensorrt_build import import_tensorrt
+
+        import_tensorrt()  # fail before any work when TensorRT is absent
+    scheme = scheme_for("tensorrt" if config.format == "tensorrt" and config.target == "auto" else config.target)
+    c, h, w = config.input_shape or (None, None, None)
+    torch.manual_seed(config.seed)  # without a checkpoint the head is random-init: make it reproducible
+    model = create_model(config.model, num_classes=config.num_classes, in_chans=c, img_size=h,
+                         checkpoint=config.checkpoint)
+    spec = model.edgesplit_spec
+    shape = (spec.in_chans, spec.img_size, spec.img_size)
+    parts = split(model, config.cut, example_input=torch.zeros(1, *shape))
+    calib_images, calib_info = _load(config, config.calib_split, config.calib_size, shape) \
+        if config.needs_calibration else (None, None)
+    if calib_images is not None and len(calib_images) < 16:
+        raise ExportError(f"the calibration set has only {len(calib_images)} samples ({config.calib_data}/"
+                          f"{config.calib_split}): INT8 calibration needs at least 16")
+    eval_images, eval_info = _load(config, config.eval_split, config.eval_size, shape)
+    eval_labels = eval_info.pop("labels")
+
+    with tempfile.TemporaryDirectory(prefix="edgesplit-export-") as tmp:
+        tmp = Path(tmp)
+        with progress.task("exporting ONNX", total=None):
+            fp32 = onnx_export.export_onnx(parts.head, torch.zeros(1, *shape), tmp / "fp32.onnx", config.opset)
+        ranges, cache = None, None
+        if config.precision == "int8":
+            pre = preprocess(fp32, tmp / "pre.onnx")
+            ranges, cache = quantize_int8(pre, tmp / "head.onnx", calib_images, config.calib_method, scheme, tmp,
+                                          config.calib_percentile, progress)
+        elif config.precision == "fp16":
+            onnx_export.convert_fp16(fp32, tmp / "head.onnx")
+        else:
+            (tmp / "head.onnx").write_bytes(fp32.read_bytes())
+        out_range = None
+        if config.wire_format == "int8":
+            if ranges is None:
+                ranges = calibrate(fp32, calib_images, config.calib_method, scheme.activation_symmetric,
+                                   config.calib_percentile, progress=progress)
+            out_range = tensor_range(ranges, onnx_export.OUTPUT_NAME)
+        model_proto = onnx.load(str(tmp / "head.onnx"))
+        int8_dtype = "uint8" if scheme.activation_type == "QUInt8" else "int8"
+        model_proto, wire = wire_graph.set_wire(model_proto, config.wire_format, out_range, int8_dtype,
+                                                scheme.activation_symmetric)
+        onnx.save(model_proto, str(tmp / HEAD))
+        onnx_export.check(tmp / HEAD)
+        input_dtype = "float16" if config.precision == "fp16" else "float32"
+        with progress.task("checking fidelity", total=None):
+            fidelity = measure_fidelity(tmp / HEAD, wire, input_dtype, parts, eval_images, eval_labels)
+        fidelity["fp32_head_onnx_bytes"] = fp32.stat().st_size
+        files = {HEAD: tmp / HEAD}
+        (tmp / "fidelity.json").write_text(_json(fidelity))
+        files["fidelity.json"] = tmp / "fidelity.json"
+        engines = {}
+        if config.format == "tensorrt":
+            from edgesplit.export.tensorrt_build import build_engine
+
+            source = tmp / HEAD
+            if config.precision == "int8" and config.trt_int8 == "implicit":
+                # TensorRT's own calibrator quantizes a float network: build from the FP32 graph (same wire).
+                float_graph, _ = wire_graph.set_wire(onnx.load(str(fp32)), config.wire_format, out_range,
+                                                     int8_dtype, scheme.activation_symmetric)
+                source = tmp / "engine_source.onnx"
+                onnx.save(float_graph, str(source))
+            record = build_engine(source, tmp, config.precision, int8_mode=config.trt_int8,
+                                  calib_images=calib_images, input_shape=shape, max_batch=config.max_batch,
+                                  workspace_mb=config.trt_workspace_mb, input_dtype=input_dtype)
+            files[record["file"]] = tmp / record["file"]
+            if record.get("calibration_cache"):
+                files[record["calibration_cache"]] = tmp / record["calibration_cache"]
+            engines[record["file"]] = record
+        manifest = _manifest(config, spec, parts, shape, input_dtype, wire, scheme, calib_info, fidelity, engines,
+                             int8=config.precision == "int8" or config.wire_format == "int8")
+        return write_bundle(out_dir, files, manifest, force=force)
+
+
+def _load(config: ExportConfig, split: str, limit: int, shape) -> tuple[np.ndarray, dict]:
+    from edgesplit.data import load_dataset
+
+    ds = load_dataset(config.calib_data, root=config.calib_root, split=split, img_size=shape[1],
+                      channels=shape[0], seed=config.seed, limit=limit)
+    images, labels = ds.tensors()
+    info = {"data": config.calib_data, "split": split, "size": int(len(ds)), "seed": config.seed,
+            "ids_sha256": _ids_hash(ds.ids), "labels": labels.numpy()}
+    return images.numpy().astype(np.float32), info
+
+
+def _ids_hash(ids) -> str:
+    import hashlib
+
+    return hashlib.sha256(np.asarray(ids, dtype=np.int64).tobytes()).hexdigest()
+
+
+def _manifest(config, spec, parts, shape, input_dtype, wire, scheme, calib_info, fidelity, engines, int8) -> dict:
+    import onnxruntime
+
+    import edgesplit
+
+    numel = parts.cut.numel
+    calibration = None
+    if calib_info is not None:
+        calibration = {**{k: v for k, v in calib_info.items() if k != "labels"}, "method": config.calib_method,
+                       **({"percentile": config.calib_percentile} if config.calib_method == "percentile" else {})}
+    return {
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "model": {"name": spec.name, "spec": spec.to_dict(),
+                  "weights": "checkpoint" if config.checkpoint else f"random-init (torch seed {config.seed})",
+                  "checkpoint": Path(config.checkpoint).name if config.checkpoint else None,
+                  "checkpoint_sha256": sha256_file(config.checkpoint) if config.checkpoint else None},
+        "cut": parts.cut.to_dict(),
+        "input": {"name": onnx_export.INPUT_NAME, "shape": [None, *shape], "dtype": input_dtype, "layout": "NCHW",
+                  "range": [0.0, 1.0],
+                  "normalization": {"mean": [0.0] * shape[0], "std": [1.0] * shape[0],
+                                    "note": "feed RGB/gray images scaled to [0, 1]; the model was trained so"}},
+        "output": {"name": onnx_export.OUTPUT_NAME, "shape": [None, *parts.cut.shape], "dtype": wire.dtype},
+        "wire": {**wire.to_dict(), "scheme": "per-tensor" if wire.format == "int8" else None,
+                 "bytes_per_sample": numel * wire.itemsize},
+        "precision": config.precision,
+        "quantization": ({"format": "QDQ", "per_channel_weights": config.precision == "int8",
+                          **scheme.to_dict()} if int8 else None),
+        "calibration": calibration,
+        "evaluation": {"data": config.calib_data, "split": config.eval_split, "size": fidelity["samples"]},
+        "fidelity": {k: fidelity[k] for k in ("max_abs_error", "mean_cosine", "snr_db", "tail_top1_fp32_features",
+                                              "tail_top1_exported_features", "head_onnx_bytes")},
+        "engines": engines,
+        "export": config.to_dict(),
+        "tools": {"edgesplit": edgesplit.__version__, "torch": torch.__version__, "onnx": onnx.__version__,
+                  "onnxruntime": onnxruntime.__version__, "python": platform.python_version(),
+                  "host": platform.machine()},
+    }
+
+
+def _json(obj) -> str:
+    import json
+
+    return json.dumps(obj, indent=2) + "\n"
