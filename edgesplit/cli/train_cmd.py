@@ -44,9 +44,9 @@ def register(sub) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("demo", help="the tour on the embedded digits: cut table, then train the default model",
+    p = sub.add_parser("demo", help="the tour on the embedded digits: cuts, training, INT8 export",
                        description="Run the main job on the embedded digits (offline): list the cut points of "
-                                   "classifier4 and train it.")
+                                   "classifier4, train it, and export one head as verified FP32 and INT8 bundles.")
     p.add_argument("--out", default="demo-out", help="output folder (default: demo-out)")
     p.add_argument("--epochs", type=int, default=8)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -109,4 +109,21 @@ def cmd_demo(args) -> int:
     (out / "train.json").write_text(json.dumps({"model": model.edgesplit_spec.to_dict(), "data": info.to_dict(),
                                                 **result.to_dict()}, indent=2))
     print(f"\ntest accuracy {result.test_accuracy:.4f} ({result.seconds:.0f} s); checkpoint {ckpt}")
+
+    from edgesplit.export import ExportConfig, export_bundle, verify_bundle
+
+    cut = analysis.blocks[1].name
+    print(f"\n== exporting the head up to {cut} as FP32 and INT8 bundles")
+    rows = []
+    for precision in ("fp32", "int8"):
+        config = ExportConfig("classifier4", cut, precision=precision, checkpoint=str(ckpt))
+        bundle = export_bundle(config, out / f"bundle-{cut}-{precision}", force=True,
+                               progress=TqdmProgress(disable=args.quiet))
+        verify_bundle(bundle.path)
+        f = bundle.manifest["fidelity"]
+        rows.append((precision, f["head_onnx_bytes"], bundle.manifest["wire"]["bytes_per_sample"],
+                     f"{f['mean_cosine']:.4f}", f"{f['snr_db']:.1f}", f"{f['tail_top1_exported_features']:.4f}",
+                     str(bundle.path)))
+    print_table(["precision", "head bytes", "wire B/sample", "cosine vs fp32", "SNR dB", "tail top-1", "bundle"],
+                rows)
     return 0

@@ -1,0 +1,52 @@
+"""Shared helpers of the benchmark scripts: machine description and interleaved onnxruntime timing."""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import time
+
+import numpy as np
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import onnxruntime
+    import torch
+
+    return (f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, torch {torch.__version__}, "
+            f"onnxruntime {onnxruntime.__version__}")
+
+
+def ort_session(path, threads: int):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def time_interleaved(sessions: dict, feeds: dict, warmup: int = 20, rounds: int = 30, per_round: int = 10) -> dict:
+    """Median latency (ms) of each session, alternating between them round by round so drift hits all alike."""
+    for name, sess in sessions.items():
+        for _ in range(warmup):
+            sess.run(None, feeds[name])
+    samples = {name: [] for name in sessions}
+    for _ in range(rounds):
+        for name, sess in sessions.items():
+            for _ in range(per_round):
+                t0 = time.perf_counter()
+                sess.run(None, feeds[name])
+                samples[name].append((time.perf_counter() - t0) * 1e3)
+    return {name: {"p50": statistics.median(v), "p90": float(np.percentile(v, 90)), "n": len(v)}
+            for name, v in samples.items()}
