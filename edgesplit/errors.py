@@ -21,6 +21,14 @@ class BundleError(ExportError):
     """A bundle folder that is incomplete, tampered with, or of an unknown schema."""
 
 
+class BackendError(EdgesplitError):
+    """A backend that is not installed, cannot load a bundle, or produced unusable output (runtime package)."""
+
+
+class DeviceError(EdgesplitError):
+    """An unknown device profile, an unreachable remote device, or a failed remote command (devices package)."""
+
+
 class DataError(EdgesplitError):
     """A data set name, root folder, file format or split that cannot be used."""
 
