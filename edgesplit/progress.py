@@ -7,6 +7,7 @@ Library functions take `progress: Progress | None`. `None` means silent. The CLI
 from __future__ import annotations
 
 from collections.abc import Iterator
+import time
 from contextlib import contextmanager
 from typing import Protocol
 
@@ -69,6 +70,12 @@ class TqdmProgress:
     def task(self, description: str, total: int | None = None) -> Iterator[Task]:
         from tqdm.auto import tqdm
 
+        if total is None:  # a step of unknown length: one line when it ends, no bar
+            start = time.perf_counter()
+            yield _SilentTask()
+            if not self.disable:
+                tqdm.write(f"{description}: done in {time.perf_counter() - start:.1f} s")
+            return
         bar = tqdm(total=total, desc=description, disable=self.disable, leave=False, dynamic_ncols=True)
 
         class _Task:

@@ -61,7 +61,7 @@ def register(sub) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_export)
 
-    b = sub.add_parser("bundle", help="bundle utilities (verify)", description="Work with bundle folders.")
+    b = sub.add_parser("bundle", help="bundle utilities: verify, pack, unpack", description="Work with bundle folders.")
     bsub = b.add_subparsers(dest="bundle_command", metavar="ACTION", required=True)
     v = bsub.add_parser("verify", help="recompute every file's sha256 and compare with the manifest",
                         description="Recompute the sha256 of every file in BUNDLE and compare with manifest.json; "
@@ -69,6 +69,9 @@ def register(sub) -> None:
     v.add_argument("bundle", help="bundle folder")
     v.add_argument("--json", action="store_true")
     v.set_defaults(func=cmd_verify)
+    from edgesplit.cli.runtime_cmd import register_bundle_actions
+
+    register_bundle_actions(bsub)
 
 
 def cmd_export(args) -> int:

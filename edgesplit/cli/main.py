@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from edgesplit.cli import export_cmd, models_cmd, train_cmd
+from edgesplit.cli import devices_cmd, export_cmd, models_cmd, runtime_cmd, train_cmd
 from edgesplit.cli.common import OneLineParser
 from edgesplit.errors import EdgesplitError
 
@@ -21,6 +21,9 @@ Start here:
   edgesplit train classifier4 --data digits      train on the embedded digits (no download)
   edgesplit export resnet18 --cut layer2.1 --precision int8 --out b/   a deployable INT8 head bundle
   edgesplit bundle verify b/                     check every file against the manifest
+  edgesplit profile b/ --batch 1,8               latency percentiles and memory on this device
+  edgesplit emit b/ --split attack --out f.npz   the exact bytes the device sends, with sample ids
+  edgesplit devices                              board profiles; 'devices detect' names this host
   edgesplit demo                                 the whole tour on the embedded data
 """
 
@@ -35,6 +38,8 @@ def build_parser() -> OneLineParser:
     models_cmd.register(sub)
     train_cmd.register(sub)
     export_cmd.register(sub)
+    runtime_cmd.register(sub)
+    devices_cmd.register(sub)
     return parser
 
 

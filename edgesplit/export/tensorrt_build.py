@@ -79,6 +79,20 @@ class CudaMemory:
         else:
             self._driver.memcpy_htod(ptr, array)
 
+    def download(self, host: np.ndarray, ptr: int) -> None:
+        """Copy device memory at `ptr` into the contiguous host array `host` (in place)."""
+        if self._cudart is not None:
+            kind = self._cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
+            self._check((self._cudart.cudaMemcpy(host.ctypes.data, ptr, host.nbytes, kind)[0], None))
+        else:
+            self._driver.memcpy_dtoh(host, ptr)
+
+    def synchronize(self) -> None:
+        if self._cudart is not None:
+            self._check((self._cudart.cudaDeviceSynchronize()[0], None))
+        else:
+            self._driver.Context.synchronize()
+
     def free(self, ptr: int) -> None:
         if self._cudart is not None:
             self._cudart.cudaFree(ptr)

@@ -1,0 +1,185 @@
+"""`edgesplit profile`, `edgesplit emit`, `edgesplit bundle pack|unpack`."""
+
+from __future__ import annotations
+
+import argparse
+
+from edgesplit.cli.common import int_list, print_table
+
+PROFILE_HELP = """\
+Measure a bundle on this device (or on a board over ssh): latency percentiles per batch size,
+throughput, load time, peak memory above a no-model baseline (process RSS; GPU memory via NVML
+and Jetson memory via tegrastats where present), payload bytes per sample, and the environment.
+The bundle's hashes are verified first. Each row is appended to --out as soon as it is measured.
+
+backends: ort (onnxruntime CPU), ort-cuda, ort-trt (onnxruntime CUDA / TensorRT providers),
+          tensorrt (native engine from the bundle), torch, torch-cuda (PyTorch reference)
+
+examples:
+  edgesplit profile bundles/r18-int8 --batch 1,8 --out results.jsonl
+  edgesplit profile bundles/r18-fp32 --threads 1 --iters 500 --min-seconds 5
+  edgesplit profile bundles/r18-int8 --device ssh://nvidia@orin.local --backend ort-trt
+"""
+
+EMIT_HELP = """\
+Run a bundle over a data split and save exactly what the device sends (the wire bytes: int8 with
+scale/zero-point for an int8 wire) with the sample ids, the bundle's sha256, the backend and the
+device. This FeatureFile is what the privacy audit attacks.
+
+examples:
+  edgesplit emit bundles/c4-int8 --data digits --split attack --out feats/attack.npz
+  edgesplit emit bundles/c4-int8 --data digits --split test --limit 200 --out feats/test.npz
+  edgesplit emit bundles/c4-int8 --data digits --split attack --device ssh://pi@raspberrypi --out f.npz
+"""
+
+
+def _device_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("where to run")
+    g.add_argument("--backend", default="ort", choices=("ort", "ort-cuda", "ort-trt", "tensorrt", "torch",
+                                                         "torch-cuda"))
+    g.add_argument("--threads", type=int, default=None, help="intra-op threads (default: the backend's)")
+    g.add_argument("--device", default="local", help="local (default) or ssh://user@host[:port]")
+    g.add_argument("--ssh-identity", default=None, help="private key for --device ssh://")
+    g.add_argument("--ssh-option", action="append", default=[], metavar="OPT",
+                   help="extra ssh -o option, e.g. StrictHostKeyChecking=accept-new (repeatable)")
+    g.add_argument("--remote-python", default="python3", help="python with edgesplit installed on the device")
+    g.add_argument("--checkpoint", default=None, help="for --backend torch: the checkpoint the bundle came from")
+
+
+def register(sub, bundle_sub=None) -> None:
+    p = sub.add_parser("profile", help="measure latency and memory of a bundle on this device or over ssh",
+                       description=PROFILE_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("bundle", help="bundle folder from 'edgesplit export'")
+    p.add_argument("--batch", type=int_list, default=[1], help="comma-separated batch sizes (default 1)")
+    p.add_argument("--warmup", type=int, default=20)
+    p.add_argument("--iters", type=int, default=200, help="at least this many timed calls")
+    p.add_argument("--min-seconds", type=float, default=2.0, help="and at least this long")
+    p.add_argument("--out", default=None, help="append the rows to this JSON-lines file")
+    p.add_argument("--json", action="store_true", help="print the rows as JSON")
+    p.add_argument("--quiet", action="store_true")
+    _device_arguments(p)
+    p.set_defaults(func=cmd_profile)
+
+    p = sub.add_parser("emit", help="save the exact features a bundle sends for a data split",
+                       description=EMIT_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("bundle", help="bundle folder")
+    p.add_argument("--data", default="digits")
+    p.add_argument("--data-root", default=None)
+    p.add_argument("--split", default="attack", choices=("train", "test", "attack"))
+    p.add_argument("--limit", type=int, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--out", required=True, help="FeatureFile to write (.npz)")
+    p.add_argument("--quiet", action="store_true")
+    _device_arguments(p)
+    p.set_defaults(func=cmd_emit)
+
+
+def register_bundle_actions(bsub) -> None:
+    p = bsub.add_parser("pack", help="one .tar.gz of a verified bundle, for copying to a board",
+                        description="Verify BUNDLE and write it as one archive (unpack it on the board with "
+                                    "'edgesplit bundle unpack' or let profile/emit --device do it).")
+    p.add_argument("bundle")
+    p.add_argument("--out", required=True, help="archive path (.tar.gz)")
+    p.set_defaults(func=cmd_pack)
+    p = bsub.add_parser("unpack", help="extract a packed bundle safely and verify it",
+                        description="Extract ARCHIVE into --out, refusing absolute paths, '..' and links, "
+                                    "then verify every hash.")
+    p.add_argument("archive")
+    p.add_argument("--out", required=True, help="bundle folder to create")
+    p.add_argument("--force", action="store_true")
+    p.set_defaults(func=cmd_unpack)
+
+
+def _remote(args):
+    from edgesplit.devices.remote import SshDevice, parse_device
+
+    return SshDevice(parse_device(args.device), python=args.remote_python, identity=args.ssh_identity,
+                     options=tuple(args.ssh_option))
+
+
+def cmd_profile(args) -> int:
+    from edgesplit.progress import TqdmProgress
+    from edgesplit.runtime.results import append_row
+    from edgesplit.runtime.timing import TimingConfig
+
+    timing = TimingConfig(warmup=args.warmup, iters=args.iters, min_seconds=args.min_seconds)
+
+    def keep(row):
+        if args.out:
+            append_row(args.out, row)
+
+    if args.device == "local":
+        from edgesplit.runtime.profile import profile_bundle
+
+        rows = profile_bundle(args.bundle, args.backend, args.batch, timing, args.threads, args.checkpoint,
+                              progress=TqdmProgress(disable=args.quiet), on_row=keep)
+    else:
+        from edgesplit.runtime.remote_jobs import profile_remote
+
+        rows = profile_remote(_remote(args), args.bundle, args.backend, args.batch, timing, args.threads)
+        for row in rows:
+            keep(row)
+    if args.json:
+        from edgesplit.cli.common import print_json
+
+        print_json(rows)
+        return 0
+    table = []
+    for r in rows:
+        lat, mem = r["latency_ms"], r["memory"]
+        peak = mem.get("rss_peak_above_baseline_bytes")
+        table.append((r["backend"], r["batch"], f"{lat['mean']:.3f}", f"{lat['p50']:.3f}", f"{lat['p90']:.3f}",
+                      f"{lat['p99']:.3f}", f"{lat['std']:.3f}", f"{r['throughput_per_s']:.1f}",
+                      f"{r['load_seconds']:.3f}", f"{peak / 2**20:.1f}" if peak is not None else "-",
+                      r["payload_bytes_per_sample"]))
+    first = rows[0]
+    print(f"{first['bundle']}: {first['model']} up to {first['cut']} at {first['precision']} "
+          f"({first['environment']['cpu']}, {first['environment']['cores']} cores"
+          + (f", {first['device_url']}" if "device_url" in first else "") + ")")
+    print_table(["backend", "batch", "mean ms", "p50 ms", "p90 ms", "p99 ms", "std ms", "samples/s", "load s",
+                 "peak RSS MB", "payload B/sample"], table)
+    if args.out:
+        print(f"appended {len(rows)} row(s) to {args.out}")
+    return 0
+
+
+def cmd_emit(args) -> int:
+    from edgesplit.progress import TqdmProgress
+
+    if args.device == "local":
+        from edgesplit.runtime.emit import emit_split
+
+        ff = emit_split(args.bundle, args.data, args.split, args.limit, args.data_root, args.seed, args.backend,
+                        args.batch_size, args.threads, args.checkpoint, progress=TqdmProgress(disable=args.quiet))
+        ff.save(args.out)
+    else:
+        from edgesplit.export.bundle import load_bundle
+        from edgesplit.runtime.emit import split_inputs
+        from edgesplit.runtime.remote_jobs import emit_remote
+
+        bundle = load_bundle(args.bundle)
+        images, ids, data = split_inputs(bundle, args.data, args.split, args.limit, args.data_root, args.seed)
+        ff = emit_remote(_remote(args), bundle.path, images, ids, data, args.out, args.backend, args.batch_size,
+                         args.threads)
+    wire = ff.wire
+    print(f"wrote {args.out}: {len(ff.ids)} samples of {args.data}/{args.split}, features "
+          f"{ff.features.dtype} {tuple(ff.features.shape[1:])} ({ff.features.nbytes} bytes on the wire"
+          + (f", scale {wire.scale:.6g}, zero-point {wire.zero_point}" if wire.format == "int8" else "") + ")")
+    return 0
+
+
+def cmd_pack(args) -> int:
+    from edgesplit.runtime.pack import pack_bundle
+
+    path = pack_bundle(args.bundle, args.out)
+    print(f"wrote {path} ({path.stat().st_size} bytes)")
+    return 0
+
+
+def cmd_unpack(args) -> int:
+    from edgesplit.runtime.pack import unpack_bundle
+
+    path = unpack_bundle(args.archive, args.out, force=args.force)
+    print(f"unpacked and verified {path}")
+    return 0

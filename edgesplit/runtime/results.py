@@ -1,0 +1,40 @@
+"""Results files: append-only JSON lines, each row flushed and fsynced as soon as it is measured."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from edgesplit.errors import BackendError
+
+
+def append_row(path: str | os.PathLike, row: dict) -> None:
+    """Append one row as a single write of one line, then fsync: a crash never leaves a half row behind."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    line = (json.dumps(row, sort_keys=True) + "\n").encode()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_rows(path: str | os.PathLike) -> list[dict]:
+    """All complete rows; a torn last line (from a crash mid-write) is skipped, any other bad line is an error."""
+    path = Path(path)
+    if not path.is_file():
+        raise BackendError(f"results file {path} does not exist")
+    rows, lines = [], path.read_text().splitlines()
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            if i == len(lines) - 1:
+                break
+            raise BackendError(f"{path} line {i + 1} is not JSON: the file was edited or corrupted") from None
+    return rows
