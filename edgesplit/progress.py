@@ -6,8 +6,8 @@ Library functions take `progress: Progress | None`. `None` means silent. The CLI
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Protocol
 

@@ -30,9 +30,10 @@ def unpack_bundle(archive: str | os.PathLike, dest: str | os.PathLike, force: bo
     """
     archive, dest = Path(archive), Path(dest)
     try:
-        tar = tarfile.open(archive, "r:*")
+        tar = tarfile.open(archive, "r:*")  # noqa: SIM115 - closed by the with-block below
     except (tarfile.TarError, OSError) as exc:
-        raise BundleError(f"{archive} is not a readable bundle archive ({exc}): pack it with 'edgesplit bundle pack'")
+        raise BundleError(f"{archive} is not a readable bundle archive ({exc}): pack it with "
+                          f"'edgesplit bundle pack'") from None
     with tar:
         members = tar.getmembers()
         names = []
