@@ -39,6 +39,7 @@ def build_parser() -> OneLineParser:
     train_cmd.register(sub)
     export_cmd.register(sub)
     runtime_cmd.register(sub)
+    runtime_cmd.register_estimate(sub)
     devices_cmd.register(sub)
     return parser
 
@@ -57,6 +58,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"edgesplit {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into `head` and closed: not an error
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from edgesplit.cli.common import int_list, print_table
+from edgesplit.cli.common import input_shape, int_list, print_table
 
 PROFILE_HELP = """\
 Measure a bundle on this device (or on a board over ssh): latency percentiles per batch size,
@@ -73,6 +73,54 @@ def register(sub, bundle_sub=None) -> None:
     p.add_argument("--quiet", action="store_true")
     _device_arguments(p)
     p.set_defaults(func=cmd_emit)
+
+
+ESTIMATE_HELP = """\
+Estimate head latency per cut on a board you do not have, from the head's MACs and bytes moved and
+the board's published peak compute and memory bandwidth (a roofline with an efficiency factor).
+These are ESTIMATES, labelled kind=estimate, and are never written into a file of measurements.
+'edgesplit devices' lists the boards and where their figures come from.
+
+examples:
+  edgesplit estimate resnet18 --input 3x224x224 --device-profile jetson-orin-nano-8gb
+  edgesplit estimate mobilenet_v3_small --input 3x224x224 --device-profile raspberry-pi-5-8gb --precision int8
+"""
+
+
+def register_estimate(sub) -> None:
+    p = sub.add_parser("estimate", help="roofline latency estimates per cut for a board not at hand",
+                       description=ESTIMATE_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("model")
+    p.add_argument("--input", type=input_shape, default=(3, 224, 224), metavar="CxHxW")
+    p.add_argument("--device-profile", required=True, help="a profile from 'edgesplit devices'")
+    p.add_argument("--precision", default="fp32,fp16,int8", help="comma list of fp32, fp16, int8")
+    p.add_argument("--efficiency", type=float, default=0.5, help="fraction of peak assumed reachable (0-1]")
+    p.add_argument("--checkpoint", default=None)
+    p.add_argument("--out", default=None, help="append rows (kind=estimate) to this JSON-lines file")
+    p.set_defaults(func=cmd_estimate)
+
+
+def cmd_estimate(args) -> int:
+    from edgesplit.errors import DeviceError
+    from edgesplit.runtime.estimates import estimate_cuts
+    from edgesplit.runtime.results import append_row
+
+    precisions = [p.strip() for p in args.precision.split(",") if p.strip()]
+    bad = [p for p in precisions if p not in ("fp32", "fp16", "int8")]
+    if bad or not 0 < args.efficiency <= 1:
+        raise DeviceError(f"--precision takes fp32, fp16, int8 (got {', '.join(bad) or args.precision}) and "
+                          f"--efficiency a value in (0, 1]")
+    rows = estimate_cuts(args.model, args.input, args.device_profile, precisions, args.checkpoint, args.efficiency)
+    for row in rows:
+        if args.out:
+            append_row(args.out, row)
+    c, h, w = args.input
+    print(f"ESTIMATE (roofline from published peaks at {args.efficiency:.0%} efficiency; not a measurement): "
+          f"{args.model} at {c}x{h}x{w} on {args.device_profile}")
+    print_table(["cut", "precision", "est. ms", "bound", "compute ms", "memory ms", "payload B"],
+                [(r["cut"], r["precision"], f"{r['seconds'] * 1e3:.3f}", r["bound"], f"{r['compute_s'] * 1e3:.3f}",
+                  f"{r['memory_s'] * 1e3:.3f}", r["payload_bytes_per_sample"]) for r in rows])
+    return 0
 
 
 def register_bundle_actions(bsub) -> None:

@@ -12,6 +12,10 @@ from edgesplit.errors import BackendError
 def append_row(path: str | os.PathLike, row: dict) -> None:
     """Append one row as a single write of one line, then fsync: a crash never leaves a half row behind."""
     path = Path(path)
+    existing = _first_kind(path)
+    if existing is not None and row.get("kind") != existing:
+        raise BackendError(f"{path} holds {existing} rows; a {row.get('kind')} row does not belong there: "
+                           f"write estimates and measurements to separate files")
     path.parent.mkdir(parents=True, exist_ok=True)
     line = (json.dumps(row, sort_keys=True) + "\n").encode()
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -20,6 +24,17 @@ def append_row(path: str | os.PathLike, row: dict) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _first_kind(path: Path) -> str | None:
+    if not path.is_file():
+        return None
+    with open(path) as fh:
+        first = fh.readline()
+    try:
+        return json.loads(first).get("kind") if first.strip() else None
+    except json.JSONDecodeError:
+        return None
 
 
 def read_rows(path: str | os.PathLike) -> list[dict]:

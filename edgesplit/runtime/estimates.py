@@ -1,0 +1,34 @@
+"""Roofline estimates per cut for a board not at hand: labelled `kind: "estimate"`, never mixed with measurements."""
+
+from __future__ import annotations
+
+from edgesplit.devices.estimate import bytes_moved_for_head, estimate_latency
+from edgesplit.devices.profiles import get_profile
+
+SCHEMA = "edgesplit.estimate"
+_WIDTH = {"fp32": 4, "fp16": 2, "int8": 1}
+
+
+def estimate_cuts(model_name: str, input_shape: tuple[int, int, int], profile_name: str,
+                  precisions=("fp32", "fp16", "int8"), checkpoint: str | None = None, efficiency: float = 0.5,
+                  granularity: str = "block") -> list[dict]:
+    """One estimate row per (block cut, precision): latency from MACs and bytes moved vs the profile's peaks."""
+    import torch
+
+    from edgesplit.models import analyse, create_model
+
+    profile = get_profile(profile_name)
+    c, h, w = input_shape
+    model = create_model(model_name, in_chans=c, img_size=h, checkpoint=checkpoint)
+    analysis = analyse(model, torch.zeros(1, c, h, w))
+    rows = []
+    for cut in analysis.all(granularity):
+        for precision in precisions:
+            input_bytes = c * h * w * (4 if precision == "int8" else _WIDTH[precision])  # int8 heads take floats
+            moved = bytes_moved_for_head(cut.params, input_bytes, cut.payload_bytes[precision], precision)
+            est = estimate_latency(cut.macs, moved, profile, precision, efficiency)
+            rows.append({"schema": SCHEMA, "schema_version": 1, **est.to_dict(), "model": model_name,
+                         "cut": cut.name, "batch": 1, "macs": cut.macs, "params": cut.params,
+                         "bytes_moved": moved, "payload_bytes_per_sample": cut.payload_bytes[precision],
+                         "latency_ms": {"estimate": est.seconds * 1e3}})
+    return rows
