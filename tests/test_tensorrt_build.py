@@ -99,3 +99,44 @@ def test_export_with_format_tensorrt_puts_the_engine_in_the_bundle(tmp_path, mon
         assert "calib.cache" in bundle.manifest["files"] and double.calibration_log[-1] == ("write_cache", True)
     else:
         assert "calib.cache" not in bundle.manifest["files"] and double.last_config.int8_calibrator is None
+
+
+@pytest.fixture
+def trt_bundle(tmp_path, monkeypatch):
+    import edgesplit.export.tensorrt_build as tb
+
+    monkeypatch.setattr(tb, "import_tensorrt", lambda: FakeTensorRT("10.3.0"))
+    monkeypatch.setattr(tb, "CudaMemory", FakeCudaMemory)
+    config = ExportConfig("classifier4", "features.1", precision="int8", format="tensorrt", input_shape=(1, 32, 32),
+                          calib_size=32, eval_size=16, max_batch=4)
+    return export_bundle(config, tmp_path / "b")
+
+
+def test_native_backend_runs_the_engine_and_refuses_big_batches(trt_bundle):
+    from trt_double import FakeCudaMemoryWithCopies, add_runtime
+
+    from edgesplit.errors import BackendError
+    from edgesplit.runtime import get_backend
+
+    double = add_runtime(FakeTensorRT("10.3.1"))
+    with get_backend("tensorrt", trt=double, memory=FakeCudaMemoryWithCopies()) as backend:
+        backend.load(trt_bundle)
+        out = backend.run(np.zeros((2, 1, 32, 32), np.float32))
+        assert out.shape == (2, 128, 8, 8) and out.dtype == np.uint8 and (out == 7).all()
+        assert double.executions == 1 and backend.info()["engine"].endswith(".engine")
+        with pytest.raises(BackendError, match="batch 5 is larger than the engine's profile allows \\(4\\)"):
+            backend.run(np.zeros((5, 1, 32, 32), np.float32))
+
+
+def test_native_backend_refuses_an_engine_from_another_machine(trt_bundle):
+    from trt_double import FakeCudaMemoryWithCopies, add_runtime
+
+    from edgesplit.errors import BackendError
+    from edgesplit.runtime import get_backend
+
+    other_gpu = FakeCudaMemoryWithCopies(gpu="NVIDIA H100", cc="9.0")
+    with pytest.raises(BackendError, match="sm 8.7.*sm 9.0.*rebuild it here"):
+        get_backend("tensorrt", trt=add_runtime(FakeTensorRT("10.3.0")), memory=other_gpu).load(trt_bundle)
+    with pytest.raises(BackendError, match="TensorRT 10.3.0 .*TensorRT 8.6.1"):
+        get_backend("tensorrt", trt=add_runtime(FakeTensorRT("8.6.1")),
+                    memory=FakeCudaMemoryWithCopies()).load(trt_bundle)

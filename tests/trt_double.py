@@ -145,3 +145,66 @@ class FakeCudaMemory:
 
     def device(self):
         return {"gpu": self.gpu, "compute_capability": self.cc}
+
+
+class FakeEngine:
+    """A deserialised 'engine': one input, one output; execution fills the output with a marker value."""
+
+    def __init__(self, double):
+        self.double = double
+        self.num_io_tensors = 2
+
+    def get_tensor_name(self, i):
+        return ["input", "features"][i]
+
+    def get_tensor_mode(self, name):
+        return self.double.TensorIOMode.INPUT if name == "input" else self.double.TensorIOMode.OUTPUT
+
+    def get_tensor_dtype(self, name):
+        return "DataType.UINT8" if name == "features" else "DataType.FLOAT"
+
+    def create_execution_context(self):
+        return FakeContext(self.double)
+
+
+class FakeContext:
+    def __init__(self, double):
+        self.double = double
+        self.addresses, self.shapes = {}, {}
+
+    def set_input_shape(self, name, shape):
+        self.shapes[name] = tuple(shape)
+
+    def set_tensor_address(self, name, ptr):
+        self.addresses[name] = ptr
+
+    def execute_async_v3(self, stream):
+        self.double.executions += 1
+        return True
+
+
+def add_runtime(double: FakeTensorRT) -> FakeTensorRT:
+    """Give a FakeTensorRT the runtime half of the API (Runtime, engines, contexts)."""
+    double.TensorIOMode = _Flags(INPUT="INPUT", OUTPUT="OUTPUT")
+    double.executions = 0
+
+    class Runtime:
+        def __init__(self, logger):
+            pass
+
+        def deserialize_cuda_engine(self, data):
+            double.deserialized = data
+            return FakeEngine(double) if data.startswith(b"FAKE-ENGINE") else None
+
+    double.Runtime = Runtime
+    return double
+
+
+class FakeCudaMemoryWithCopies(FakeCudaMemory):
+    """FakeCudaMemory that also 'downloads' (fills the host array with 7s) and synchronises."""
+
+    def download(self, host, ptr):
+        host.fill(7)
+
+    def synchronize(self):
+        pass
