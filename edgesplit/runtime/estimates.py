@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from edgesplit.devices.estimate import bytes_moved_for_head, estimate_latency
-from edgesplit.devices.profiles import get_profile
+from edgesplit.devices.estimate import BYTES_PER_WEIGHT, bytes_moved_for_head, estimate_latency
+from edgesplit.devices.profiles import PRECISIONS, get_profile
+from edgesplit.errors import DeviceError, closest
 
 SCHEMA = "edgesplit.estimate"
-_WIDTH = {"fp32": 4, "fp16": 2, "int8": 1}
 
 
 def estimate_cuts(model_name: str, input_shape: tuple[int, int, int], profile_name: str,
@@ -18,13 +18,17 @@ def estimate_cuts(model_name: str, input_shape: tuple[int, int, int], profile_na
     from edgesplit.models import analyse, create_model
 
     profile = get_profile(profile_name)
+    for precision in precisions:
+        if precision not in PRECISIONS:
+            raise DeviceError(f"unknown precision {precision!r} ({closest(precision, PRECISIONS)})")
     c, h, w = input_shape
     model = create_model(model_name, in_chans=c, img_size=h, checkpoint=checkpoint)
     analysis = analyse(model, torch.zeros(1, c, h, w))
     rows = []
     for cut in analysis.all(granularity):
         for precision in precisions:
-            input_bytes = c * h * w * (4 if precision == "int8" else _WIDTH[precision])  # int8 heads take floats
+            width = 4 if precision == "int8" else BYTES_PER_WEIGHT[precision]  # int8 heads take float input
+            input_bytes = c * h * w * width
             moved = bytes_moved_for_head(cut.params, input_bytes, cut.payload_bytes[precision], precision)
             est = estimate_latency(cut.macs, moved, profile, precision, efficiency)
             rows.append({"schema": SCHEMA, "schema_version": 1, **est.to_dict(), "model": model_name,
