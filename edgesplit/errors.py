@@ -29,6 +29,10 @@ class DeviceError(EdgesplitError):
     """An unknown device profile, an unreachable remote device, or a failed remote command (devices package)."""
 
 
+class AttackError(EdgesplitError):
+    """An attack that cannot run as asked (decoder, features, pairing, sample count)."""
+
+
 class DataError(EdgesplitError):
     """A data set name, root folder, file format or split that cannot be used."""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from edgesplit.cli import devices_cmd, export_cmd, models_cmd, runtime_cmd, train_cmd
+from edgesplit.cli import audit_cmd, devices_cmd, export_cmd, models_cmd, runtime_cmd, train_cmd
 from edgesplit.cli.common import OneLineParser
 from edgesplit.errors import EdgesplitError
 
@@ -24,6 +24,7 @@ Start here:
   edgesplit profile b/ --batch 1,8               latency percentiles and memory on this device
   edgesplit emit b/ --split attack --out f.npz   the exact bytes the device sends, with sample ids
   edgesplit devices                              board profiles; 'devices detect' names this host
+  edgesplit audit --bundle b/ --features f.npz --out a/   how well can an attacker rebuild the input?
   edgesplit demo                                 the whole tour on the embedded data
 """
 
@@ -41,6 +42,7 @@ def build_parser() -> OneLineParser:
     runtime_cmd.register(sub)
     runtime_cmd.register_estimate(sub)
     devices_cmd.register(sub)
+    audit_cmd.register(sub)
     return parser
 
 

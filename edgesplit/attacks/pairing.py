@@ -1,0 +1,34 @@
+"""Pair a FeatureFile's rows with the attacker's own copies of the images, by sample id."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edgesplit.errors import AttackError
+
+
+def images_for(features, bundle, root: str | None = None) -> np.ndarray:
+    """Images (N x C x H x W in [0, 1], the bundle's input shape) for the FeatureFile's ids, in its row order."""
+    from edgesplit.data import load_dataset
+
+    data = features.meta["data"]
+    c, h, _ = bundle.input["shape"][1:]
+    ds = load_dataset(data["name"], root=root, split=data["split"], img_size=h, channels=c, seed=data["seed"],
+                      **data.get("options", {}))
+    position = {int(i): k for k, i in enumerate(ds.ids)}
+    missing = [int(i) for i in features.ids if int(i) not in position]
+    if missing:
+        raise AttackError(f"{len(missing)} feature ids (e.g. {missing[:3]}) are not in {data['name']}/{data['split']} "
+                          f"with seed {data['seed']}: the FeatureFile does not match this data split")
+    images, _ = ds.tensors()
+    return images.numpy()[[position[int(i)] for i in features.ids]]
+
+
+def check_features(features, bundle) -> None:
+    """The features must come from this very bundle and be finite once decoded."""
+    if features.meta.get("bundle_sha256") != bundle.sha256:
+        raise AttackError(f"the features were emitted by bundle {features.meta.get('bundle')} "
+                          f"({str(features.meta.get('bundle_sha256'))[:12]}...), not by {bundle.path.name} "
+                          f"({bundle.sha256[:12]}...): emit them from this bundle")
+    if not np.isfinite(features.decoded()).all():
+        raise AttackError("the decoded features contain NaN or Inf: re-emit them from a verified bundle")

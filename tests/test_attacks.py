@@ -1,0 +1,123 @@
+"""Decoders, decoder training and the audit: the attack really learns, and bad input gets one clear line."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from edgesplit.attacks import DecoderConfig, create_decoder, list_decoders, train_decoder
+from edgesplit.attacks.audit import audit
+from edgesplit.errors import AttackError
+from edgesplit.export import ExportConfig, export_bundle
+from edgesplit.runtime.emit import emit_split
+
+SHAPES = [((128, 8, 8), (1, 32, 32)), ((576, 7, 7), (3, 224, 224)), ((256,), (1, 32, 32)), ((64, 32, 32), (3, 32, 32)),
+          ((24, 12, 12), (3, 48, 48)), ((40, 5, 5), (1, 32, 32))]
+
+
+@pytest.mark.parametrize("name", list_decoders())
+@pytest.mark.parametrize("feature_shape, image_shape", SHAPES)
+def test_every_decoder_reaches_every_image_shape(name, feature_shape, image_shape):
+    decoder = create_decoder(name, feature_shape, image_shape)
+    out = decoder(torch.rand(2, *feature_shape))
+    assert out.shape == (2, *image_shape) and out.min() >= 0 and out.max() <= 1
+
+
+def test_registry_errors():
+    assert list_decoders() == ["attention", "deconv", "resnet", "upsample"]
+    with pytest.raises(AttackError, match="unknown decoder 'upsampel'.*closest: upsample"):
+        create_decoder("upsampel", (8, 4, 4), (1, 32, 32))
+    with pytest.raises(AttackError, match="cannot reasonably be decoded to 512x512"):
+        create_decoder("deconv", (8, 2, 2), (3, 512, 512))
+    with pytest.raises(AttackError, match="square 1- or 3-channel"):
+        create_decoder("deconv", (8, 4, 4), (2, 32, 32))
+
+
+def _toy(n=96, seed=0):
+    """Images that are a fixed linear function of the features: a decoder must learn it."""
+    rng = np.random.default_rng(seed)
+    z = rng.normal(size=(n, 16, 4, 4)).astype(np.float32)
+    x = 1 / (1 + np.exp(-np.repeat(np.repeat(z[:, :1], 4, axis=2), 4, axis=3)))
+    return z, x.astype(np.float32)
+
+
+def test_train_decoder_learns_and_is_reproducible():
+    z, x = _toy()
+    config = DecoderConfig(decoder="deconv", epochs=6, batch_size=16, seed=1)
+    a, b = train_decoder(z, x, config), train_decoder(z, x, config)
+    assert a.history[-1]["val_mse"] < a.history[0]["val_mse"]
+    assert [h["val_mse"] for h in a.history] == [h["val_mse"] for h in b.history]
+    assert a.images_per_second > 0 and 1 <= a.best_epoch <= len(a.history)
+
+
+def test_train_decoder_bad_input():
+    z, x = _toy(20)
+    with pytest.raises(AttackError, match="only 20 attacker samples"):
+        train_decoder(z, x)
+    z, x = _toy()
+    with pytest.raises(AttackError, match="96 feature rows but 95 images"):
+        train_decoder(z, x[:95])
+    z[3, 0, 0, 0] = np.nan
+    with pytest.raises(AttackError, match="NaN or Inf"):
+        train_decoder(z, x)
+
+
+@pytest.fixture(scope="module")
+def int8_bundle(tmp_path_factory):
+    from edgesplit.data import load_dataset
+    from edgesplit.models import create_model, save_checkpoint, train_classifier
+    from edgesplit.models.training import TrainConfig
+
+    root = tmp_path_factory.mktemp("audit")
+    model = create_model("classifier4", in_chans=1, img_size=32)
+    train_classifier(model, load_dataset("digits", split="train"), None, TrainConfig(epochs=2))
+    ckpt = save_checkpoint(model, root / "c4.pt")
+    return export_bundle(ExportConfig("classifier4", "features.0", precision="int8", checkpoint=str(ckpt),
+                                      calib_size=32, eval_size=16), root / "bundle")
+
+
+def test_audit_beats_the_floor_and_names_its_threat_model(int8_bundle, tmp_path):
+    train = emit_split(int8_bundle.path, "digits", "attack")
+    evaluation = emit_split(int8_bundle.path, "digits", "test", limit=64)
+    result = audit(int8_bundle, train, evaluation, DecoderConfig(decoder="deconv", epochs=8),
+                   grid_path=tmp_path / "grid.png")
+    m, floor = result["metrics"], result["floor"]["metrics"]
+    assert m["psnr"]["mean"] > floor["psnr"]["mean"] + 5, "a shallow INT8 cut leaks: far above the floor"
+    assert m["ssim"]["mean"] > floor["ssim"]["mean"]
+    assert len(result["per_image"]["psnr"]) == 64 and result["eval_ids"] == [int(i) for i in evaluation.ids]
+    tm = result["threat_model"]
+    assert tm["attacker_data"]["split"] == "attack" and tm["attacker_data"]["samples"] == len(train.ids)
+    assert tm["wire_attacked"]["format"] == "int8" and tm["wire_attacked"]["scale"] > 0
+    assert result["metric_conventions"]["psnr"] == "per image, then averaged"
+    with Image.open(tmp_path / "grid.png") as grid:
+        assert grid.size[0] > 100
+    json.dumps(result)
+
+
+def test_audit_refuses_features_of_another_bundle_or_split(int8_bundle, tmp_path):
+    other = export_bundle(ExportConfig("classifier4", "features.1", precision="int8", calib_size=32, eval_size=16),
+                          tmp_path / "other")
+    train = emit_split(other.path, "digits", "attack", limit=40)
+    evaluation = emit_split(int8_bundle.path, "digits", "test", limit=8)
+    with pytest.raises(AttackError, match="emitted by bundle other .*not by bundle"):
+        audit(int8_bundle, train, evaluation)
+    mine = emit_split(int8_bundle.path, "digits", "attack", limit=40)
+    mine.meta["data"]["seed"] = 7  # ids of seed 0 do not belong to seed 7's attack split
+    with pytest.raises(AttackError, match="not in digits/attack with seed 7"):
+        audit(int8_bundle, mine, evaluation)
+
+
+def test_cli_audit(int8_bundle, tmp_path, capsys):
+    from edgesplit.cli.main import main
+
+    feats = tmp_path / "attack.npz"
+    assert main(["emit", str(int8_bundle.path), "--split", "attack", "--out", str(feats), "--quiet"]) == 0
+    assert main(["audit", "--bundle", str(int8_bundle.path), "--features", str(feats), "--decoder", "deconv",
+                 "--epochs", "3", "--eval-limit", "32", "--out", str(tmp_path / "a"), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "floor (mean image)" in out and (tmp_path / "a" / "audit.json").is_file()
+    assert main(["audit", "--bundle", str(int8_bundle.path), "--features", str(feats), "--data", "mnist",
+                 "--out", str(tmp_path / "b")]) == 2
+    assert "pass --data digits" in capsys.readouterr().err
