@@ -121,3 +121,51 @@ def test_cli_audit(int8_bundle, tmp_path, capsys):
     assert main(["audit", "--bundle", str(int8_bundle.path), "--features", str(feats), "--data", "mnist",
                  "--out", str(tmp_path / "b")]) == 2
     assert "pass --data digits" in capsys.readouterr().err
+
+
+def test_transfer_attacker_is_scored_beside_the_adaptive_one(int8_bundle, tmp_path):
+    ckpt = int8_bundle.manifest["export"]["checkpoint"]
+    fp32 = export_bundle(ExportConfig("classifier4", "features.0", precision="fp32", checkpoint=ckpt, eval_size=16),
+                         tmp_path / "fp32")
+    source = emit_split(fp32.path, "digits", "attack")
+    train = emit_split(int8_bundle.path, "digits", "attack")
+    evaluation = emit_split(int8_bundle.path, "digits", "test", limit=48)
+    result = audit(int8_bundle, train, evaluation, DecoderConfig(decoder="deconv", epochs=4), transfer_features=source)
+    t = result["transfer"]
+    assert t["trained_on"]["wire"] == "fp32" and t["metrics"]["psnr"]["n"] == 48
+    assert np.isfinite(t["metrics"]["psnr"]["mean"])
+    other = export_bundle(ExportConfig("classifier4", "features.1", precision="fp32", checkpoint=ckpt, eval_size=16),
+                          tmp_path / "other-cut")
+    with pytest.raises(AttackError, match="transfer features come from classifier4 at features.1"):
+        audit(int8_bundle, train, evaluation, transfer_features=emit_split(other.path, "digits", "attack", limit=40))
+
+
+def test_whitebox_gan_and_query_free_attacks_run_and_name_their_threat(int8_bundle):
+    from edgesplit.attacks.whitebox import WhiteboxConfig
+
+    ckpt = int8_bundle.manifest["export"]["checkpoint"]
+    train = emit_split(int8_bundle.path, "digits", "attack")
+    evaluation = emit_split(int8_bundle.path, "digits", "test", limit=16)
+    config = DecoderConfig(decoder="deconv", epochs=2)
+    results = {attack: audit(int8_bundle, train, evaluation, config, attack=attack, checkpoint=ckpt,
+                             whitebox=WhiteboxConfig(steps=60))
+               for attack in ("gan", "whitebox", "query-free")}
+    floor = results["whitebox"]["floor"]["metrics"]["psnr"]["mean"]
+    assert results["whitebox"]["metrics"]["psnr"]["mean"] > floor + 3, "white-box inversion beats the floor"
+    assert "holds the head's weights" in results["whitebox"]["threat_model"]["attacker_knowledge"]
+    assert "no device queries" in results["query-free"]["threat_model"]["attacker_knowledge"]
+    assert results["query-free"]["decoder"]["shadow"]["history"], "the shadow head was trained through the tail"
+    assert results["gan"]["decoder"]["config"]["adversarial_weight"] > 0
+    with pytest.raises(Exception, match="pass it with --checkpoint"):
+        audit(int8_bundle, train, evaluation, config, attack="whitebox")
+    with pytest.raises(AttackError, match="unknown attack 'magic'"):
+        audit(int8_bundle, train, evaluation, config, attack="magic")
+
+
+def test_total_variation_prefers_smooth_images():
+    from edgesplit.attacks.whitebox import total_variation
+
+    smooth = torch.linspace(0, 1, 16).repeat(1, 1, 16, 1)
+    noisy = torch.rand(1, 1, 16, 16, generator=torch.Generator().manual_seed(0))
+    assert total_variation(smooth).item() < total_variation(noisy).item()
+    assert total_variation(torch.zeros(2, 3, 8, 8)).eq(0).all()

@@ -9,6 +9,11 @@ from edgesplit.errors import AttackError
 
 def images_for(features, bundle, root: str | None = None) -> np.ndarray:
     """Images (N x C x H x W in [0, 1], the bundle's input shape) for the FeatureFile's ids, in its row order."""
+    return pair(features, bundle, root)[0]
+
+
+def pair(features, bundle, root: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(images, labels) of the attacker's own copies of the FeatureFile's samples, in its row order."""
     from edgesplit.data import load_dataset
 
     data = features.meta["data"]
@@ -20,8 +25,9 @@ def images_for(features, bundle, root: str | None = None) -> np.ndarray:
     if missing:
         raise AttackError(f"{len(missing)} feature ids (e.g. {missing[:3]}) are not in {data['name']}/{data['split']} "
                           f"with seed {data['seed']}: the FeatureFile does not match this data split")
-    images, _ = ds.tensors()
-    return images.numpy()[[position[int(i)] for i in features.ids]]
+    images, labels = ds.tensors()
+    rows = [position[int(i)] for i in features.ids]
+    return images.numpy()[rows], labels.numpy()[rows]
 
 
 def check_features(features, bundle) -> None:

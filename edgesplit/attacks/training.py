@@ -31,13 +31,14 @@ class DecoderConfig:
     noise_mean: float = 0.0  # optional Gaussian feature noise (the reconstruction seed's option)
     noise_std: float = 0.0
     noise_at_test: bool = False
+    adversarial_weight: float = 0.0  # > 0: GAN-prior decoder (CEM's GAN-based inversion): MSE + w * adversarial
     seed: int = 0
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or not self.lr > 0:
             raise AttackError("decoder training needs epochs >= 1, batch_size >= 1 and lr > 0")
-        if not 0 < self.val_fraction < 0.5 or self.noise_std < 0:
-            raise AttackError("val_fraction must be in (0, 0.5) and noise_std >= 0")
+        if not 0 < self.val_fraction < 0.5 or self.noise_std < 0 or self.adversarial_weight < 0:
+            raise AttackError("val_fraction must be in (0, 0.5), noise_std >= 0 and adversarial_weight >= 0")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -54,6 +55,21 @@ class FeatureNorm(nn.Module):
 
     def forward(self, z):
         return (z - self.mean) / self.std
+
+
+class Discriminator(nn.Module):
+    """A small patch discriminator (real image vs reconstruction) for the GAN-prior decoder."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(channels, 32, 4, 2, 1), nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(32, 64, 4, 2, 1), nn.BatchNorm2d(64), nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(64, 1, 3, 1, 1),
+        )
+
+    def forward(self, x):
+        return self.net(x).flatten(1).mean(1)
 
 
 class Inverter(nn.Module):
@@ -112,6 +128,10 @@ def train_decoder(features: np.ndarray, images: np.ndarray, config: DecoderConfi
     steps = config.epochs * math.ceil(len(train_idx) / config.batch_size)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, steps), eta_min=config.lr * 0.01)
     result = TrainedDecoder(model, config, params=sum(p.numel() for p in model.parameters()))
+    gan = config.adversarial_weight > 0
+    if gan:
+        disc = Discriminator(x.shape[1])
+        disc_opt = torch.optim.Adam(disc.parameters(), lr=config.lr, betas=(0.5, 0.999))
     best, best_state, stale, seen, start = float("inf"), None, 0, 0, time.perf_counter()
     progress = resolve(progress)
     for epoch in range(config.epochs):
@@ -122,7 +142,18 @@ def train_decoder(features: np.ndarray, images: np.ndarray, config: DecoderConfi
                 idx = perm[i: i + config.batch_size]
                 if len(idx) < 2:
                     continue  # BatchNorm needs two samples
-                loss = F.mse_loss(model(_noisy(z[idx], config, gen)), x[idx])
+                recon = model(_noisy(z[idx], config, gen))
+                loss = F.mse_loss(recon, x[idx])
+                if gan:  # the decoder also tries to make reconstructions the discriminator calls real
+                    real, fake = disc(x[idx]), disc(recon.detach())
+                    d_loss = (F.binary_cross_entropy_with_logits(real, torch.ones_like(real))
+                              + F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake)))
+                    disc_opt.zero_grad(set_to_none=True)
+                    d_loss.backward()
+                    disc_opt.step()
+                    judged = disc(recon)
+                    loss = loss + config.adversarial_weight * F.binary_cross_entropy_with_logits(
+                        judged, torch.ones_like(judged))
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()

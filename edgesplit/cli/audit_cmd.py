@@ -31,8 +31,18 @@ def register(sub) -> None:
     p.add_argument("--features", help="FeatureFile of the attacker's samples (attack split)")
     p.add_argument("--eval-features", default=None, help="FeatureFile to score on (default: emit the test split)")
     p.add_argument("--eval-limit", type=int, default=None, help="when emitting the test split: at most N samples")
+    p.add_argument("--transfer-features", default=None,
+                   help="attack-split FeatureFile of another bundle of the same head (e.g. its fp32 bundle): "
+                        "also score a decoder trained on those (the transfer attacker)")
     p.add_argument("--data", default="digits", help="data set the features were emitted from")
     p.add_argument("--data-root", default=None)
+    p.add_argument("--attack", default="adaptive", choices=("adaptive", "gan", "whitebox", "query-free"),
+                   help="adaptive: decoder on the wire features (default); gan: with a GAN prior; whitebox: "
+                        "optimise inputs through the head's weights (needs --checkpoint); query-free: shadow head "
+                        "trained through the tail, no queries")
+    p.add_argument("--checkpoint", default=None, help="the checkpoint the bundle was exported from (whitebox, "
+                                                      "query-free)")
+    p.add_argument("--whitebox-steps", type=int, default=300)
     p.add_argument("--decoder", default="upsample")
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--batch-size", type=int, default=64)
@@ -80,15 +90,25 @@ def cmd_audit(args) -> int:
                            seed=args.seed)
     from pathlib import Path
 
-    result = audit(bundle, train, evaluation, config, args.data_root, progress, Path(args.out) / "grid.png")
+    transfer = load_features(args.transfer_features) if args.transfer_features else None
+    from edgesplit.attacks.whitebox import WhiteboxConfig
+
+    result = audit(bundle, train, evaluation, config, args.data_root, progress, Path(args.out) / "grid.png",
+                   transfer_features=transfer, attack=args.attack, checkpoint=args.checkpoint,
+                   whitebox=WhiteboxConfig(steps=args.whitebox_steps))
     path = write_result(result, args.out)
     m, f = result["metrics"], result["floor"]["metrics"]
-    print(f"{result['model']} up to {result['cut']}, {result['precision']} head, {result['wire']} wire; decoder "
-          f"{args.decoder}, {result['threat_model']['attacker_data']['samples']} attacker samples, "
+    print(f"{result['model']} up to {result['cut']}, {result['precision']} head, {result['wire']} wire; "
+          f"{args.attack} attack, decoder {args.decoder}, {result['threat_model']['attacker_data']['samples']} attacker samples, "
           f"{result['evaluation']['samples']} scored")
     print_table(["metric", "attack mean", "worst case", "95% of images", "floor (mean image)"],
                 [(name, f"{m[name]['mean']:.4f}", f"{m[name]['worst_case']:.4f}",
                   f"{m[name]['range95'][0]:.3f} .. {m[name]['range95'][1]:.3f}", f"{f[name]['mean']:.4f}")
                  for name in ("psnr", "ssim", "ms_ssim", "mse", "cosine")])
+    if "transfer" in result:
+        t = result["transfer"]["metrics"]
+        print(f"transfer attacker (trained on {result['transfer']['trained_on']['wire']} features): PSNR "
+              f"{t['psnr']['mean']:.4f}, SSIM {t['ssim']['mean']:.4f}  vs adaptive PSNR {m['psnr']['mean']:.4f}, "
+              f"SSIM {m['ssim']['mean']:.4f}")
     print(f"wrote {path} and {Path(args.out) / 'grid.png'}")
     return 0

@@ -53,6 +53,7 @@ def make_meta(bundle, backend_info: dict, data: dict, device: dict, count: int) 
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "bundle": bundle.path.name, "bundle_sha256": bundle.sha256,
         "model": m["model"]["name"], "cut": m["cut"]["name"], "precision": m["precision"],
+        "weights": m["model"].get("checkpoint_sha256") or m["model"].get("weights"),
         "wire": m["wire"], "output_shape": m["output"]["shape"], "count": count,
         "data": data, "backend": backend_info, "device": device,
     }

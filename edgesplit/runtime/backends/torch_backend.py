@@ -8,8 +8,6 @@ wire format, so its payload is comparable to the ONNX head's. CUDA events time t
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
 from edgesplit.errors import BackendError
@@ -26,8 +24,8 @@ class TorchBackend(Backend):
     def _load(self, bundle) -> None:
         import torch
 
-        from edgesplit.export.bundle import sha256_file
-        from edgesplit.models import create_model, split
+        from edgesplit.errors import EdgesplitError
+        from edgesplit.export.reference import reference_split
 
         self.torch = torch
         if self.name == "torch-cuda" and not torch.cuda.is_available():
@@ -42,19 +40,10 @@ class TorchBackend(Backend):
         if m["precision"] == "fp16" and self.device == "cpu":
             raise BackendError("fp16 heads need --backend torch-cuda (PyTorch's CPU fp16 kernels are not a "
                                "meaningful reference)")
-        spec, wanted_sha = m["model"]["spec"], m["model"].get("checkpoint_sha256")
-        if wanted_sha:
-            if not self.checkpoint:
-                raise BackendError(f"bundle was exported from checkpoint {m['model']['checkpoint']}: pass it with "
-                                   f"--checkpoint so the torch backend runs the same weights")
-            if sha256_file(self.checkpoint) != wanted_sha:
-                raise BackendError(f"checkpoint {Path(self.checkpoint).name} is not the one this bundle was "
-                                   f"exported from (sha256 differs)")
-        else:
-            torch.manual_seed(m["export"]["seed"])  # the export's seeded random init
-        model = create_model(spec["name"], num_classes=spec["num_classes"], in_chans=spec["in_chans"],
-                             img_size=spec["img_size"], checkpoint=self.checkpoint, **spec.get("kwargs", {}))
-        head = split(model, m["cut"]["name"]).head.eval().to(self.device)
+        try:
+            head = reference_split(bundle, self.checkpoint).head.eval().to(self.device)
+        except EdgesplitError as exc:
+            raise BackendError(str(exc)) from None
         self.dtype = torch.float16 if m["precision"] == "fp16" else torch.float32
         self.head = head.to(self.dtype)
         if self.device == "cuda":
