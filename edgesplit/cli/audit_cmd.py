@@ -28,6 +28,10 @@ def register(sub) -> None:
     p = sub.add_parser("audit", help="train a decoder on emitted features; how well are inputs rebuilt?",
                        description=AUDIT_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--bundle", help="the bundle the features came from")
+    p.add_argument("--head", default=None, help="audit an ONNX head edgesplit did not make: it is wrapped into a "
+                                                "bundle (OUT/bundle) and its attack/test features are emitted first")
+    p.add_argument("--wire-scale", type=float, default=None, help="with --head emitting int8/uint8: its scale")
+    p.add_argument("--wire-zero-point", type=int, default=None, help="with --head emitting int8/uint8: zero-point")
     p.add_argument("--features", help="FeatureFile of the attacker's samples (attack split)")
     p.add_argument("--eval-features", default=None, help="FeatureFile to score on (default: emit the test split)")
     p.add_argument("--eval-limit", type=int, default=None, help="when emitting the test split: at most N samples")
@@ -63,6 +67,8 @@ def cmd_audit(args) -> int:
     if args.list_decoders:
         print_table(["decoder", "what"], [(e.name, e.description) for e in decoder_entries()])
         return 0
+    from pathlib import Path
+
     from edgesplit.attacks.audit import audit, write_result
     from edgesplit.attacks.training import DecoderConfig
     from edgesplit.errors import AttackError
@@ -71,12 +77,22 @@ def cmd_audit(args) -> int:
     from edgesplit.runtime import load_features
     from edgesplit.runtime.emit import emit_split
 
-    missing = [f"--{n}" for n in ("bundle", "features", "out") if not getattr(args, n)]
-    if missing:
-        raise AttackError(f"audit needs {', '.join(missing)} (see 'edgesplit audit --help')")
     progress = TqdmProgress(disable=args.quiet)
-    bundle = load_bundle(args.bundle)
-    train = load_features(args.features)
+    if args.head:
+        from edgesplit.export.import_head import bundle_from_onnx
+
+        if not args.out:
+            raise AttackError("audit --head needs --out (the wrapped bundle and the results go there)")
+        bundle = bundle_from_onnx(args.head, Path(args.out) / "bundle", args.wire_scale, args.wire_zero_point,
+                                  force=True)
+        train = emit_split(bundle.path, args.data, "attack", None, args.data_root, args.seed, progress=progress)
+        print(f"wrapped {args.head} as {bundle.path}; emitted {len(train.ids)} attack-split samples")
+    else:
+        missing = [f"--{n}" for n in ("bundle", "features", "out") if not getattr(args, n)]
+        if missing:
+            raise AttackError(f"audit needs {', '.join(missing)}, or --head ONNX and --out (see --help)")
+        bundle = load_bundle(args.bundle)
+        train = load_features(args.features)
     if train.meta["data"]["name"] != args.data:
         raise AttackError(f"{args.features} holds features of {train.meta['data']['name']!r}, not {args.data!r}: "
                           f"pass --data {train.meta['data']['name']}")

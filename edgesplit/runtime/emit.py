@@ -26,6 +26,9 @@ def emit_arrays(bundle: Bundle, images: np.ndarray, ids: np.ndarray, data: dict,
         raise BackendError(f"{len(images)} images but {len(ids)} ids")
     if len(images) == 0:
         raise BackendError("nothing to emit: the data split is empty (check --split and --limit)")
+    from edgesplit.runtime.backends.base import fixed_batch
+
+    batch = fixed_batch(bundle) or batch
     chunks = []
     with get_backend(backend, threads, checkpoint=checkpoint) as runner:
         runner.load(bundle)

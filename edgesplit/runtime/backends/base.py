@@ -55,6 +55,10 @@ class Backend:
         if images.ndim != 4 or tuple(images.shape[1:]) != expected:
             raise BackendError(f"input batch has shape {tuple(images.shape)}, the bundle takes "
                                f"(batch, {', '.join(map(str, expected))})")
+        fixed = fixed_batch(self.bundle)
+        if fixed is not None and images.shape[0] != fixed:
+            raise BackendError(f"this head takes batches of exactly {fixed} (its ONNX input has a fixed batch "
+                               f"dimension); use --batch {fixed}, or re-export it with a dynamic batch axis")
         return np.ascontiguousarray(images, dtype=self.input_dtype())
 
     def bind(self, images: np.ndarray) -> Callable[[], object]:
@@ -88,6 +92,12 @@ class Backend:
     def memory(self) -> dict:
         """Device-side memory figures (GPU), empty for CPU backends."""
         return {}
+
+
+def fixed_batch(bundle) -> int | None:
+    """The batch size a head requires, or None when its batch axis is dynamic."""
+    first = bundle.input["shape"][0]
+    return int(first) if isinstance(first, int) and first > 0 else None
 
 
 def check_output(out: np.ndarray) -> None:
