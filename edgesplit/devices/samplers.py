@@ -95,7 +95,18 @@ class _PollingSampler:
             raise DeviceError(f"{self.name} sampling failed: {self._error} (run without this sampler)")
 
 
-class RssSampler(_PollingSampler):
+class _MemorySampler(_PollingSampler):
+    """A polling sampler that tracks a memory figure's baseline (on entry) and peak."""
+
+    baseline_bytes = 0
+    peak_bytes = 0
+
+    @property
+    def peak_above_baseline_bytes(self) -> int:
+        return max(0, self.peak_bytes - self.baseline_bytes)
+
+
+class RssSampler(_MemorySampler):
     """Peak resident memory of this process during the block, above the baseline taken on entry."""
 
     name = "rss"
@@ -113,10 +124,6 @@ class RssSampler(_PollingSampler):
         self.peak_bytes = max(self.peak_bytes, rss_bytes())
         self.samples += 1
 
-    @property
-    def peak_above_baseline_bytes(self) -> int:
-        return max(0, self.peak_bytes - self.baseline_bytes)
-
     def summary(self) -> dict:
         return {"sampler": self.name, "baseline_bytes": self.baseline_bytes, "peak_bytes": self.peak_bytes,
                 "peak_above_baseline_bytes": self.peak_above_baseline_bytes, "samples": self.samples,
@@ -131,7 +138,7 @@ def _import_pynvml():
     return pynvml
 
 
-class NvmlSampler(_PollingSampler):
+class NvmlSampler(_MemorySampler):
     """Device-wide GPU memory in use, utilisation and power of one NVIDIA GPU through NVML.
 
     Memory is the whole GPU's (all processes), so keep other GPU work off the card while measuring.
@@ -207,10 +214,6 @@ class NvmlSampler(_PollingSampler):
         if self._handle is not None:
             self._handle = None
             self._nvml.nvmlShutdown()
-
-    @property
-    def peak_above_baseline_bytes(self) -> int:
-        return max(0, self.peak_bytes - self.baseline_bytes)
 
     def summary(self) -> dict:
         return {"sampler": self.name, "gpu": self.gpu_name, "device_index": self.device_index,
