@@ -65,17 +65,20 @@ def test_train_decoder_bad_input():
 
 
 @pytest.fixture(scope="module")
-def int8_bundle(tmp_path_factory):
+def checkpoint(tmp_path_factory):
     from edgesplit.data import load_dataset
     from edgesplit.models import create_model, save_checkpoint, train_classifier
     from edgesplit.models.training import TrainConfig
 
-    root = tmp_path_factory.mktemp("audit")
     model = create_model("classifier4", in_chans=1, img_size=32)
     train_classifier(model, load_dataset("digits", split="train"), None, TrainConfig(epochs=2))
-    ckpt = save_checkpoint(model, root / "c4.pt")
-    return export_bundle(ExportConfig("classifier4", "features.0", precision="int8", checkpoint=str(ckpt),
-                                      calib_size=32, eval_size=16), root / "bundle")
+    return str(save_checkpoint(model, tmp_path_factory.mktemp("ckpt") / "c4.pt"))
+
+
+@pytest.fixture(scope="module")
+def int8_bundle(tmp_path_factory, checkpoint):
+    return export_bundle(ExportConfig("classifier4", "features.0", precision="int8", checkpoint=checkpoint,
+                                      calib_size=32, eval_size=16), tmp_path_factory.mktemp("audit") / "bundle")
 
 
 def test_audit_beats_the_floor_and_names_its_threat_model(int8_bundle, tmp_path):
@@ -87,6 +90,7 @@ def test_audit_beats_the_floor_and_names_its_threat_model(int8_bundle, tmp_path)
     assert m["psnr"]["mean"] > floor["psnr"]["mean"] + 5, "a shallow INT8 cut leaks: far above the floor"
     assert m["ssim"]["mean"] > floor["ssim"]["mean"]
     assert len(result["per_image"]["psnr"]) == 64 and result["eval_ids"] == [int(i) for i in evaluation.ids]
+    assert int8_bundle.manifest["export"]["checkpoint"] == "c4.pt", "the file name, never the machine path"
     tm = result["threat_model"]
     assert tm["attacker_data"]["split"] == "attack" and tm["attacker_data"]["samples"] == len(train.ids)
     assert tm["wire_attacked"]["format"] == "int8" and tm["wire_attacked"]["scale"] > 0
@@ -123,8 +127,8 @@ def test_cli_audit(int8_bundle, tmp_path, capsys):
     assert "pass --data digits" in capsys.readouterr().err
 
 
-def test_transfer_attacker_is_scored_beside_the_adaptive_one(int8_bundle, tmp_path):
-    ckpt = int8_bundle.manifest["export"]["checkpoint"]
+def test_transfer_attacker_is_scored_beside_the_adaptive_one(int8_bundle, checkpoint, tmp_path):
+    ckpt = checkpoint
     fp32 = export_bundle(ExportConfig("classifier4", "features.0", precision="fp32", checkpoint=ckpt, eval_size=16),
                          tmp_path / "fp32")
     source = emit_split(fp32.path, "digits", "attack")
@@ -140,10 +144,10 @@ def test_transfer_attacker_is_scored_beside_the_adaptive_one(int8_bundle, tmp_pa
         audit(int8_bundle, train, evaluation, transfer_features=emit_split(other.path, "digits", "attack", limit=40))
 
 
-def test_whitebox_gan_and_query_free_attacks_run_and_name_their_threat(int8_bundle):
+def test_whitebox_gan_and_query_free_attacks_run_and_name_their_threat(int8_bundle, checkpoint):
     from edgesplit.attacks.whitebox import WhiteboxConfig
 
-    ckpt = int8_bundle.manifest["export"]["checkpoint"]
+    ckpt = checkpoint
     train = emit_split(int8_bundle.path, "digits", "attack")
     evaluation = emit_split(int8_bundle.path, "digits", "test", limit=16)
     config = DecoderConfig(decoder="deconv", epochs=2)

@@ -101,6 +101,7 @@ def test_manifest_records_what_a_device_needs(resnet_bundles):
     assert cal["ids_sha256"] == hashlib.sha256(np.asarray(ids, np.int64).tobytes()).hexdigest()
     assert m["evaluation"]["split"] == "test"
     assert set(m["files"]) == {"head.onnx", "fidelity.json"}
+    assert "/" not in json.dumps(m["export"]), "no machine paths in a shipped manifest"
     for key in ("torch", "onnx", "onnxruntime", "edgesplit"):
         assert m["tools"][key]
     assert m["created"].endswith("+00:00")
