@@ -122,3 +122,14 @@ def test_help_teaches_with_examples(capsys):
     assert exc.value.code == 0
     out = capsys.readouterr().out
     assert "examples:" in out and "edgesplit cuts resnet18 --input 3x224x224" in out
+
+
+def test_train_is_reproducible_from_the_command_line(capsys, tmp_path):
+    import torch
+
+    for run in ("a", "b"):
+        assert main(["train", "classifier4", "--epochs", "1", "--limit", "96", "--seed", "5",
+                     "--out", str(tmp_path / run), "--quiet"]) == 0
+    a = torch.load(tmp_path / "a" / "model.pt", weights_only=True)["state_dict"]
+    b = torch.load(tmp_path / "b" / "model.pt", weights_only=True)["state_dict"]
+    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -89,3 +89,12 @@ def test_bad_spec_values(kwargs, pattern):
 def test_classifier4_rejects_size_not_divisible_by_16():
     with pytest.raises(ModelError, match="divisible by 16"):
         create_model("classifier4", img_size=40)
+
+
+def test_seeded_creation_is_reproducible_and_leaves_the_global_rng_alone():
+    state = torch.random.get_rng_state()
+    a, b = create_model("resnet20", seed=3), create_model("resnet20", seed=3)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    c = create_model("resnet20", seed=4)
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
+    assert not all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), c.state_dict().values(), strict=True))

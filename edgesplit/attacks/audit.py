@@ -68,9 +68,9 @@ def _attack(train_features, eval_features, bundle, config, root, progress, attac
         from edgesplit.models import create_model, split
 
         spec = bundle.manifest["model"]["spec"]
-        torch.manual_seed(config.seed + 1000)  # the shadow starts from its own random weights
         shadow = split(create_model(spec["name"], num_classes=spec["num_classes"], in_chans=spec["in_chans"],
-                                    img_size=spec["img_size"]), bundle.manifest["cut"]["name"]).head
+                                    img_size=spec["img_size"], seed=config.seed + 1000),  # its own random init
+                       bundle.manifest["cut"]["name"]).head
         shadow_fit = train_shadow_head(shadow, reference.tail, train_images, train_labels, seed=config.seed,
                                        progress=progress)
         trained = train_decoder(shadow_features(shadow, train_images), train_images, config, progress)

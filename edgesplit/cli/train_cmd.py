@@ -68,7 +68,8 @@ def cmd_train(args) -> int:
 
     train_set, test_set = load_splits(args)
     info = train_set.info
-    model = create_model(args.model, num_classes=info.num_classes, in_chans=info.channels, img_size=info.img_size)
+    model = create_model(args.model, num_classes=info.num_classes, in_chans=info.channels, img_size=info.img_size,
+                         seed=args.seed)
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
                          label_smoothing=args.label_smoothing, seed=args.seed)
     print(f"training {args.model} on {info.name} ({len(train_set)} train / {len(test_set)} test images, "
@@ -95,7 +96,8 @@ def cmd_demo(args) -> int:
     train_set = load_dataset("digits", split="train")
     test_set = load_dataset("digits", split="test")
     info = train_set.info
-    model = create_model("classifier4", num_classes=info.num_classes, in_chans=info.channels, img_size=info.img_size)
+    model = create_model("classifier4", num_classes=info.num_classes, in_chans=info.channels, img_size=info.img_size,
+                         seed=0)
     analysis = analyse(model, torch.zeros(1, info.channels, info.img_size, info.img_size))
     print(f"== classifier4 on the embedded digits ({info.channels}x{info.img_size}x{info.img_size}): block cuts")
     print_table(["cut", "shape", "head params", "head MACs", "fp32 B", "int8 B"],

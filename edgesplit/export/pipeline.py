@@ -35,9 +35,8 @@ def export_bundle(config: ExportConfig, out_dir: str | Path, force: bool = False
         import_tensorrt()  # fail before any work when TensorRT is absent
     scheme = scheme_for("tensorrt" if config.format == "tensorrt" and config.target == "auto" else config.target)
     c, h, w = config.input_shape or (None, None, None)
-    torch.manual_seed(config.seed)  # without a checkpoint the head is random-init: make it reproducible
     model = create_model(config.model, num_classes=config.num_classes, in_chans=c, img_size=h,
-                         checkpoint=config.checkpoint)
+                         checkpoint=config.checkpoint, seed=config.seed)  # seeded: random-init heads reproduce
     spec = model.edgesplit_spec
     shape = (spec.in_chans, spec.img_size, spec.img_size)
     parts = split(model, config.cut, example_input=torch.zeros(1, *shape))

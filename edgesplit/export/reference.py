@@ -13,8 +13,6 @@ from edgesplit.errors import BundleError
 
 def reference_split(bundle, checkpoint: str | None = None):
     """`Split(head, tail)` of the model behind `bundle`, in eval mode, on the CPU."""
-    import torch
-
     from edgesplit.export.bundle import sha256_file
     from edgesplit.models import create_model, split
 
@@ -27,10 +25,8 @@ def reference_split(bundle, checkpoint: str | None = None):
         if sha256_file(checkpoint) != wanted:
             raise BundleError(f"checkpoint {Path(checkpoint).name} is not the one bundle {bundle.path.name} was "
                               f"exported from (sha256 differs)")
-    else:
-        torch.manual_seed(m["export"]["seed"])  # the export's seeded random init
     spec = m["model"]["spec"]
     model = create_model(spec["name"], num_classes=spec["num_classes"], in_chans=spec["in_chans"],
                          img_size=spec["img_size"], checkpoint=checkpoint if wanted else None,
-                         **spec.get("kwargs", {}))
+                         seed=m["export"]["seed"], **spec.get("kwargs", {}))  # the export's seeded init
     return split(model.eval(), m["cut"]["name"])

@@ -98,12 +98,14 @@ def create_model(
     in_chans: int | None = None,
     img_size: int | None = None,
     checkpoint: str | None = None,
+    seed: int | None = None,
     **kwargs,
 ) -> nn.Module:
     """Build a zoo model (or any torchvision classifier) in eval mode, optionally loading a checkpoint.
 
     Arguments left as None take the checkpoint's values when one is given, else 10 classes,
-    3 channels, 32 pixels. The returned model carries its `ModelSpec` as `model.edgesplit_spec`.
+    3 channels, 32 pixels. `seed` makes the random initialisation reproducible (without touching the
+    global RNG). The returned model carries its `ModelSpec` as `model.edgesplit_spec`.
     """
     from edgesplit.models.checkpoint import load_checkpoint
 
@@ -125,7 +127,14 @@ def create_model(
         kwargs = {**saved.kwargs, **kwargs}
     spec = ModelSpec(name, 10 if num_classes is None else num_classes, 3 if in_chans is None else in_chans,
                      32 if img_size is None else img_size, dict(kwargs))
-    model = build(spec)
+    if seed is None:
+        model = build(spec)
+    else:
+        import torch
+
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = build(spec)
     if ckpt is not None:
         ckpt.load_into(model, name)
     model.edgesplit_spec = spec
