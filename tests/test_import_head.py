@@ -56,6 +56,16 @@ def test_audit_head_on_the_command_line(plain_onnx, tmp_path, capsys):
     assert "external:head" in out and (tmp_path / "a" / "audit.json").is_file()
 
 
+def test_attacks_that_need_the_pytorch_model_refuse_an_external_head(plain_onnx, tmp_path, capsys):
+    from edgesplit.cli.main import main
+
+    for extra in (["--attack", "whitebox"], ["--attack", "query-free"]):
+        assert main(["audit", "--head", str(plain_onnx), "--data", "digits", "--epochs", "1", "--eval-limit", "8",
+                     "--out", str(tmp_path / extra[1]), "--quiet", *extra]) == 2
+        err = capsys.readouterr().err
+        assert "external head" in err and "adaptive or gan" in err and "Traceback" not in err
+
+
 def _graph(inputs, outputs, nodes):
     return helper.make_model(helper.make_graph(nodes, "g", inputs, outputs),
                              opset_imports=[helper.make_opsetid("", 18)])

@@ -65,11 +65,10 @@ def _attack(train_features, eval_features, bundle, config, root, progress, attac
         recon = invert_whitebox(reference.head, observed, image_shape, whitebox, train_images.mean(0), progress)
         return {"whitebox": whitebox.to_dict()}, recon, train_images
     if attack == "query-free":
-        from edgesplit.models import create_model, split
+        from edgesplit.export.reference import model_from_manifest
+        from edgesplit.models import split
 
-        spec = bundle.manifest["model"]["spec"]
-        shadow = split(create_model(spec["name"], num_classes=spec["num_classes"], in_chans=spec["in_chans"],
-                                    img_size=spec["img_size"], seed=config.seed + 1000),  # its own random init
+        shadow = split(model_from_manifest(bundle.manifest, seed=config.seed + 1000),  # its own random init
                        bundle.manifest["cut"]["name"]).head
         shadow_fit = train_shadow_head(shadow, reference.tail, train_images, train_labels, seed=config.seed,
                                        progress=progress)
