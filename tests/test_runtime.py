@@ -13,7 +13,14 @@ import pytest
 from edgesplit.data import load_dataset
 from edgesplit.errors import BackendError, BundleError
 from edgesplit.export import ExportConfig, export_bundle
-from edgesplit.runtime import TimingConfig, get_backend, load_features, pack_bundle, unpack_bundle
+from edgesplit.runtime import (
+    TimingConfig,
+    device_runner,
+    get_backend,
+    load_features,
+    pack_bundle,
+    unpack_bundle,
+)
 from edgesplit.runtime.backends.base import check_output
 from edgesplit.runtime.emit import emit_split
 from edgesplit.runtime.profile import profile_bundle
@@ -238,6 +245,15 @@ def test_device_runner_reports_errors_as_json(tmp_path):
     assert proc.returncode == 2
     reply = json.loads(proc.stdout)
     assert reply["ok"] is False and "does not exist" in reply["error"]
+
+
+def test_device_runner_turns_os_errors_into_a_json_reply(bundles, tmp_path, capsys):
+    request = {"action": "emit", "bundle": str(bundles["c4"].path), "inputs": str(tmp_path / "no-inputs.npz"),
+               "out": str(tmp_path / "f.npz")}
+    (tmp_path / "r.json").write_text(json.dumps(request))
+    assert device_runner.main(["--request", str(tmp_path / "r.json")]) == 2
+    reply = json.loads(capsys.readouterr().out)
+    assert reply["ok"] is False and "no-inputs.npz" in reply["error"]
 
 
 def test_cli_profile_and_emit(bundles, tmp_path, capsys):

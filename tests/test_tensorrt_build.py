@@ -135,8 +135,43 @@ def test_native_backend_refuses_an_engine_from_another_machine(trt_bundle):
     from edgesplit.runtime import get_backend
 
     other_gpu = FakeCudaMemoryWithCopies(gpu="NVIDIA H100", cc="9.0")
-    with pytest.raises(BackendError, match="sm 8.7.*sm 9.0.*rebuild it here"):
+    with pytest.raises(BackendError, match="sm 8.7.*sm 9.0.*edgesplit bundle engine"):
         get_backend("tensorrt", trt=add_runtime(FakeTensorRT("10.3.0")), memory=other_gpu).load(trt_bundle)
     with pytest.raises(BackendError, match="TensorRT 10.3.0 .*TensorRT 8.6.1"):
         get_backend("tensorrt", trt=add_runtime(FakeTensorRT("8.6.1")),
                     memory=FakeCudaMemoryWithCopies()).load(trt_bundle)
+
+
+def test_bundle_engine_adds_an_engine_per_gpu_to_an_onnx_bundle(tmp_path, capsys):
+    from trt_double import FakeCudaMemoryWithCopies, add_runtime
+
+    from edgesplit.export.tensorrt_build import add_engine
+    from edgesplit.runtime import get_backend
+
+    config = ExportConfig("classifier4", "features.1", precision="int8", target="tensorrt", input_shape=(1, 32, 32),
+                          calib_size=32, eval_size=16)
+    bundle = export_bundle(config, tmp_path / "b")
+    assert bundle.engines() == {}
+    orin = add_engine(bundle.path, max_batch=4, trt=FakeTensorRT("10.3.0"), memory=FakeCudaMemory())
+    both = add_engine(orin.path, max_batch=8, trt=FakeTensorRT("10.3.0"),
+                      memory=FakeCudaMemory(gpu="NVIDIA H100", cc="9.0"))
+    verify_bundle(both.path)  # re-signed: hashes and digest hold with the new files
+    assert sorted(both.engines()) == ["head.nvidia-h100.engine", "head.nvidia-jetson-orin-nano.engine"]
+    record = both.engines()["head.nvidia-h100.engine"]
+    assert record["precision"] == "int8" and record["profile"]["max_batch"] == 8
+    assert both.manifest["fidelity"] == bundle.manifest["fidelity"], "the rest of the manifest is kept"
+    with get_backend("tensorrt", trt=add_runtime(FakeTensorRT("10.3.0")),
+                     memory=FakeCudaMemoryWithCopies(gpu="NVIDIA H100", cc="9.0")) as backend:
+        backend.load(both)
+        assert backend.info()["engine"] == "head.nvidia-h100.engine", "the engine for this GPU is picked"
+
+
+def test_bundle_engine_refuses_asymmetric_int8_and_unnamed_external_precision(tmp_path):
+    from edgesplit.export.tensorrt_build import add_engine
+
+    config = ExportConfig("classifier4", "features.1", precision="int8", target="x86-vnni", input_shape=(1, 32, 32),
+                          calib_size=32, eval_size=16)
+    bundle = export_bundle(config, tmp_path / "b")
+    with pytest.raises(ExportError, match="asymmetric QUInt8 activations.*--target tensorrt"):
+        add_engine(bundle.path, trt=FakeTensorRT("10.3.0"), memory=FakeCudaMemory())
+    assert verify_bundle(bundle.path).engines() == {}, "a refused build leaves the bundle as it was"

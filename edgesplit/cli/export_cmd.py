@@ -61,7 +61,7 @@ def register(sub) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_export)
 
-    b = sub.add_parser("bundle", help="bundle utilities: verify, pack, unpack", description="Work with bundle folders.")
+    b = sub.add_parser("bundle", help="bundle utilities: verify, pack, unpack, engine", description="Work with bundle folders.")
     bsub = b.add_subparsers(dest="bundle_command", metavar="ACTION", required=True)
     v = bsub.add_parser("verify", help="recompute every file's sha256 and compare with the manifest",
                         description="Recompute the sha256 of every file in BUNDLE and compare with manifest.json; "

@@ -132,6 +132,30 @@ def register_bundle_actions(bsub) -> None:
     p.add_argument("--out", required=True, help="bundle folder to create")
     p.add_argument("--force", action="store_true")
     p.set_defaults(func=cmd_unpack)
+    p = bsub.add_parser("engine", help="on the board: build a TensorRT engine for this GPU into the bundle",
+                        description="Build a TensorRT engine from BUNDLE's head.onnx on this machine's GPU and add "
+                                    "it to the bundle (manifest re-signed). Engines only run on the GPU and "
+                                    "TensorRT version that built them, so export ONNX on the host, copy the "
+                                    "bundle to the Jetson, and run this there. INT8 bundles must be exported "
+                                    "with --target tensorrt (symmetric Q/DQ). Needs the 'trt' extra.")
+    p.add_argument("bundle")
+    p.add_argument("--precision", choices=("fp32", "fp16", "int8"),
+                   help="builder precision; default: the bundle's (required for an imported --head)")
+    p.add_argument("--max-batch", type=int, default=32, help="largest batch of the optimisation profile")
+    p.add_argument("--workspace-mb", type=int, default=1024, help="TensorRT builder workspace (MiB)")
+    p.set_defaults(func=cmd_engine)
+
+
+def cmd_engine(args) -> int:
+    from edgesplit.export.tensorrt_build import add_engine
+
+    bundle = add_engine(args.bundle, precision=args.precision, max_batch=args.max_batch,
+                        workspace_mb=args.workspace_mb)
+    for name, r in bundle.engines().items():
+        print(f"{bundle.path}: engine {name}: TensorRT {r['tensorrt_version']} on {r['gpu']} "
+              f"(sm {r['compute_capability']}, {r['precision']}, batch {r['profile']['min_batch']}-"
+              f"{r['profile']['max_batch']})")
+    return 0
 
 
 def _remote(args):

@@ -12,6 +12,7 @@ import os
 import shutil
 import tempfile
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from edgesplit.errors import BundleError
@@ -58,9 +59,9 @@ class Bundle:
     def output(self) -> dict:
         return self.manifest["output"]
 
-    @property
+    @cached_property
     def sha256(self) -> str:
-        """Identity of the bundle: the hash of its manifest (which pins every file's hash)."""
+        """Identity of the bundle: the hash of its manifest (which pins every file's hash); read once."""
         return sha256_file(self.path / MANIFEST)
 
     def file(self, name: str) -> Path:
@@ -124,8 +125,13 @@ def verify_bundle(path: str | os.PathLike) -> Bundle:
     return Bundle(path, manifest)
 
 
-def load_bundle(path: str | os.PathLike, verify: bool = True) -> Bundle:
-    """Open a bundle; by default verify all hashes first (a runtime never runs an unverified bundle)."""
+def load_bundle(path: str | os.PathLike | Bundle, verify: bool = True) -> Bundle:
+    """Open a bundle; by default verify all hashes first (a runtime never runs an unverified bundle).
+
+    A `Bundle` (already verified when it was loaded) is returned as it is, so callers can pass either.
+    """
+    if isinstance(path, Bundle):
+        return path
     return verify_bundle(path) if verify else Bundle(Path(path), read_manifest(path))
 
 

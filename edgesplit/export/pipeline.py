@@ -15,7 +15,7 @@ from edgesplit.errors import ExportError
 from edgesplit.export import onnx_export, wire_graph
 from edgesplit.export.bundle import HEAD, Bundle, check_output_folder, sha256_file, write_bundle
 from edgesplit.export.calibration import calibrate, tensor_range
-from edgesplit.export.config import ExportConfig
+from edgesplit.export.config import MIN_CALIB_SAMPLES, ExportConfig
 from edgesplit.export.fidelity import measure_fidelity
 from edgesplit.export.quantize import preprocess, quantize_int8
 from edgesplit.export.targets import scheme_for
@@ -42,9 +42,9 @@ def export_bundle(config: ExportConfig, out_dir: str | Path, force: bool = False
     parts = split(model, config.cut, example_input=torch.zeros(1, *shape))
     calib_images, calib_info = _load(config, config.calib_split, config.calib_size, shape) \
         if config.needs_calibration else (None, None)
-    if calib_images is not None and len(calib_images) < 16:
+    if calib_images is not None and len(calib_images) < MIN_CALIB_SAMPLES:
         raise ExportError(f"the calibration set has only {len(calib_images)} samples ({config.calib_data}/"
-                          f"{config.calib_split}): INT8 calibration needs at least 16")
+                          f"{config.calib_split}): INT8 calibration needs at least {MIN_CALIB_SAMPLES}")
     eval_images, eval_info = _load(config, config.eval_split, config.eval_size, shape)
     eval_labels = eval_info.pop("labels")
 

@@ -145,7 +145,7 @@ def make_entropy_calibrator(trt, images: np.ndarray, batch: int, cache_path: Pat
 def build_engine(onnx_path: str | Path, workdir: str | Path, precision: str, *, input_shape: tuple[int, int, int],
                  int8_mode: str = "explicit", calib_images: np.ndarray | None = None, max_batch: int = 32,
                  workspace_mb: int = 1024, input_dtype: str = "float32", input_name: str = "input",
-                 trt=None, memory=None) -> dict:
+                 fixed_batch: int | None = None, trt=None, memory=None) -> dict:
     """Build a serialized engine from `onnx_path` into `workdir`; return its manifest record."""
     trt = trt if trt is not None else import_tensorrt()
     major, minor = version_of(trt)
@@ -169,7 +169,8 @@ def build_engine(onnx_path: str | Path, workdir: str | Path, precision: str, *, 
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_mb << 20)
     c, h, w = input_shape
     profile = builder.create_optimization_profile()
-    profile.set_shape(input_name, (1, c, h, w), (max(1, max_batch // 2), c, h, w), (max_batch, c, h, w))
+    low, opt, high = (fixed_batch,) * 3 if fixed_batch else (1, max(1, max_batch // 2), max_batch)
+    profile.set_shape(input_name, (low, c, h, w), (opt, c, h, w), (high, c, h, w))
     config.add_optimization_profile(profile)
     used_flags: list[str] = []
     if not strongly_typed:
@@ -206,6 +207,39 @@ def build_engine(onnx_path: str | Path, workdir: str | Path, precision: str, *, 
         "builder_flags": used_flags,
         "calibration_cache": cache_name,
         "input_dtype": input_dtype,
-        "profile": {"min_batch": 1, "opt_batch": max(1, max_batch // 2), "max_batch": max_batch},
+        "profile": {"min_batch": low, "opt_batch": opt, "max_batch": high},
         "built": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def add_engine(bundle_path, *, precision: str | None = None, max_batch: int = 32, workspace_mb: int = 1024,
+               trt=None, memory=None):
+    """On the board: build an engine for this GPU from a bundle's `head.onnx` and add it to the bundle.
+
+    Engines are tied to one GPU and TensorRT version, so the usual flow exports ONNX on the host and builds
+    here. INT8 bundles build from their Q/DQ graph (explicit quantization), which must be symmetric int8
+    (`--target tensorrt` at export). External heads name their precision with `precision`.
+    Returns the re-signed Bundle (its manifest lists the new engine beside any others).
+    """
+    import tempfile
+
+    from edgesplit.export.bundle import add_files, load_bundle
+
+    bundle = load_bundle(bundle_path)
+    m = bundle.manifest
+    precision = precision or m["precision"]
+    if precision not in ("fp32", "fp16", "int8"):
+        raise ExportError(f"bundle {bundle.path.name} is an external head: name its precision with --precision "
+                          f"fp32|fp16|int8 (int8 for a Q/DQ graph)")
+    quant = m.get("quantization") or {}
+    if precision == "int8" and quant and not quant.get("activation_symmetric", True):
+        raise ExportError(f"bundle {bundle.path.name} was quantized for target {quant.get('target')} (asymmetric "
+                          f"{quant.get('activation_type')} activations); TensorRT takes symmetric int8 Q/DQ only: "
+                          f"re-export with --target tensorrt")
+    with tempfile.TemporaryDirectory(prefix=".engine.", dir=bundle.path.parent) as tmp:
+        record = build_engine(bundle.onnx_path, tmp, precision, input_shape=tuple(m["input"]["shape"][1:]),
+                              max_batch=max_batch, workspace_mb=workspace_mb, input_dtype=m["input"]["dtype"],
+                              input_name=m["input"]["name"], fixed_batch=m["input"]["shape"][0], trt=trt,
+                              memory=memory)
+        return add_files(bundle, {record["file"]: Path(tmp) / record["file"]},
+                         {"engines": {**bundle.engines(), record["file"]: record}})

@@ -70,6 +70,8 @@ def main(argv=None) -> int:
         reply, code = {"ok": False, "error": str(exc)}, 2
     except (json.JSONDecodeError, KeyError, TypeError) as exc:
         reply, code = {"ok": False, "error": f"malformed request ({type(exc).__name__}: {exc})"}, 2
+    except (OSError, ValueError) as exc:  # a missing or unreadable file on the device, a bad array
+        reply, code = {"ok": False, "error": f"on the device: {exc}"}, 2
     sys.stdout.write(json.dumps(reply) + "\n")
     sys.stdout.flush()
     return code

@@ -7,12 +7,12 @@ import tarfile
 from pathlib import Path
 
 from edgesplit.errors import BundleError
-from edgesplit.export.bundle import check_output_folder, verify_bundle
+from edgesplit.export.bundle import check_output_folder, load_bundle, verify_bundle
 
 
-def pack_bundle(bundle_dir: str | os.PathLike, archive: str | os.PathLike) -> Path:
-    """Verify the bundle, then write it as a .tar.gz whose members are `<name>/<file>`."""
-    bundle = verify_bundle(bundle_dir)
+def pack_bundle(bundle_dir, archive: str | os.PathLike) -> Path:
+    """Verify the bundle (unless given a loaded `Bundle`), then write it as a .tar.gz of `<name>/<file>`."""
+    bundle = load_bundle(bundle_dir)
     archive = Path(archive)
     archive.parent.mkdir(parents=True, exist_ok=True)
     tmp = archive.with_name(archive.name + ".tmp")

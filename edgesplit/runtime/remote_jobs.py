@@ -20,7 +20,7 @@ def profile_remote(device: SshDevice, bundle_path, backend: str = "ort", batches
     bundle = load_bundle(bundle_path)
     timing = timing or TimingConfig()
     with tempfile.TemporaryDirectory(prefix="edgesplit-remote-") as tmp:
-        archive = pack_bundle(bundle.path, Path(tmp) / f"{bundle.path.name}.tar.gz")
+        archive = pack_bundle(bundle, Path(tmp) / f"{bundle.path.name}.tar.gz")
         workdir = device.mkdtemp()
         try:
             remote_archive = device.put(archive, workdir)
@@ -38,7 +38,7 @@ def emit_remote(device: SshDevice, bundle_path, images: np.ndarray, ids: np.ndar
                 backend: str = "ort", batch: int = 64, threads: int | None = None) -> FeatureFile:
     bundle = load_bundle(bundle_path)
     with tempfile.TemporaryDirectory(prefix="edgesplit-remote-") as tmp:
-        archive = pack_bundle(bundle.path, Path(tmp) / f"{bundle.path.name}.tar.gz")
+        archive = pack_bundle(bundle, Path(tmp) / f"{bundle.path.name}.tar.gz")
         inputs = save_inputs(Path(tmp) / "inputs.npz", images, ids, data)
         workdir = device.mkdtemp()
         try:

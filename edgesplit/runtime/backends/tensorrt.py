@@ -26,7 +26,7 @@ def check_engine_compatible(record: dict, trt_version: str, device: dict) -> Non
         raise BackendError(
             f"engine {record['file']} was built with TensorRT {record['tensorrt_version']} for {record['gpu']} "
             f"(sm {record['compute_capability']}); this machine has TensorRT {trt_version} on {device['gpu']} "
-            f"(sm {device['compute_capability']}): rebuild it here with 'edgesplit export ... --format tensorrt'")
+            f"(sm {device['compute_capability']}): build one here with 'edgesplit bundle engine BUNDLE'")
 
 
 class TensorRTBackend(Backend):
