@@ -78,6 +78,9 @@ class CutAnalysis:
             known = [c.name for c in self.blocks] + [c.name for c in self.layers]
             raise CutError(f"unknown cut {name!r} ({closest(name, known)}); "
                            f"'edgesplit cuts MODEL --granularity layer' lists them all")
+        legal = {c.index: c for c in self.layers}
+        if index in legal:  # a container module (e.g. `layer2.1.conv1`'s parent) whose output alone crosses
+            return legal[index]
         info = self.traced.nodes[index]
         before = [c.name for c in self.blocks if c.index < index][-1:]
         after = [c.name for c in self.blocks if c.index > index][:1]

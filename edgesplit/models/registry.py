@@ -144,14 +144,28 @@ def create_model(
 def build(spec: ModelSpec) -> nn.Module:
     """Instantiate `spec` with fresh (random) weights."""
     _ensure_zoo()
+    kwargs = dict(spec.kwargs)
+    bottleneck = kwargs.pop("bottleneck", None)
+    model = _build(spec, kwargs)
+    if bottleneck:
+        from edgesplit.models.bottleneck import insert_bottleneck
+
+        if not isinstance(bottleneck, dict) or "after" not in bottleneck or "channels" not in bottleneck:
+            raise ModelError("bottleneck must be a mapping with 'after' (a module path) and 'channels', e.g. "
+                             "{'after': 'features.7', 'channels': 8}")
+        insert_bottleneck(model, img_size=spec.img_size, in_chans=spec.in_chans, **bottleneck)
+    return model
+
+
+def _build(spec: ModelSpec, kwargs: dict) -> nn.Module:
     entry = _REGISTRY.get(spec.name)
     try:
         if entry is not None:
-            return entry.builder(spec.num_classes, spec.in_chans, spec.img_size, **spec.kwargs)
+            return entry.builder(spec.num_classes, spec.in_chans, spec.img_size, **kwargs)
         if spec.name in torchvision_classifiers():
             from edgesplit.models.adapt import torchvision_model
 
-            return torchvision_model(spec.name, spec.num_classes, spec.in_chans, spec.img_size, **spec.kwargs)
+            return torchvision_model(spec.name, spec.num_classes, spec.in_chans, spec.img_size, **kwargs)
     except TypeError as exc:
         raise ModelError(f"model {spec.name!r} does not take these options ({exc}); "
                          f"use num_classes, in_chans, img_size") from None

@@ -1,0 +1,77 @@
+"""A channel bottleneck inserted after any module: the head squeezes its features, the tail expands them.
+
+CEM's standard benchmark cuts VGG11-BN after its second conv group (128x8x8) and inserts a conv to 8
+channels + BatchNorm + sigmoid, so the device sends 8x8x8 values in [0, 1]; the server side starts with a
+conv back to 128 channels. `insert_bottleneck(model, after="features.7", channels=8)` does that for any
+model: the module at `after` becomes `Sequential(layer, squeeze, expand)`, and the new cut `<after>.squeeze`
+joins the model's block cuts. Given to `create_model` as `bottleneck={"after": ..., "channels": ...}` it is
+part of the model's spec, so checkpoints, bundles and reference rebuilds carry it.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import torch
+from torch import nn
+
+from edgesplit.errors import ModelError
+
+ACTIVATIONS = {"sigmoid": nn.Sigmoid, "relu": nn.ReLU, "none": nn.Identity}
+
+
+def insert_bottleneck(model: nn.Module, after: str, channels: int, kernel_size: int = 3,
+                      activation: str = "sigmoid", img_size: int = 32, in_chans: int = 3) -> nn.Module:
+    """Insert a squeeze (conv -> BN -> activation) / expand (conv -> BN -> ReLU) pair after module `after`."""
+    from edgesplit.models.blocks import block_paths
+
+    if channels < 1 or kernel_size not in (1, 3):
+        raise ModelError(f"bottleneck needs channels >= 1 and kernel_size 1 or 3, got {channels}, {kernel_size}")
+    if activation not in ACTIVATIONS:
+        raise ModelError(f"unknown bottleneck activation {activation!r}: use one of {', '.join(ACTIVATIONS)}")
+    modules = dict(model.named_modules())
+    if after not in modules or not after:
+        known = [n for n in modules if n]
+        from edgesplit.errors import closest
+
+        raise ModelError(f"bottleneck: no module {after!r} in {type(model).__name__} ({closest(after, known)})")
+    width = _output_channels(model, after, in_chans, img_size)
+    blocks = block_paths(model)
+    pad = kernel_size // 2
+    squeeze = nn.Sequential(nn.Conv2d(width, channels, kernel_size, 1, pad), nn.BatchNorm2d(channels),
+                            ACTIVATIONS[activation]())
+    expand = nn.Sequential(nn.Conv2d(channels, width, kernel_size, 1, pad), nn.BatchNorm2d(width), nn.ReLU())
+    parent_path, _, leaf = after.rpartition(".")
+    parent = modules[parent_path] if parent_path else model
+    setattr(parent, leaf, nn.Sequential(OrderedDict(layer=modules[after], squeeze=squeeze, expand=expand)))
+    # the old boundary is now after `layer`; the bottleneck's output is a new block cut before the expansion
+    cut_blocks: list[str] = []
+    for path in blocks:
+        cut_blocks += [f"{after}.layer", f"{after}.squeeze", after] if path == after else [path]
+    if after not in blocks:
+        cut_blocks = _insert_in_order(model, cut_blocks, f"{after}.squeeze")
+    model.cut_blocks = cut_blocks
+    return model
+
+
+def _output_channels(model: nn.Module, after: str, in_chans: int, img_size: int) -> int:
+    seen: list[torch.Tensor] = []
+    target = dict(model.named_modules())[after]
+    hook = target.register_forward_hook(lambda _m, _i, out: seen.append(out))
+    try:
+        with torch.no_grad():
+            was_training = model.training
+            model.eval()
+            model(torch.zeros(1, in_chans, img_size, img_size))
+            model.train(was_training)
+    finally:
+        hook.remove()
+    if not seen or not isinstance(seen[0], torch.Tensor) or seen[0].dim() != 4:
+        shape = tuple(seen[0].shape) if seen and isinstance(seen[0], torch.Tensor) else None
+        raise ModelError(f"bottleneck after {after!r}: its output {shape} is not an N x C x H x W feature map")
+    return int(seen[0].shape[1])
+
+
+def _insert_in_order(model: nn.Module, paths: list[str], new: str) -> list[str]:
+    order = {name: i for i, (name, _) in enumerate(model.named_modules())}
+    return sorted({*paths, new}, key=lambda p: order.get(p, len(order)))
