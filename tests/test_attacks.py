@@ -25,8 +25,30 @@ def test_every_decoder_reaches_every_image_shape(name, feature_shape, image_shap
     assert out.shape == (2, *image_shape) and out.min() >= 0 and out.max() <= 1
 
 
+@pytest.mark.parametrize("name, kwargs", [
+    ("deconv", {"stem": False, "output": "tanh", "act": "prelu"}),  # GPZ / efficient-split layouts
+    ("upsample", {"act": "hardswish"}),
+    ("nonoverlap", {"depth": "light"}), ("nonoverlap", {"depth": "medium"}), ("nonoverlap", {"depth": "deep"}),
+])
+def test_seed_layouts_of_the_decoders(name, kwargs):
+    decoder = create_decoder(name, (576, 7, 7), (3, 224, 224), **kwargs)
+    out = decoder(torch.rand(2, 576, 7, 7))
+    assert out.shape == (2, 3, 224, 224) and out.min() >= 0 and out.max() <= 1
+    convs = [m for m in decoder.modules() if isinstance(m, torch.nn.ConvTranspose2d)]
+    if name == "nonoverlap":
+        assert all(m.kernel_size == m.stride for m in convs), "kernel = stride: non-overlapping"
+        assert len(convs) == {"light": 3, "medium": 5, "deep": 5}[kwargs["depth"]]  # 4x 4x 2x vs five 2x
+        assert any(isinstance(m, torch.nn.Hardswish) for m in decoder.modules())
+    if kwargs.get("stem") is False:
+        assert convs[0].in_channels == 576 and len(convs) == 5, "five k4 s2 stages straight from the features"
+
+
 def test_registry_errors():
-    assert list_decoders() == ["attention", "deconv", "resnet", "upsample"]
+    assert list_decoders() == ["attention", "deconv", "nonoverlap", "resnet", "upsample"]
+    with pytest.raises(AttackError, match="does not take these options"):
+        create_decoder("deconv", (8, 4, 4), (1, 32, 32), depth="deep")
+    with pytest.raises(AttackError, match="unknown depth 'huge'"):
+        create_decoder("nonoverlap", (8, 4, 4), (1, 32, 32), depth="huge")
     with pytest.raises(AttackError, match="unknown decoder 'upsampel'.*closest: upsample"):
         create_decoder("upsampel", (8, 4, 4), (1, 32, 32))
     with pytest.raises(AttackError, match="cannot reasonably be decoded to 512x512"):
@@ -50,6 +72,19 @@ def test_train_decoder_learns_and_is_reproducible():
     assert a.history[-1]["val_mse"] < a.history[0]["val_mse"]
     assert [h["val_mse"] for h in a.history] == [h["val_mse"] for h in b.history]
     assert a.images_per_second > 0 and 1 <= a.best_epoch <= len(a.history)
+
+
+def test_training_schedules_and_decoder_options_are_used():
+    z, x = _toy()
+    expo = train_decoder(z, x, DecoderConfig(decoder="deconv", epochs=3, batch_size=32, lr=1e-3,
+                                             schedule="exponential", lr_gamma=0.93))
+    assert [round(h["lr"], 8) for h in expo.history] == [round(1e-3 * 0.93 ** k, 8) for k in range(3)]
+    const = train_decoder(z, x, DecoderConfig(decoder="nonoverlap", epochs=2, batch_size=32, schedule="constant",
+                                              decoder_kwargs={"depth": "deep"}, betas=(0.5, 0.999), amsgrad=True))
+    assert {h["lr"] for h in const.history} == {1e-3}
+    assert any(isinstance(m, torch.nn.Hardswish) for m in const.model.modules()), "decoder_kwargs reach the decoder"
+    with pytest.raises(AttackError, match="unknown schedule 'step'"):
+        DecoderConfig(schedule="step")
 
 
 def test_train_decoder_bad_input():

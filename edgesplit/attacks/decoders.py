@@ -1,6 +1,6 @@
 """Decoder registry: inversion networks sized from (feature shape, image shape), as `timm.create_model` does.
 
-    list_decoders() -> ["attention", "deconv", "resnet", "upsample"]
+    list_decoders() -> ["attention", "deconv", "nonoverlap", "resnet", "upsample"]
     create_decoder("upsample", feature_shape=(128, 8, 8), image_shape=(1, 32, 32))
 
 Spatial features are upsampled by 2x stages (log2 of the side ratio), with a final resize when the ratio is
@@ -52,22 +52,37 @@ def plan(feature_shape: tuple[int, ...], image_shape: tuple[int, int, int]) -> P
     return Plan(fc, max(fh, fw), stages, c, side, False)
 
 
-def _bn_relu(ch: int) -> list[nn.Module]:
-    return [nn.BatchNorm2d(ch), nn.ReLU(inplace=True)]
+ACTIVATIONS = {"relu": lambda ch: nn.ReLU(inplace=True), "prelu": nn.PReLU, "tanh": lambda ch: nn.Tanh(),
+               "hardswish": lambda ch: nn.Hardswish(inplace=True)}
+OUTPUTS = ("sigmoid", "tanh")
+
+
+def _bn_relu(ch: int, act: str = "relu") -> list[nn.Module]:
+    if act not in ACTIVATIONS:
+        raise AttackError(f"unknown decoder activation {act!r}: use one of {', '.join(ACTIVATIONS)}")
+    return [nn.BatchNorm2d(ch), ACTIVATIONS[act](ch)]
 
 
 class _Decoder(nn.Module):
-    """Common frame: stem (vector projection or conv) -> body -> 1x1/3x3 to image channels -> sigmoid -> resize."""
+    """Common frame: stem (vector projection or conv) -> body -> 1x1/3x3 to image channels -> output -> resize.
 
-    def __init__(self, p: Plan, width: int) -> None:
+    `stem=False` feeds spatial features straight into the body (the seeds' layouts: `width` is then the
+    feature channel count); `output` "tanh" maps tanh to [0, 1] as (tanh + 1) / 2 (the seeds that train on
+    [-1, 1] images), "sigmoid" is the default. Every decoder returns images in [0, 1].
+    """
+
+    def __init__(self, p: Plan, width: int, act: str = "relu", output: str = "sigmoid", stem: bool = True) -> None:
         super().__init__()
-        self.plan = p
+        if output not in OUTPUTS:
+            raise AttackError(f"unknown decoder output {output!r}: use one of {', '.join(OUTPUTS)}")
+        self.plan, self.output = p, output
         if p.vector:
             self.project = nn.Linear(p.in_channels, width * 16)
-            self.stem = nn.Sequential(*_bn_relu(width))
+            self.stem = nn.Sequential(*_bn_relu(width, act))
         else:
             self.project = None
-            self.stem = nn.Sequential(nn.Conv2d(p.in_channels, width, 3, 1, 1), *_bn_relu(width))
+            self.stem = (nn.Sequential(nn.Conv2d(p.in_channels, width, 3, 1, 1), *_bn_relu(width, act)) if stem
+                         else nn.Identity())
         self.width = width
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
@@ -76,37 +91,76 @@ class _Decoder(nn.Module):
         x = self.head(self.body(self.stem(z)))
         if x.shape[-1] != self.plan.out_side:
             x = F.interpolate(x, size=(self.plan.out_side, self.plan.out_side), mode="bilinear", align_corners=False)
-        return torch.sigmoid(x)
+        return (torch.tanh(x) + 1) / 2 if self.output == "tanh" else torch.sigmoid(x)
+
+
+def _start_width(p: Plan, width: int | None, default_cap: int, stem: bool) -> int:
+    if not stem and not p.vector:
+        return p.in_channels  # no stem: the body starts from the feature channels themselves
+    return width or min(default_cap, max(64, p.in_channels))
 
 
 class DeconvDecoder(_Decoder):
     """Transposed convolutions (k4, s2) halving the channels each stage (Golden Partition Zone's Inversion_4,
-    the reconstruction seed's transposed-conv autoencoder)."""
+    efficient-split-dnn-privacy's five-stage decoder)."""
 
-    def __init__(self, p: Plan, width: int | None = None) -> None:
-        width = width or min(512, max(64, p.in_channels))
-        super().__init__(p, width)
+    def __init__(self, p: Plan, width: int | None = None, act: str = "relu", output: str = "sigmoid",
+                 stem: bool = True) -> None:
+        width = _start_width(p, width, 512, stem)
+        super().__init__(p, width, act, output, stem)
         layers, ch = [], width
         for _ in range(p.stages):
             out = max(32, ch // 2)
-            layers += [nn.ConvTranspose2d(ch, out, 4, 2, 1), *_bn_relu(out)]
+            layers += [nn.ConvTranspose2d(ch, out, 4, 2, 1), *_bn_relu(out, act)]
             ch = out
-        self.body = nn.Sequential(*layers) if layers else nn.Sequential(nn.Conv2d(ch, ch, 3, 1, 1), *_bn_relu(ch))
+        self.body = (nn.Sequential(*layers) if layers
+                     else nn.Sequential(nn.Conv2d(ch, ch, 3, 1, 1), *_bn_relu(ch, act)))
         self.head = nn.Conv2d(ch, p.out_channels, 3, 1, 1)
 
 
-class UpsampleDecoder(_Decoder):
-    """Bicubic 2x upsampling followed by two conv-BN-ReLU per stage (the reconstruction seed's better variant)."""
+DEPTHS = {"light": (4, 0), "medium": (2, 0), "deep": (2, 1)}  # (upsampling factor per stage, extra convs)
 
-    def __init__(self, p: Plan, width: int | None = None) -> None:
-        width = width or min(256, max(64, p.in_channels))
-        super().__init__(p, width)
+
+class NonOverlapDecoder(_Decoder):
+    """The reconstruction seed's decoders: non-overlapping transposed convs (kernel = stride) with BN +
+    hard-swish. `depth`: light (4x stages, where the ratio allows), medium (2x stages), deep (2x stages, each
+    followed by a 3x3 conv-BN-hard-swish)."""
+
+    def __init__(self, p: Plan, depth: str = "medium", width: int | None = None, act: str = "hardswish",
+                 output: str = "sigmoid", stem: bool = False) -> None:
+        if depth not in DEPTHS:
+            raise AttackError(f"unknown depth {depth!r}: use one of {', '.join(DEPTHS)}")
+        width = _start_width(p, width, 512, stem)
+        super().__init__(p, width, act, output, stem)
+        factor, extra = DEPTHS[depth]
+        layers, ch, left = [], width, p.stages  # left: remaining 2x upsamplings
+        while left > 0:
+            step = 2 if left == 1 or factor == 2 else 4
+            out = max(32, ch // step)
+            layers += [nn.ConvTranspose2d(ch, out, step, step), *_bn_relu(out, act)]
+            for _ in range(extra):
+                layers += [nn.Conv2d(out, out, 3, 1, 1), *_bn_relu(out, act)]
+            ch, left = out, left - (1 if step == 2 else 2)
+        self.body = (nn.Sequential(*layers) if layers
+                     else nn.Sequential(nn.Conv2d(ch, ch, 3, 1, 1), *_bn_relu(ch, act)))
+        self.head = nn.Conv2d(ch, p.out_channels, 1)
+
+
+class UpsampleDecoder(_Decoder):
+    """Bicubic 2x upsampling followed by two conv-BN-activation per stage (the reconstruction seed's better
+    variant)."""
+
+    def __init__(self, p: Plan, width: int | None = None, act: str = "relu", output: str = "sigmoid",
+                 stem: bool = True) -> None:
+        width = _start_width(p, width, 256, stem)
+        super().__init__(p, width, act, output, stem)
         layers, ch = [], width
         for _ in range(max(1, p.stages)):
             out = max(32, ch // 2)
             if p.stages:
                 layers.append(nn.Upsample(scale_factor=2, mode="bicubic", align_corners=False))
-            layers += [nn.Conv2d(ch, out, 3, 1, 1), *_bn_relu(out), nn.Conv2d(out, out, 3, 1, 1), *_bn_relu(out)]
+            layers += [nn.Conv2d(ch, out, 3, 1, 1), *_bn_relu(out, act), nn.Conv2d(out, out, 3, 1, 1),
+                       *_bn_relu(out, act)]
             ch = out
         self.body = nn.Sequential(*layers)
         self.head = nn.Conv2d(ch, p.out_channels, 3, 1, 1)
@@ -183,6 +237,9 @@ class DecoderEntry:
 _DECODERS = {
     "deconv": DecoderEntry("deconv", DeconvDecoder, "transposed convs k4 s2 halving channels (GPZ Inversion_4)"),
     "upsample": DecoderEntry("upsample", UpsampleDecoder, "bicubic 2x upsampling + conv-BN-ReLU pairs"),
+    "nonoverlap": DecoderEntry("nonoverlap", NonOverlapDecoder,
+                               "transposed convs with kernel = stride, BN + hard-swish; depth light|medium|deep "
+                               "(reconstruction seed)"),
     "resnet": DecoderEntry("resnet", ResNetDecoder, "64-ch pre-activation residual decoder (CEM res_normN8C64)"),
     "attention": DecoderEntry("attention", AttentionDecoder, "residual blocks with channel+spatial attention"),
 }
@@ -200,7 +257,10 @@ def create_decoder(name: str, feature_shape: tuple[int, ...], image_shape: tuple
     """A decoder mapping features of `feature_shape` to images of `image_shape` (values in [0, 1])."""
     if name not in _DECODERS:
         raise AttackError(f"unknown decoder {name!r} ({closest(name, list_decoders())})")
-    decoder = _DECODERS[name].factory(plan(tuple(feature_shape), tuple(image_shape)), **kwargs)
+    try:
+        decoder = _DECODERS[name].factory(plan(tuple(feature_shape), tuple(image_shape)), **kwargs)
+    except TypeError as exc:
+        raise AttackError(f"decoder {name!r} does not take these options ({exc})") from None
     decoder.edgesplit_decoder = {"name": name, "feature_shape": list(feature_shape), "image_shape": list(image_shape),
                                  "kwargs": kwargs}
     return decoder

@@ -17,6 +17,7 @@ from edgesplit.errors import AttackError
 from edgesplit.progress import Progress, resolve
 
 MIN_SAMPLES = 32
+SCHEDULES = ("cosine", "plateau", "exponential", "constant")
 
 
 @dataclass(frozen=True)
@@ -33,12 +34,22 @@ class DecoderConfig:
     noise_at_test: bool = False
     adversarial_weight: float = 0.0  # > 0: GAN-prior decoder (CEM's GAN-based inversion): MSE + w * adversarial
     seed: int = 0
+    decoder_kwargs: dict = field(default_factory=dict)  # e.g. {"depth": "deep"}, {"stem": False, "output": "tanh"}
+    betas: tuple[float, float] = (0.9, 0.999)  # Adam
+    amsgrad: bool = False
+    schedule: str = "cosine"  # cosine (per step, to lr * min_lr_ratio) | plateau | exponential (per epoch) | constant
+    lr_gamma: float = 0.5  # plateau: factor on a stalled validation loss; exponential: factor per epoch
+    min_lr_ratio: float = 0.01
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or not self.lr > 0:
             raise AttackError("decoder training needs epochs >= 1, batch_size >= 1 and lr > 0")
         if not 0 < self.val_fraction < 0.5 or self.noise_std < 0 or self.adversarial_weight < 0:
             raise AttackError("val_fraction must be in (0, 0.5), noise_std >= 0 and adversarial_weight >= 0")
+        if self.schedule not in SCHEDULES:
+            raise AttackError(f"unknown schedule {self.schedule!r}: use one of {', '.join(SCHEDULES)}")
+        if not 0 < self.lr_gamma <= 1 or not 0 <= self.min_lr_ratio <= 1:
+            raise AttackError("lr_gamma must be in (0, 1] and min_lr_ratio in [0, 1]")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -123,10 +134,11 @@ def train_decoder(features: np.ndarray, images: np.ndarray, config: DecoderConfi
     order = torch.randperm(len(z), generator=gen)
     n_val = max(1, int(len(z) * config.val_fraction))
     val_idx, train_idx = order[:n_val], order[n_val:]
-    model = Inverter(FeatureNorm(z[train_idx]), create_decoder(config.decoder, tuple(z.shape[1:]), tuple(x.shape[1:])))
-    opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    steps = config.epochs * math.ceil(len(train_idx) / config.batch_size)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, steps), eta_min=config.lr * 0.01)
+    model = Inverter(FeatureNorm(z[train_idx]), create_decoder(config.decoder, tuple(z.shape[1:]), tuple(x.shape[1:]),
+                                                               **config.decoder_kwargs))
+    opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
+                           betas=tuple(config.betas), amsgrad=config.amsgrad)
+    step_sched, epoch_sched = _schedules(opt, config, config.epochs * math.ceil(len(train_idx) / config.batch_size))
     result = TrainedDecoder(model, config, params=sum(p.numel() for p in model.parameters()))
     gan = config.adversarial_weight > 0
     if gan:
@@ -157,11 +169,17 @@ def train_decoder(features: np.ndarray, images: np.ndarray, config: DecoderConfi
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
-                sched.step()
+                if step_sched is not None:
+                    step_sched.step()
                 seen += len(idx)
                 task.update(len(idx), loss=loss.item())
         val = evaluate_mse(model, z[val_idx], x[val_idx])
-        result.history.append({"epoch": epoch + 1, "train_mse": loss.item(), "val_mse": val})
+        result.history.append({"epoch": epoch + 1, "train_mse": loss.item(), "val_mse": val,
+                               "lr": opt.param_groups[0]["lr"]})
+        if isinstance(epoch_sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            epoch_sched.step(val)
+        elif epoch_sched is not None:
+            epoch_sched.step()
         if val < best - 1e-6:
             best, best_state, stale, result.best_epoch = val, copy.deepcopy(model.state_dict()), 0, epoch + 1
         else:
@@ -174,6 +192,19 @@ def train_decoder(features: np.ndarray, images: np.ndarray, config: DecoderConfi
         model.load_state_dict(best_state)
     model.eval()
     return result
+
+
+def _schedules(opt, config: DecoderConfig, steps: int):
+    """(per-step scheduler, per-epoch scheduler) for the config's schedule; either may be None."""
+    sched = torch.optim.lr_scheduler
+    if config.schedule == "cosine":
+        return sched.CosineAnnealingLR(opt, T_max=max(1, steps), eta_min=config.lr * config.min_lr_ratio), None
+    if config.schedule == "plateau":  # GPZ: ReduceLROnPlateau x0.5
+        return None, sched.ReduceLROnPlateau(opt, factor=config.lr_gamma, patience=2,
+                                             min_lr=config.lr * config.min_lr_ratio)
+    if config.schedule == "exponential":  # the reconstruction seed's gamma
+        return None, sched.ExponentialLR(opt, gamma=config.lr_gamma)
+    return None, None
 
 
 @torch.no_grad()
