@@ -17,7 +17,14 @@ OUT/grid.png (originals over reconstructions).
 
 decoders: deconv, upsample, resnet, attention ('edgesplit audit --list-decoders')
 
+presets: the seeds' own settings by name ('edgesplit audit --list-presets'): model, input size,
+cuts, decoder layout and training. With --preset no bundle or features are needed: the target is
+--checkpoint or trained here on --data's train split, every cut is exported at --precisions,
+emitted and attacked (INT8 also by the seed-style transfer attacker); OUT/preset.json sums up.
+
 examples:
+  edgesplit audit --preset gpz-classifier4 --data digits --out audits/gpz
+  edgesplit audit --preset cem-standard --data cifar10 --data-root ~/data/cifar-10-batches-py --out audits/cem
   edgesplit emit bundles/c4-int8 --split attack --out feats/attack.npz
   edgesplit audit --bundle bundles/c4-int8 --features feats/attack.npz --data digits --out audits/c4-int8
   edgesplit audit --bundle b/ --features a.npz --eval-features t.npz --data digits --decoder resnet --epochs 50 --out o/
@@ -48,7 +55,7 @@ def register(sub) -> None:
                                                       "query-free)")
     p.add_argument("--whitebox-steps", type=int, default=300)
     p.add_argument("--decoder", default="upsample")
-    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--epochs", type=int, default=None, help="decoder epochs (default 30, or the preset's)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--noise-std", type=float, default=0.0, help="Gaussian noise on the features during training")
@@ -57,6 +64,15 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="folder for audit.json and grid.png")
     p.add_argument("--list-decoders", action="store_true", help="list the decoders and exit")
+    p.add_argument("--preset", default=None, help="run a seed's attack setting end to end (see --list-presets)")
+    p.add_argument("--list-presets", action="store_true", help="list the presets and exit")
+    p.add_argument("--precisions", default="fp32,int8", help="with --preset: head precisions to attack")
+    p.add_argument("--cuts", default=None, help="with --preset: a subset of its cuts, comma-separated")
+    p.add_argument("--attack-limit", type=int, default=None, help="with --preset: attacker samples (default all)")
+    p.add_argument("--train-epochs", type=int, default=5,
+                   help="with --preset and no --checkpoint: epochs to train the target first")
+    p.add_argument("--decoder-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="decoder constructor option, repeatable (e.g. depth=deep, stem=false, width=128)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_audit)
 
@@ -67,6 +83,9 @@ def cmd_audit(args) -> int:
     if args.list_decoders:
         print_table(["decoder", "what"], [(e.name, e.description) for e in decoder_entries()])
         return 0
+    if args.list_presets or args.preset:
+        return _presets(args)
+    decoder_kwargs = parse_options(args.decoder_option)  # before any work: a typo fails at once
     from pathlib import Path
 
     from edgesplit.attacks.audit import audit, write_result
@@ -101,9 +120,9 @@ def cmd_audit(args) -> int:
     else:
         evaluation = emit_split(bundle.path, args.data, "test", args.eval_limit, args.data_root,
                                 train.meta["data"]["seed"], progress=progress)
-    config = DecoderConfig(decoder=args.decoder, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+    config = DecoderConfig(decoder=args.decoder, epochs=args.epochs or 30, batch_size=args.batch_size, lr=args.lr,
                            noise_mean=args.noise_mean, noise_std=args.noise_std, noise_at_test=args.noise_at_test,
-                           seed=args.seed)
+                           seed=args.seed, decoder_kwargs=decoder_kwargs)
     from pathlib import Path
 
     transfer = load_features(args.transfer_features) if args.transfer_features else None
@@ -128,3 +147,64 @@ def cmd_audit(args) -> int:
               f"SSIM {m['ssim']['mean']:.4f}")
     print(f"wrote {path} and {Path(args.out) / 'grid.png'}")
     return 0
+
+
+def parse_options(pairs: list[str]) -> dict:
+    """KEY=VALUE strings to a dict, with ints, floats and true/false read as such."""
+    from edgesplit.errors import AttackError
+
+    out: dict = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key:
+            raise AttackError(f"--decoder-option {pair!r} is not KEY=VALUE (e.g. depth=deep)")
+        value: object = text
+        if text.lower() in ("true", "false"):
+            value = text.lower() == "true"
+        else:
+            for cast in (int, float):
+                try:
+                    value = cast(text)
+                    break
+                except ValueError:
+                    pass
+        out[key] = value
+    return out
+
+
+def _presets(args) -> int:
+    from edgesplit.attacks.presets import PRESETS, PresetRun, run_preset
+    from edgesplit.errors import AttackError
+    from edgesplit.progress import TqdmProgress
+
+    if args.list_presets:
+        print_table(["preset", "model @ px", "features at its cuts", "decoder, epochs"],
+                    [(p.name, f"{p.model} @ {p.img_size}", ", ".join("x".join(map(str, s)) for _, _, s in p.cuts),
+                      f"{p.decoder.decoder} {_options(p.decoder.decoder_kwargs)}, {p.decoder.epochs}")
+                     for p in PRESETS.values()])
+        print("\n'edgesplit audit --preset NAME --out DIR' runs one; preset.json records the seed's cut names")
+        return 0
+    if not args.out:
+        raise AttackError("audit --preset needs --out (bundles, features, audits and preset.json go there)")
+    run = PresetRun(data=args.data, root=args.data_root, checkpoint=args.checkpoint,
+                    precisions=tuple(p for p in args.precisions.split(",") if p),
+                    cuts=tuple(c for c in args.cuts.split(",") if c) if args.cuts else None,
+                    attack_limit=args.attack_limit, eval_limit=args.eval_limit or 256, epochs=args.epochs,
+                    train_epochs=args.train_epochs, seed=args.seed)
+    summary = run_preset(args.preset, args.out, run, TqdmProgress(disable=args.quiet))
+    target = summary["target"]
+    how = (f"trained here on {target['data']} ({target['epochs']} epochs, test accuracy "
+           f"{target['test_accuracy']:.4f})" if target["trained_here"] else f"checkpoint {target['checkpoint']}")
+    print(f"preset {args.preset}: {summary['preset']['model']} at {summary['preset']['img_size']} px, target {how}")
+    print_table(["cut", "seed's name", "precision", "wire B", "PSNR", "SSIM", "transfer PSNR", "floor PSNR"],
+                [(r["cut"], r["seed_name"], r["precision"], r["payload_bytes"], f"{r['psnr']:.2f}",
+                  f"{r['ssim']:.4f}", f"{r['transfer_psnr']:.2f}" if "transfer_psnr" in r else "-",
+                  f"{r['floor_psnr']:.2f}") for r in summary["rows"]])
+    from pathlib import Path
+
+    print(f"wrote {Path(args.out) / 'preset.json'} and one audit folder per cut and precision")
+    return 0
+
+
+def _options(kwargs: dict) -> str:
+    return " ".join(f"{k}={v}" for k, v in kwargs.items())

@@ -1,0 +1,207 @@
+"""The seeds' attack settings by name: model, input size, cuts, decoder and its training, reproducible.
+
+    edgesplit audit --preset gpz-classifier4 --data digits --out audits/gpz
+    run_preset("cem-standard", data="cifar10", root="~/data/cifar-10-batches-py", out_dir="audits/cem")
+
+Each preset fixes what the seed fixed (architecture, input size, cut, decoder layout, optimiser, schedule,
+epochs, feature noise) and leaves the data to the user: the seeds' data sets (CIFAR, CelebA, ImageNet) are
+not shipped, so `--data` names a local copy, or the embedded digits (resized to the preset's input) for a
+run that works anywhere. The target model is the given checkpoint, or trained here on the data's train
+split first (the attack and test splits stay disjoint from it). Every (cut, precision) is exported,
+emitted and attacked like any bundle; INT8 runs also score the seed-style transfer attacker (decoder
+trained on FP32 features). The seeds' metric mistakes (PSNR on batch means, peak 255 on normalised
+tensors, SSIM over a batch array) are not reproduced: metrics follow edgesplit's per-image convention.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edgesplit.attacks.training import DecoderConfig
+from edgesplit.errors import AttackError, closest
+from edgesplit.progress import Progress, resolve
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    source: str  # the seed and where its setting comes from
+    model: str
+    img_size: int
+    cuts: tuple[tuple[str, str, tuple[int, ...]], ...]  # (edgesplit cut, the seed's name, feature shape C, H, W)
+    decoder: DecoderConfig
+    model_kwargs: dict = field(default_factory=dict)
+    in_chans: int = 3
+    note: str = ""
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["cuts"] = [{"cut": c, "seed_name": s, "shape": list(shape)} for c, s, shape in self.cuts]
+        return d
+
+
+_GPZ_DECODER = DecoderConfig(decoder="deconv", decoder_kwargs={"stem": False, "act": "tanh"}, lr=0.01,
+                             betas=(0.5, 0.999), amsgrad=True, schedule="plateau", lr_gamma=0.5, epochs=100,
+                             batch_size=128, patience=10)
+_RECON_NOISE = {"noise_mean": 0.03, "noise_std": 0.03, "noise_at_test": True}
+_RECON_CUT = (("features.13.block.0", "features[13] expansion conv", (672, 14, 14)),)
+
+
+def _recon(depth: str) -> Preset:
+    return Preset(
+        f"reconstruction-{depth}", "reconstruction seed (transposed-conv autoencoder, --decoder_depth " + depth + ")",
+        "mobilenet_v3_large", 224, _RECON_CUT,
+        DecoderConfig(decoder="nonoverlap", decoder_kwargs={"depth": depth}, lr=1e-3, epochs=25, batch_size=512,
+                      schedule="constant", **_RECON_NOISE),
+        note="672x14x14 at 224 px (the seed ran 320 px: 672x20x20); feature noise N(0.03, 0.03^2) at train and "
+             "test")
+
+
+PRESETS: dict[str, Preset] = {p.name: p for p in [
+    Preset("efficient-split-dnn-privacy", "efficient-split-dnn-privacy (attacker.py, Phase2_Quantization_FX.py)",
+           "mobilenet_v3_small", 224, (("features", "features", (576, 7, 7)),),
+           DecoderConfig(decoder="deconv", decoder_kwargs={"stem": False, "output": "tanh"}, lr=1e-3, epochs=5,
+                         batch_size=64, schedule="constant"),
+           note="five k4 s2 transposed convs + BN + ReLU, tanh output; the seed reused the FP32 decoder on INT8 "
+                "features: here the transfer attacker, scored beside the adaptive one"),
+    _recon("light"), _recon("medium"), _recon("deep"),
+    Preset("reconstruction-bicubic", "reconstruction seed (--interpolation upsample)", "mobilenet_v3_large", 224,
+           _RECON_CUT,
+           DecoderConfig(decoder="upsample", decoder_kwargs={"stem": False, "act": "hardswish"}, lr=2.5e-4,
+                         epochs=25, batch_size=128, schedule="exponential", lr_gamma=0.93, **_RECON_NOISE),
+           note="bicubic upsampling + convs, Adam 2.5e-4 with gamma 0.93 per epoch"),
+    Preset("gpz-classifier4", "Golden Partition Zone (Classifier_4 + Inversion_4)", "classifier4", 64,
+           tuple((f"features.{i}", f"block {i + 1}", (64 << i, 32 >> i, 32 >> i)) for i in range(4)), _GPZ_DECODER,
+           note="Inversion_4: k4 s2 transposed convs halving channels, BN + tanh, sigmoid output; Adam 0.01 "
+                "(0.5, 0.999) amsgrad, ReduceLROnPlateau x0.5, 100 epochs"),
+    Preset("gpz-vgg19bn", "Golden Partition Zone (VGG19-BN layer sweep, 64x64)", "vgg19_bn", 64,
+           (("features.12", "layer 13", (128, 32, 32)), ("features.16", "layer 17", (256, 16, 16)),
+            ("features.25", "layer 26", (256, 16, 16)), ("features.29", "layer 30", (512, 8, 8)),
+            ("features.38", "layer 39", (512, 8, 8)), ("features.42", "layer 43", (512, 4, 4)),
+            ("features.51", "layer 52", (512, 4, 4))), _GPZ_DECODER,
+           note="the seed's layer L is the head features[:L], i.e. edgesplit cut features.(L-1)"),
+    Preset("cem-standard", "CEM (VGG11-BN, cutlayer=4, 8-channel bottleneck, res_normN8C64)", "vgg11_bn", 32,
+           (("features.7.squeeze", "cutlayer 4 + bottleneck C8", (8, 8, 8)),),
+           DecoderConfig(decoder="resnet", decoder_kwargs={"width": 64, "blocks": 8}, lr=1e-3, weight_decay=1e-4,
+                         schedule="cosine", min_lr_ratio=0.01, epochs=50, batch_size=256),
+           model_kwargs={"bottleneck": {"after": "features.7", "channels": 8, "activation": "sigmoid"}},
+           note="head conv64-pool-conv128-pool (128x8x8) then conv to 8 channels + BN + sigmoid: 512 values"),
+]}
+
+
+def list_presets() -> list[str]:
+    return sorted(PRESETS)
+
+
+def get_preset(name: str) -> Preset:
+    if name not in PRESETS:
+        raise AttackError(f"unknown preset {name!r} ({closest(name, list_presets())}); "
+                          f"'edgesplit audit --list-presets' lists them")
+    return PRESETS[name]
+
+
+@dataclass(frozen=True)
+class PresetRun:
+    """How much of a preset to run: the preset's own settings unless overridden (for quick checks)."""
+
+    data: str = "digits"
+    root: str | None = None
+    checkpoint: str | None = None
+    precisions: tuple[str, ...] = ("fp32", "int8")
+    cuts: tuple[str, ...] | None = None  # a subset of the preset's cuts
+    attack_limit: int | None = None
+    eval_limit: int | None = 256
+    epochs: int | None = None  # decoder epochs (None: the preset's)
+    train_epochs: int = 5  # target training when no checkpoint is given
+    seed: int = 0
+
+
+def run_preset(name: str, out_dir: str | Path, run: PresetRun | None = None,
+               progress: Progress | None = None) -> dict:
+    """Train (or load) the preset's target, export every cut x precision, emit, attack; return the summary."""
+    from edgesplit.attacks.audit import audit, write_result
+    from edgesplit.export import ExportConfig, export_bundle
+    from edgesplit.runtime.emit import emit_split
+
+    preset, run = get_preset(name), run or PresetRun()
+    progress = resolve(progress)
+    out = Path(out_dir)
+    cuts = _selected_cuts(preset, run.cuts)
+    if "fp32" not in run.precisions and len(run.precisions) > 0:
+        run = dataclasses.replace(run, precisions=("fp32", *run.precisions))  # the transfer attacker needs it
+    checkpoint, target = _target(preset, run, out, progress)
+    config = preset.decoder if run.epochs is None else dataclasses.replace(preset.decoder, epochs=run.epochs)
+    config = dataclasses.replace(config, seed=run.seed)
+    rows = []
+    for cut, seed_name, shape in cuts:
+        fp32_attack = None
+        for precision in run.precisions:
+            unit = out / f"{cut}-{precision}"
+            export = ExportConfig(preset.model, cut, precision=precision, checkpoint=checkpoint,
+                                  calib_data=run.data, calib_root=run.root, seed=run.seed)
+            bundle = export_bundle(export, out / "bundles" / f"{cut}-{precision}", force=True, progress=progress)
+            got = tuple(bundle.manifest["output"]["shape"][1:])
+            if got != shape:
+                raise AttackError(f"preset {name}: cut {cut} gives features {got}, the seed's is {shape}")
+            attack = emit_split(bundle, run.data, "attack", run.attack_limit, run.root, run.seed, progress=progress)
+            evaluation = emit_split(bundle, run.data, "test", run.eval_limit, run.root, run.seed, progress=progress)
+            transfer = fp32_attack if precision != "fp32" else None
+            result = audit(bundle, attack, evaluation, config, run.root, progress, unit / "grid.png",
+                           transfer_features=transfer)
+            result["preset"] = {"name": name, "seed_cut_name": seed_name}
+            write_result(result, unit)
+            if precision == "fp32":
+                fp32_attack = attack
+            rows.append(_row(cut, seed_name, precision, result, bundle.manifest["wire"]["bytes_per_sample"]))
+    summary = {"preset": preset.to_dict(), "target": target, "data": run.data, "rows": rows}
+    (out / "preset.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def _selected_cuts(preset: Preset, wanted) -> tuple:
+    if not wanted:
+        return preset.cuts
+    known = {c[0]: c for c in preset.cuts}
+    for cut in wanted:
+        if cut not in known:
+            raise AttackError(f"preset {preset.name} has no cut {cut!r} ({closest(cut, list(known))})")
+    return tuple(known[c] for c in wanted)
+
+
+def _target(preset: Preset, run: PresetRun, out: Path, progress: Progress) -> tuple[str, dict]:
+    """The checkpoint to attack: the user's (checked against the preset), or one trained here."""
+    from edgesplit.data import load_dataset
+    from edgesplit.models import create_model, save_checkpoint, train_classifier
+    from edgesplit.models.training import TrainConfig
+
+    if run.checkpoint:
+        model = create_model(preset.model, checkpoint=run.checkpoint, img_size=preset.img_size,
+                             in_chans=preset.in_chans)
+        if model.edgesplit_spec.kwargs.get("bottleneck") != preset.model_kwargs.get("bottleneck"):
+            raise AttackError(f"checkpoint {run.checkpoint} is not the preset's {preset.model} "
+                              f"(model options {model.edgesplit_spec.kwargs} vs {preset.model_kwargs})")
+        return run.checkpoint, {"checkpoint": Path(run.checkpoint).name, "trained_here": False}
+    common = dict(root=run.root, img_size=preset.img_size, channels=preset.in_chans, seed=run.seed)
+    train_set = load_dataset(run.data, split="train", **common)
+    test_set = load_dataset(run.data, split="test", **common)
+    model = create_model(preset.model, num_classes=train_set.info.num_classes, in_chans=preset.in_chans,
+                         img_size=preset.img_size, seed=run.seed, **preset.model_kwargs)
+    result = train_classifier(model, train_set, test_set, TrainConfig(epochs=run.train_epochs, seed=run.seed),
+                              progress=progress)
+    path = save_checkpoint(model, out / "target.pt", metrics={"test_accuracy": result.test_accuracy})
+    return str(path), {"checkpoint": path.name, "trained_here": True, "data": run.data,
+                       "epochs": run.train_epochs, "test_accuracy": result.test_accuracy}
+
+
+def _row(cut: str, seed_name: str, precision: str, result: dict, payload_bytes: int) -> dict:
+    m, floor = result["metrics"], result["floor"]["metrics"]
+    row = {"cut": cut, "seed_name": seed_name, "precision": precision, "wire": result["wire"],
+           "payload_bytes": payload_bytes, "psnr": m["psnr"]["mean"], "ssim": m["ssim"]["mean"],
+           "floor_psnr": floor["psnr"]["mean"], "floor_ssim": floor["ssim"]["mean"]}
+    if "transfer" in result:
+        row["transfer_psnr"] = result["transfer"]["metrics"]["psnr"]["mean"]
+        row["transfer_ssim"] = result["transfer"]["metrics"]["ssim"]["mean"]
+    return row
