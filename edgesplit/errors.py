@@ -37,6 +37,10 @@ class DataError(EdgesplitError):
     """A data set name, root folder, file format or split that cannot be used."""
 
 
+class BenchError(EdgesplitError):
+    """A sweep spec, results file or plan that cannot be used as asked."""
+
+
 def closest(name: str, choices, n: int = 3) -> str:
     """'closest: a, b' (or the first few valid choices) for an error message about `name`."""
     import difflib

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from edgesplit.cli import audit_cmd, devices_cmd, export_cmd, models_cmd, runtime_cmd, train_cmd
+from edgesplit.cli import audit_cmd, bench_cmd, devices_cmd, export_cmd, models_cmd, runtime_cmd, train_cmd
 from edgesplit.cli.common import OneLineParser
 from edgesplit.errors import EdgesplitError
 
@@ -25,7 +25,10 @@ Start here:
   edgesplit emit b/ --split attack --out f.npz   the exact bytes the device sends, with sample ids
   edgesplit devices                              board profiles; 'devices detect' names this host
   edgesplit audit --bundle b/ --features f.npz --out a/   how well can an attacker rebuild the input?
-  edgesplit demo                                 the whole tour on the embedded data
+  edgesplit sweep spec.toml --out s/             every cut x precision x backend, audited; resumable
+  edgesplit plan s/results.jsonl --max-psnr 18   best cut per link bandwidth; the golden partition zone
+  edgesplit report s/results.jsonl --out r/      one HTML report with plots and reconstructions
+  edgesplit demo                                 the whole job on the embedded data
 """
 
 
@@ -43,6 +46,7 @@ def build_parser() -> OneLineParser:
     runtime_cmd.register_estimate(sub)
     devices_cmd.register(sub)
     audit_cmd.register(sub)
+    bench_cmd.register(sub)
     return parser
 
 

@@ -1,12 +1,10 @@
-"""`edgesplit train` and `edgesplit demo`."""
+"""`edgesplit train`."""
 
 from __future__ import annotations
 
 import argparse
 import json
 from pathlib import Path
-
-from edgesplit.cli.common import human, print_table
 
 TRAIN_HELP = """\
 Train a zoo model as a classifier on a data set and write OUT/model.pt (a weights-only
@@ -44,14 +42,6 @@ def register(sub) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("demo", help="the tour on the embedded digits: cuts, training, INT8 export",
-                       description="Run the main job on the embedded digits (offline): list the cut points of "
-                                   "classifier4, train it, and export one head as verified FP32 and INT8 bundles.")
-    p.add_argument("--out", default="demo-out", help="output folder (default: demo-out)")
-    p.add_argument("--epochs", type=int, default=8)
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.set_defaults(func=cmd_demo)
-
 
 def load_splits(args):
     from edgesplit.data import load_dataset
@@ -82,50 +72,4 @@ def cmd_train(args) -> int:
     (out / "train.json").write_text(json.dumps(record, indent=2))
     print(f"test accuracy {result.test_accuracy:.4f} after {config.epochs} epochs ({result.seconds:.0f} s); "
           f"wrote {ckpt} and {out / 'train.json'}")
-    return 0
-
-
-def cmd_demo(args) -> int:
-    import torch
-
-    from edgesplit.data import load_dataset
-    from edgesplit.models import analyse, create_model, save_checkpoint, train_classifier
-    from edgesplit.models.training import TrainConfig
-    from edgesplit.progress import TqdmProgress
-
-    train_set = load_dataset("digits", split="train")
-    test_set = load_dataset("digits", split="test")
-    info = train_set.info
-    model = create_model("classifier4", num_classes=info.num_classes, in_chans=info.channels, img_size=info.img_size,
-                         seed=0)
-    analysis = analyse(model, torch.zeros(1, info.channels, info.img_size, info.img_size))
-    print(f"== classifier4 on the embedded digits ({info.channels}x{info.img_size}x{info.img_size}): block cuts")
-    print_table(["cut", "shape", "head params", "head MACs", "fp32 B", "int8 B"],
-                [(c.name, "x".join(map(str, c.shape)), human(c.params), human(c.macs), c.payload_bytes["fp32"],
-                  c.payload_bytes["int8"]) for c in analysis.blocks])
-    print(f"\n== training classifier4 ({len(train_set)} train / {len(test_set)} test images)")
-    result = train_classifier(model, train_set, test_set, TrainConfig(epochs=args.epochs),
-                              progress=TqdmProgress(disable=args.quiet))
-    out = Path(args.out)
-    ckpt = save_checkpoint(model, out / "classifier4.pt", metrics={"test_accuracy": result.test_accuracy})
-    (out / "train.json").write_text(json.dumps({"model": model.edgesplit_spec.to_dict(), "data": info.to_dict(),
-                                                **result.to_dict()}, indent=2))
-    print(f"\ntest accuracy {result.test_accuracy:.4f} ({result.seconds:.0f} s); checkpoint {ckpt}")
-
-    from edgesplit.export import ExportConfig, export_bundle, verify_bundle
-
-    cut = analysis.blocks[1].name
-    print(f"\n== exporting the head up to {cut} as FP32 and INT8 bundles")
-    rows = []
-    for precision in ("fp32", "int8"):
-        config = ExportConfig("classifier4", cut, precision=precision, checkpoint=str(ckpt))
-        bundle = export_bundle(config, out / f"bundle-{cut}-{precision}", force=True,
-                               progress=TqdmProgress(disable=args.quiet))
-        verify_bundle(bundle.path)
-        f = bundle.manifest["fidelity"]
-        rows.append((precision, f["head_onnx_bytes"], bundle.manifest["wire"]["bytes_per_sample"],
-                     f"{f['mean_cosine']:.4f}", f"{f['snr_db']:.1f}", f"{f['tail_top1_exported_features']:.4f}",
-                     str(bundle.path)))
-    print_table(["precision", "head bytes", "wire B/sample", "cosine vs fp32", "SNR dB", "tail top-1", "bundle"],
-                rows)
     return 0

@@ -1,0 +1,8 @@
+"""Sweeps (cuts x precisions x backends x devices x decoders), a resumable results store, partition
+planning and the report."""
+
+from edgesplit.bench.spec import SweepSpec, load_spec, spec_from_dict
+from edgesplit.bench.store import ResultsStore, read_results
+from edgesplit.bench.sweep import run_sweep
+
+__all__ = ["ResultsStore", "SweepSpec", "load_spec", "read_results", "run_sweep", "spec_from_dict"]

@@ -1,0 +1,157 @@
+"""Partition planning from sweep rows: end-to-end latency of every cut, the best cut per link, and the
+golden partition zone under a privacy bound.
+
+    end_to_end(cut, link) = head on the device + round trip + payload * 8 / bandwidth + tail on the server
+
+Head latency comes from a measured profile (`backend@device`) or a roofline estimate (`estimate:PROFILE`,
+labelled as such); the tail is measured on the host that ran the sweep (the server). Besides every cut,
+the plan has the "input" option (send the 8-bit image, run the whole model on the server: head 0 ms,
+nothing private kept) as in Neurosurgeon. Leakage per cut and precision is the strongest attacker the
+sweep measured (highest PSNR / SSIM over its decoders). The golden partition zone is the set of options
+that meet the privacy bound (and the latency bound, when one is given) at a bandwidth; the best private
+cut is the fastest of them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from edgesplit.errors import BenchError, closest
+
+
+@dataclass
+class Option:
+    cut: str
+    precision: str
+    head_ms: float
+    payload_bytes: int
+    tail_ms: float
+    psnr: float | None  # strongest attacker; None when not audited; inf for the raw input
+    ssim: float | None
+    e2e_ms: dict[float, float] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return "input (whole model on the server)" if self.cut == "input" else f"{self.cut} {self.precision}"
+
+    def to_dict(self) -> dict:
+        return {"cut": self.cut, "precision": self.precision, "head_ms": self.head_ms,
+                "payload_bytes": self.payload_bytes, "tail_ms": self.tail_ms,
+                "psnr": None if self.psnr is None or math.isinf(self.psnr) else self.psnr,
+                "ssim": self.ssim, "e2e_ms": {str(k): v for k, v in self.e2e_ms.items()}}
+
+
+def transfer_ms(payload_bytes: int, mbit_per_s: float) -> float:
+    return payload_bytes * 8 / (mbit_per_s * 1e6) * 1e3
+
+
+def head_sources(rows: list[dict], model: str) -> list[str]:
+    """The head-latency sources a sweep measured or estimated for `model`."""
+    out = []
+    for r in rows:
+        if r.get("model") != model or r.get("status") != "ok":
+            continue
+        if r["step"] == "profile":
+            out.append(f"{r['backend']}@{r['device']}")
+        elif r["step"] == "estimate":
+            out.append(r["device"])
+    return list(dict.fromkeys(out))
+
+
+def options_for(rows: list[dict], model: str, source: str) -> list[Option]:
+    ok = [r for r in rows if r.get("model") == model and r.get("status") == "ok"]
+    tails = {r["cut"]: r for r in ok if r["step"] == "tail"}
+    if "input" not in tails:
+        raise BenchError(f"no server latency for {model} in these results: the sweep's tail steps did not run")
+    leak: dict[tuple[str, str], tuple[float, float]] = {}
+    for r in ok:
+        if r["step"] == "audit":
+            k = (r["cut"], r["precision"])
+            psnr, ssim = leak.get(k, (-math.inf, -math.inf))
+            leak[k] = (max(psnr, r["psnr"]), max(ssim, r["ssim"]))
+    heads = {}
+    for r in ok:
+        if source.startswith("estimate:") and r["step"] == "estimate" and r["device"] == source:
+            heads[(r["cut"], r["precision"])] = (r["latency_ms"], r["payload_bytes"])
+        elif r["step"] == "profile" and f"{r['backend']}@{r['device']}" == source:
+            heads[(r["cut"], r["precision"])] = (_batch1_p50(r), r["payload_bytes"])
+    if not heads:
+        raise BenchError(f"no head latencies from {source!r} for {model} "
+                         f"({closest(source, head_sources(rows, model))})")
+    full = tails["input"]
+    options = [Option("input", "-", 0.0, int(full["payload_bytes"]), full["tail_ms"], math.inf, 1.0)]
+    for (cut, precision), (head_ms, payload) in sorted(heads.items(), key=lambda kv: _order(ok, kv[0][0])):
+        if cut not in tails:
+            continue
+        psnr, ssim = leak.get((cut, precision), (None, None))
+        options.append(Option(cut, precision, head_ms, int(payload), tails[cut]["tail_ms"], psnr, ssim))
+    return options
+
+
+def _batch1_p50(row: dict) -> float:
+    for m in row.get("measurements", []):
+        if m.get("batch") == 1:
+            return m["latency_ms"]["p50"]
+    return row["latency_ms"] / max(1, row.get("batch", 1))  # per-sample time at the smallest batch measured
+
+
+def _order(rows: list[dict], cut: str) -> int:
+    for i, r in enumerate(r for r in rows if r["step"] == "tail"):
+        if r["cut"] == cut:
+            return i
+    return 10 ** 6
+
+
+def plan(rows: list[dict], model: str | None = None, source: str | None = None,
+         bandwidths_mbit=(1.0, 10.0, 100.0, 1000.0), rtt_ms: float = 0.0, max_psnr: float | None = None,
+         max_ssim: float | None = None, max_latency_ms: float | None = None) -> dict:
+    """The plan for one model and head source (defaults: the first model, its first measured source)."""
+    models = list(dict.fromkeys(r["model"] for r in rows if r.get("model")))
+    if not models:
+        raise BenchError("these results hold no model rows: run 'edgesplit sweep' first")
+    model = model or models[0]
+    if model not in models:
+        raise BenchError(f"no results for model {model!r} ({closest(model, models)})")
+    sources = head_sources(rows, model)
+    if not sources:
+        raise BenchError(f"no profiled or estimated head latency for {model}: the sweep's profile steps all "
+                         f"failed or were skipped")
+    source = source or next((s for s in sources if not s.startswith("estimate:")), sources[0])
+    if any(b <= 0 for b in bandwidths_mbit) or rtt_ms < 0:
+        raise BenchError("bandwidths must be > 0 Mbit/s and the round trip >= 0 ms")
+    options = options_for(rows, model, source)
+    audited = any(o.psnr is not None and o.cut != "input" for o in options)
+    best, best_private, zone = {}, {}, {}
+    for bw in bandwidths_mbit:
+        for o in options:
+            o.e2e_ms[bw] = o.head_ms + rtt_ms + transfer_ms(o.payload_bytes, bw) + o.tail_ms
+        best[bw] = min(options, key=lambda o: o.e2e_ms[bw])
+        inside = [o for o in options if _private(o, max_psnr, max_ssim)
+                  and (max_latency_ms is None or o.e2e_ms[bw] <= max_latency_ms)]
+        zone[bw] = inside
+        best_private[bw] = min(inside, key=lambda o: o.e2e_ms[bw]) if inside else None
+    bounded = max_psnr is not None or max_ssim is not None
+    return {
+        "model": model, "head_source": source, "sources": sources,
+        "head_kind": "estimate" if source.startswith("estimate:") else "measured",
+        "rtt_ms": rtt_ms, "bandwidths_mbit": list(bandwidths_mbit),
+        "privacy_bound": {"max_psnr": max_psnr, "max_ssim": max_ssim, "max_latency_ms": max_latency_ms},
+        "audited": audited,
+        "options": [o.to_dict() for o in options],
+        "best": {str(bw): _pick(o, bw) for bw, o in best.items()},
+        "golden_zone": {str(bw): [_pick(o, bw) for o in z] for bw, z in zone.items()} if bounded else {},
+        "best_private": {str(bw): (_pick(o, bw) if o else None) for bw, o in best_private.items()} if bounded else {},
+    }
+
+
+def _private(o: Option, max_psnr, max_ssim) -> bool:
+    if max_psnr is None and max_ssim is None:
+        return False
+    if o.psnr is None:  # not audited: unknown leakage is never inside the zone
+        return False
+    return (max_psnr is None or o.psnr <= max_psnr) and (max_ssim is None or o.ssim <= max_ssim)
+
+
+def _pick(o: Option, bw: float) -> dict:
+    return {"cut": o.cut, "precision": o.precision, "e2e_ms": o.e2e_ms[bw], "name": o.name}

@@ -1,0 +1,260 @@
+"""`edgesplit sweep`, `plan`, `report` and `demo` (the sweep on the embedded digits)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from edgesplit.cli.common import print_table
+
+SWEEP_HELP = """\
+Sweep models x cuts x precisions x backends x devices x decoders: export each head once, profile
+it on every backend and device, emit the attack/test splits and audit them. Every finished step
+appends one row to OUT/results.jsonl (JSON lines, readable by pandas.read_json(lines=True)); run the
+same command again after a crash or Ctrl-C and it skips what is done. Impossible combinations
+(tensorrt without TensorRT, int8 on the torch backend) are recorded as skipped, with the reason.
+
+The spec is TOML (or give --model and friends instead):
+
+  [sweep]
+  precisions = ["fp32", "fp16", "int8"]
+  backends = ["ort"]
+  devices = ["local"]            # or "ssh://user@board"
+  estimate = ["raspberry-pi-5-8gb"]   # roofline head latency for boards not at hand
+  decoders = ["upsample"]
+  audit = true
+
+  [[sweep.models]]
+  name = "resnet18"
+  input = "3x64x64"
+  cuts = "blocks"                # or ["layer1", "layer2.1"]
+  checkpoint = "runs/r18/model.pt"   # or train_epochs = 10
+
+  [data]     name = "digits"      (root = local copy for other data sets; calib_size = 256)
+  [profile]  batches = [1]  warmup = 10  iters = 50  min_seconds = 0.5  threads = 0
+  [attack]   epochs = 15  attack_limit = 0  eval_limit = 256  batch_size = 64
+
+examples:
+  edgesplit sweep spec.toml --out sweeps/r18
+  edgesplit sweep --model resnet18 --input 3x64x64 --no-audit --out sweeps/r18-speed
+  edgesplit plan sweeps/r18/results.jsonl --bandwidth 1,10,100,1000 --max-psnr 18
+  edgesplit report sweeps/r18/results.jsonl --out sweeps/r18/report --max-psnr 18
+"""
+
+
+def register(sub) -> None:
+    p = sub.add_parser("sweep", help="cuts x precisions x backends x devices x decoders, resumable",
+                       description=SWEEP_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("spec", nargs="?", help="sweep spec (TOML); or use --model")
+    p.add_argument("--model", help="instead of a spec: one model (with --input, --cuts, ...)")
+    p.add_argument("--input", default="3x32x32", help="with --model: CxHxW")
+    p.add_argument("--cuts", default="blocks", help="with --model: 'blocks' or comma-separated cut names")
+    p.add_argument("--checkpoint", default=None, help="with --model: trained weights")
+    p.add_argument("--train-epochs", type=int, default=0, help="with --model and no checkpoint: train it first")
+    p.add_argument("--precisions", default="fp32,fp16,int8")
+    p.add_argument("--backends", default="ort")
+    p.add_argument("--devices", default="local")
+    p.add_argument("--estimate", default="", help="board profiles to estimate head latency for")
+    p.add_argument("--decoders", default="upsample")
+    p.add_argument("--no-audit", action="store_true", help="export and profile only")
+    p.add_argument("--data", default="digits")
+    p.add_argument("--data-root", default=None)
+    p.add_argument("--attack-epochs", type=int, default=15)
+    p.add_argument("--iters", type=int, default=50, help="timed iterations per profile")
+    p.add_argument("--out", required=True, help="folder for results.jsonl, bundles, features, audits")
+    p.add_argument("--fresh", action="store_true", help="start over (the old results file is kept aside)")
+    p.add_argument("--append", action="store_true", help="add this spec's rows to a results file of another spec")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("plan", help="end-to-end latency per cut and link; best cut; golden partition zone",
+                       description="Plan the partition from sweep results: for each bandwidth, the end-to-end "
+                                   "latency of every cut (head on the device + round trip + payload / bandwidth "
+                                   "+ tail on the server), the fastest cut, and with --max-psnr / --max-ssim the "
+                                   "golden partition zone (cuts whose strongest attacker stays under the bound) "
+                                   "and the fastest cut inside it.",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog="example: edgesplit plan sweeps/r18/results.jsonl --bandwidth 1,1000 --max-psnr 18\n"
+                              "         edgesplit plan r.jsonl --head estimate:raspberry-pi-5-8gb --rtt-ms 20")
+    _plan_args(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_plan)
+
+    p = sub.add_parser("report", help="a self-contained HTML report and a Markdown summary of a sweep",
+                       description="Write OUT/report.html (plots and reconstruction grids embedded), "
+                                   "OUT/report.md, OUT/results.csv and OUT/figures/*.png from a sweep's results.")
+    _plan_args(p)
+    p.add_argument("--out", required=True, help="report folder")
+    p.add_argument("--csv", default=None, help="also write the rows as CSV to this path")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("demo", help="the whole job on the embedded digits: train, sweep, audit, plan, report",
+                       description="Train classifier4 on the embedded digits (offline), sweep all its block cuts "
+                                   "at fp32/fp16/int8 on onnxruntime CPU, audit each with an adaptive decoder, "
+                                   "plan the partition and write OUT/report/report.html. Resumable: run it again "
+                                   "after an interruption and it continues.")
+    p.add_argument("--out", default="demo-out", help="output folder (default: demo-out)")
+    p.add_argument("--epochs", type=int, default=8, help="classifier training epochs")
+    p.add_argument("--attack-epochs", type=int, default=12, help="decoder training epochs")
+    p.add_argument("--max-psnr", type=float, default=15.0, help="privacy bound for the golden zone (dB)")
+    p.add_argument("--fresh", action="store_true")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_demo)
+
+
+def _plan_args(p) -> None:
+    p.add_argument("results", help="results.jsonl written by 'edgesplit sweep'")
+    p.add_argument("--bandwidth", default="1,10,100,1000", help="link bandwidths in Mbit/s, comma-separated")
+    p.add_argument("--rtt-ms", type=float, default=10.0, help="network round trip added to every option")
+    p.add_argument("--max-psnr", type=float, default=None, help="privacy bound: strongest attacker's PSNR (dB)")
+    p.add_argument("--max-ssim", type=float, default=None, help="privacy bound: strongest attacker's SSIM")
+    p.add_argument("--max-latency-ms", type=float, default=None, help="latency bound for the golden zone")
+    p.add_argument("--model", default=None, help="which model of the sweep (default: the first)")
+    p.add_argument("--head", default=None,
+                   help="head latency source: BACKEND@DEVICE (measured, default the first) or estimate:PROFILE")
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    from edgesplit.errors import BenchError
+
+    try:
+        values = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise BenchError(f"--bandwidth {text!r} is not a comma-separated list of Mbit/s, e.g. 1,10,100") from None
+    if not values:
+        raise BenchError("--bandwidth names no bandwidth")
+    return values
+
+
+def _spec_from_args(args):
+    from edgesplit.bench.spec import load_spec, spec_from_dict
+    from edgesplit.errors import BenchError
+
+    if args.spec and args.model:
+        raise BenchError("give a spec file or --model, not both")
+    if args.spec:
+        return load_spec(args.spec)
+    if not args.model:
+        raise BenchError("sweep needs a spec file or --model (see 'edgesplit sweep --help')")
+    model = {"name": args.model, "input": args.input, "train_epochs": args.train_epochs,
+             "cuts": args.cuts if args.cuts == "blocks" else [c for c in args.cuts.split(",") if c]}
+    if args.checkpoint:
+        model["checkpoint"] = args.checkpoint
+    return spec_from_dict({
+        "sweep": {"models": [model], "precisions": args.precisions, "backends": args.backends,
+                  "devices": args.devices, "estimate": args.estimate, "decoders": args.decoders,
+                  "audit": not args.no_audit},
+        "data": {"name": args.data, "root": args.data_root},
+        "profile": {"iters": args.iters},
+        "attack": {"epochs": args.attack_epochs},
+    })
+
+
+def cmd_sweep(args) -> int:
+    from edgesplit.bench import read_results, run_sweep
+    from edgesplit.progress import TqdmProgress
+
+    spec = _spec_from_args(args)
+    results = run_sweep(spec, args.out, fresh=args.fresh, append=args.append,
+                        progress=TqdmProgress(disable=args.quiet))
+    _print_counts(read_results(results), spec.sha256)
+    print(f"results: {results}  (next: edgesplit plan {results} / edgesplit report {results} --out REPORT)")
+    return 0
+
+
+def _print_counts(rows, spec_sha) -> None:
+    mine = [r for r in rows if r["spec_sha256"] == spec_sha]
+    counts: dict[tuple[str, str], int] = {}
+    for r in mine:
+        counts[(r["step"], r["status"])] = counts.get((r["step"], r["status"]), 0) + 1
+    print_table(["step", "status", "rows"], [(s, st, n) for (s, st), n in sorted(counts.items())])
+
+
+def _plan(args):
+    from edgesplit.bench import read_results
+    from edgesplit.bench.plan import plan
+
+    return plan(read_results(args.results), args.model, args.head, _floats(args.bandwidth), args.rtt_ms,
+                args.max_psnr, args.max_ssim, args.max_latency_ms)
+
+
+def cmd_plan(args) -> int:
+    from edgesplit.cli.common import print_json
+
+    p = _plan(args)
+    if args.json:
+        print_json(p)
+        return 0
+    print_plan(p)
+    return 0
+
+
+def print_plan(p: dict) -> None:
+    from edgesplit.bench.report import _group
+
+    print(f"{p['model']}: head latency from {p['head_source']} ({p['head_kind']}), server tail measured on the "
+          f"host, round trip {p['rtt_ms']} ms")
+    bws = p["bandwidths_mbit"]
+    print_table(["option", "head ms", "payload B", "tail ms", "PSNR", "SSIM", *[f"@{b:g} Mbit/s" for b in bws]],
+                [((f"{o['cut']} {o['precision']}" if o["cut"] != "input" else "input (all on server)"),
+                  f"{o['head_ms']:.3f}", o["payload_bytes"], f"{o['tail_ms']:.3f}",
+                  "-" if o["psnr"] is None else f"{o['psnr']:.2f}", "-" if o["ssim"] is None else f"{o['ssim']:.3f}",
+                  *[f"{o['e2e_ms'][str(float(b))]:.2f}" for b in bws]) for o in p["options"]])
+    rows = []
+    for b in bws:
+        k = str(float(b))
+        best = p["best"][k]
+        line = [f"{b:g} Mbit/s", f"{best['name']} ({best['e2e_ms']:.2f} ms)"]
+        if p["best_private"]:
+            bp = p["best_private"][k]
+            line += [_group(p["golden_zone"][k]) or "none", f"{bp['name']} ({bp['e2e_ms']:.2f} ms)" if bp else "none"]
+        rows.append(line)
+    headers = ["link", "fastest"] + (["golden zone", "fastest inside it"] if p["best_private"] else [])
+    print()
+    print_table(headers, rows)
+    if not p["best_private"]:
+        print("(pass --max-psnr or --max-ssim to mark the golden partition zone)")
+    elif not p["audited"]:
+        print("(these results hold no audits: leakage is unknown, so no cut is inside the zone)")
+
+
+def cmd_report(args) -> int:
+    from edgesplit.bench import read_results
+    from edgesplit.bench.report import write_csv, write_report
+
+    paths = write_report(args.results, args.out, _floats(args.bandwidth), args.rtt_ms, args.max_psnr,
+                         args.max_ssim, args.head)
+    if args.csv:
+        write_csv(read_results(args.results), args.csv)
+    print(f"wrote {paths['html']} (open it in a browser), {paths['markdown']}, {paths['csv']}")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    import time
+
+    from edgesplit.bench import read_results, run_sweep, spec_from_dict
+    from edgesplit.bench.plan import plan
+    from edgesplit.bench.report import write_report
+    from edgesplit.progress import TqdmProgress
+
+    start = time.perf_counter()
+    out = Path(args.out)
+    spec = spec_from_dict({
+        "sweep": {"models": [{"name": "classifier4", "input": "1x32x32", "train_epochs": args.epochs}],
+                  "precisions": ["fp32", "fp16", "int8"], "backends": ["ort"], "decoders": ["upsample"],
+                  "estimate": ["raspberry-pi-5-8gb"]},
+        "profile": {"iters": 100, "min_seconds": 0.3},
+        "attack": {"epochs": args.attack_epochs, "eval_limit": 256},
+    })
+    print("== edgesplit demo: classifier4 on the embedded digits; every block cut at fp32/fp16/int8 on "
+          "onnxruntime CPU, each audited by an adaptive decoder")
+    results = run_sweep(spec, out, fresh=args.fresh, progress=TqdmProgress(disable=args.quiet))
+    rows = read_results(results)
+    _print_counts(rows, spec.sha256)
+    print()
+    print_plan(plan(rows, bandwidths_mbit=(1.0, 10.0, 100.0, 1000.0), rtt_ms=10.0, max_psnr=args.max_psnr))
+    paths = write_report(results, out / "report", max_psnr=args.max_psnr)
+    print(f"\nreport: {paths['html']}  (summary {paths['markdown']}; rows {results}); "
+          f"{time.perf_counter() - start:.0f} s")
+    return 0
