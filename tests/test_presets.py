@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from edgesplit.attacks.decoders import create_decoder
-from edgesplit.attacks.presets import PRESETS, PresetRun, get_preset, list_presets, run_preset
+from edgesplit.attacks.presets import PRESETS, get_preset, list_presets
+from edgesplit.bench.presets import PresetRun, run_preset
 from edgesplit.errors import AttackError
 from edgesplit.models import create_model
 from edgesplit.models.cuts import analyse

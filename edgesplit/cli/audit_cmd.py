@@ -173,7 +173,8 @@ def parse_options(pairs: list[str]) -> dict:
 
 
 def _presets(args) -> int:
-    from edgesplit.attacks.presets import PRESETS, PresetRun, run_preset
+    from edgesplit.attacks.presets import PRESETS
+    from edgesplit.bench.presets import PresetRun, run_preset
     from edgesplit.errors import AttackError
     from edgesplit.progress import TqdmProgress
 

@@ -1,0 +1,117 @@
+"""Running a seed's attack preset end to end: train (or load) the target, export every cut x precision,
+emit the attack/test splits and attack them with the preset's decoder (see `edgesplit.attacks.presets`)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgesplit.attacks.presets import Preset, get_preset
+from edgesplit.errors import AttackError, closest
+from edgesplit.progress import Progress, resolve
+
+
+@dataclass(frozen=True)
+class PresetRun:
+    """How much of a preset to run: the preset's own settings unless overridden (for quick checks)."""
+
+    data: str = "digits"
+    root: str | None = None
+    checkpoint: str | None = None
+    precisions: tuple[str, ...] = ("fp32", "int8")
+    cuts: tuple[str, ...] | None = None  # a subset of the preset's cuts
+    attack_limit: int | None = None
+    eval_limit: int | None = 256
+    epochs: int | None = None  # decoder epochs (None: the preset's)
+    train_epochs: int = 5  # target training when no checkpoint is given
+    seed: int = 0
+
+
+def run_preset(name: str, out_dir: str | Path, run: PresetRun | None = None,
+               progress: Progress | None = None) -> dict:
+    """Train (or load) the preset's target, export every cut x precision, emit, attack; return the summary."""
+    from edgesplit.attacks.audit import audit, write_result
+    from edgesplit.export import ExportConfig, export_bundle
+    from edgesplit.runtime.emit import emit_split
+
+    preset, run = get_preset(name), run or PresetRun()
+    progress = resolve(progress)
+    out = Path(out_dir)
+    cuts = _selected_cuts(preset, run.cuts)
+    if "fp32" not in run.precisions and len(run.precisions) > 0:
+        run = dataclasses.replace(run, precisions=("fp32", *run.precisions))  # the transfer attacker needs it
+    checkpoint, target = _target(preset, run, out, progress)
+    config = preset.decoder if run.epochs is None else dataclasses.replace(preset.decoder, epochs=run.epochs)
+    config = dataclasses.replace(config, seed=run.seed)
+    rows = []
+    for cut, seed_name, shape in cuts:
+        fp32_attack = None
+        for precision in run.precisions:
+            unit = out / f"{cut}-{precision}"
+            export = ExportConfig(preset.model, cut, precision=precision, checkpoint=checkpoint,
+                                  calib_data=run.data, calib_root=run.root, seed=run.seed)
+            bundle = export_bundle(export, out / "bundles" / f"{cut}-{precision}", force=True, progress=progress)
+            got = tuple(bundle.manifest["output"]["shape"][1:])
+            if got != shape:
+                raise AttackError(f"preset {name}: cut {cut} gives features {got}, the seed's is {shape}")
+            attack = emit_split(bundle, run.data, "attack", run.attack_limit, run.root, run.seed, progress=progress)
+            evaluation = emit_split(bundle, run.data, "test", run.eval_limit, run.root, run.seed, progress=progress)
+            transfer = fp32_attack if precision != "fp32" else None
+            result = audit(bundle, attack, evaluation, config, run.root, progress, unit / "grid.png",
+                           transfer_features=transfer)
+            result["preset"] = {"name": name, "seed_cut_name": seed_name}
+            write_result(result, unit)
+            if precision == "fp32":
+                fp32_attack = attack
+            rows.append(_row(cut, seed_name, precision, result, bundle.manifest["wire"]["bytes_per_sample"]))
+    summary = {"preset": preset.to_dict(), "target": target, "data": run.data, "rows": rows}
+    (out / "preset.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def _selected_cuts(preset: Preset, wanted) -> tuple:
+    if not wanted:
+        return preset.cuts
+    known = {c[0]: c for c in preset.cuts}
+    for cut in wanted:
+        if cut not in known:
+            raise AttackError(f"preset {preset.name} has no cut {cut!r} ({closest(cut, list(known))})")
+    return tuple(known[c] for c in wanted)
+
+
+def _target(preset: Preset, run: PresetRun, out: Path, progress: Progress) -> tuple[str, dict]:
+    """The checkpoint to attack: the user's (checked against the preset), or one trained here."""
+    from edgesplit.data import load_dataset
+    from edgesplit.models import create_model, save_checkpoint, train_classifier
+    from edgesplit.models.training import TrainConfig
+
+    if run.checkpoint:
+        model = create_model(preset.model, checkpoint=run.checkpoint, img_size=preset.img_size,
+                             in_chans=preset.in_chans)
+        if model.edgesplit_spec.kwargs.get("bottleneck") != preset.model_kwargs.get("bottleneck"):
+            raise AttackError(f"checkpoint {run.checkpoint} is not the preset's {preset.model} "
+                              f"(model options {model.edgesplit_spec.kwargs} vs {preset.model_kwargs})")
+        return run.checkpoint, {"checkpoint": Path(run.checkpoint).name, "trained_here": False}
+    common = dict(root=run.root, img_size=preset.img_size, channels=preset.in_chans, seed=run.seed)
+    train_set = load_dataset(run.data, split="train", **common)
+    test_set = load_dataset(run.data, split="test", **common)
+    model = create_model(preset.model, num_classes=train_set.info.num_classes, in_chans=preset.in_chans,
+                         img_size=preset.img_size, seed=run.seed, **preset.model_kwargs)
+    result = train_classifier(model, train_set, test_set, TrainConfig(epochs=run.train_epochs, seed=run.seed),
+                              progress=progress)
+    path = save_checkpoint(model, out / "target.pt", metrics={"test_accuracy": result.test_accuracy})
+    return str(path), {"checkpoint": path.name, "trained_here": True, "data": run.data,
+                       "epochs": run.train_epochs, "test_accuracy": result.test_accuracy}
+
+
+def _row(cut: str, seed_name: str, precision: str, result: dict, payload_bytes: int) -> dict:
+    m, floor = result["metrics"], result["floor"]["metrics"]
+    row = {"cut": cut, "seed_name": seed_name, "precision": precision, "wire": result["wire"],
+           "payload_bytes": payload_bytes, "psnr": m["psnr"]["mean"], "ssim": m["ssim"]["mean"],
+           "floor_psnr": floor["psnr"]["mean"], "floor_ssim": floor["ssim"]["mean"]}
+    if "transfer" in result:
+        row["transfer_psnr"] = result["transfer"]["metrics"]["psnr"]["mean"]
+        row["transfer_ssim"] = result["transfer"]["metrics"]["ssim"]["mean"]
+    return row
