@@ -129,6 +129,9 @@ def test_sweep_runs_every_step_and_records_impossible_ones(sweep):
     assert len(torch_fp32) == 2, "the torch reference runs the fp32 heads"
     audit = next(r for r in by[("audit", "ok")] if r["precision"] == "int8")
     assert "transfer_psnr" in audit, "int8 audits also score the decoder trained on fp32 features"
+    fp32 = next(r for r in by[("audit", "ok")] if r["precision"] == "fp32" and r["cut"] == audit["cut"])
+    int8_json, fp32_json = (json.loads((out / r["audit"]).read_text()) for r in (audit, fp32))
+    assert int8_json["transfer"]["decoder"] == fp32_json["decoder"], "the fp32 decoder is reused, not retrained"
     assert rows[0]["spec_sha256"] == spec.sha256 and (out / "spec.json").is_file()
     assert all((out / r["bundle"] / "manifest.json").is_file() for r in by[("export", "ok")])
 

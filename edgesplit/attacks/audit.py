@@ -47,7 +47,7 @@ def threat_model(train_features, bundle, attack: str = "adaptive") -> dict:
 
 
 def _attack(train_features, eval_features, bundle, config, root, progress, attack="adaptive", checkpoint=None,
-            whitebox=None):
+            whitebox=None, cache=None):
     """Run one attacker; returns (figures of its training, reconstructions of eval_features, attacker images)."""
     train_images, train_labels = pair(train_features, bundle, root)
     observed = eval_features.decoded()
@@ -55,6 +55,8 @@ def _attack(train_features, eval_features, bundle, config, root, progress, attac
         if attack == "gan" and config.adversarial_weight == 0:
             config = dataclasses.replace(config, adversarial_weight=0.01)
         trained = train_decoder(train_features.decoded(), train_images, config, progress)
+        if cache is not None and attack == "adaptive":
+            cache[_cache_key(train_features, config)] = trained  # a later audit's transfer attacker
         return trained.summary(), reconstruct(trained.model, observed, config), train_images
     from edgesplit.export.reference import reference_split
 
@@ -77,6 +79,13 @@ def _attack(train_features, eval_features, bundle, config, root, progress, attac
     raise AttackError(f"unknown attack {attack!r}: use one of {', '.join(ATTACKS)}")
 
 
+def _cache_key(features, config: DecoderConfig) -> tuple[str, str]:
+    """Decoders are deterministic given the features and the config (seed included): key them by both."""
+    import json
+
+    return (str(features.meta.get("bundle_sha256")), json.dumps(config.to_dict(), sort_keys=True, default=str))
+
+
 def check_transfer(source, bundle) -> None:
     """A transfer attacker's features must come from the same model, weights and cut as the audited bundle."""
     m = bundle.manifest
@@ -92,13 +101,17 @@ def check_transfer(source, bundle) -> None:
 
 def audit(bundle, train_features, eval_features, config: DecoderConfig | None = None, root: str | None = None,
           progress: Progress | None = None, grid_path: str | Path | None = None, transfer_features=None,
-          attack: str = "adaptive", checkpoint: str | None = None, whitebox: WhiteboxConfig | None = None) -> dict:
+          attack: str = "adaptive", checkpoint: str | None = None, whitebox: WhiteboxConfig | None = None,
+          decoder_cache: dict | None = None) -> dict:
     """Attack one bundle: reconstruct `eval_features`' inputs; `train_features` are the attacker's samples.
 
     `attack`: adaptive (decoder trained on the exact wire features), gan, whitebox (needs the head's weights:
     `checkpoint`), query-free (needs the tail). With `transfer_features` (the attack split emitted by another
     bundle of the same model and cut, e.g. the FP32 one), a transfer attacker trained on those is scored on the
-    same `eval_features` too: the seed efficient-split-dnn-privacy's setting.
+    same `eval_features` too: the seed efficient-split-dnn-privacy's setting. `decoder_cache`, a dict the
+    caller keeps across audits, holds each adaptive decoder by (features' bundle, config), so the FP32 audit's
+    decoder is reused, not retrained, as the transfer attacker of the FP16 and INT8 audits (it is the same
+    decoder: training is deterministic for given features and config).
     """
     if attack not in ATTACKS:
         raise AttackError(f"unknown attack {attack!r}: use one of {', '.join(ATTACKS)}")
@@ -110,7 +123,7 @@ def audit(bundle, train_features, eval_features, config: DecoderConfig | None = 
         check_transfer(transfer_features, bundle)
     eval_images = images_for(eval_features, bundle, root)
     figures, recon, train_images = _attack(train_features, eval_features, bundle, config, root, progress, attack,
-                                           checkpoint, whitebox)
+                                           checkpoint, whitebox, decoder_cache)
     originals = torch.from_numpy(eval_images).double()
     per_image = all_metrics(recon.double(), originals, data_range=1.0)
     floor_image = torch.from_numpy(train_images.mean(0, keepdims=True)).double().expand_as(originals)
@@ -138,7 +151,12 @@ def audit(bundle, train_features, eval_features, config: DecoderConfig | None = 
         "decoder": figures,
     }
     if transfer_features is not None:
-        t_figures, t_recon, _ = _attack(transfer_features, eval_features, bundle, config, root, progress)
+        trained = (decoder_cache or {}).get(_cache_key(transfer_features, config))
+        if trained is None:
+            t_figures, t_recon, _ = _attack(transfer_features, eval_features, bundle, config, root, progress,
+                                            cache=decoder_cache)
+        else:  # the same decoder, already trained on these features with this config: reuse it
+            t_figures, t_recon = trained.summary(), reconstruct(trained.model, eval_features.decoded(), config)
         result["transfer"] = {
             "what": "decoder trained on another wire format of the same head, applied to this bundle's features",
             "trained_on": {"bundle": transfer_features.meta.get("bundle"),

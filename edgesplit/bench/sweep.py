@@ -51,6 +51,7 @@ def _write_json(path: Path, obj) -> None:
 class _Sweep:
     def __init__(self, spec: SweepSpec, out: Path, store: ResultsStore, progress: Progress) -> None:
         self.spec, self.out, self.store, self.progress = spec, out, store, progress
+        self.decoders: dict = {}  # FP32 decoders, reused as the transfer attacker of the other precisions
 
     # one step -------------------------------------------------------------------------------------------
     def step(self, fn, valid=None, **key) -> dict | None:
@@ -257,7 +258,8 @@ class _Sweep:
         config = DecoderConfig(decoder=decoder, epochs=a.epochs, batch_size=a.batch_size, seed=self.spec.data.seed)
         result = audit(load_bundle(bundle_dir), load_features(self.out / emitted["attack_features"]),
                        load_features(self.out / emitted["test_features"]), config, self.spec.data.root,
-                       self.progress, folder / "grid.png", transfer_features=transfer)
+                       self.progress, folder / "grid.png", transfer_features=transfer,
+                       decoder_cache=self.decoders)
         path = write_result(result, folder)
         m, floor = result["metrics"], result["floor"]["metrics"]
         row = {"audit": self.rel(path), "grid": self.rel(folder / "grid.png"), "wire": result["wire"],

@@ -96,7 +96,7 @@ def register(sub) -> None:
     p.add_argument("--out", default="demo-out", help="output folder (default: demo-out)")
     p.add_argument("--epochs", type=int, default=8, help="classifier training epochs")
     p.add_argument("--attack-epochs", type=int, default=12, help="decoder training epochs")
-    p.add_argument("--max-psnr", type=float, default=15.0, help="privacy bound for the golden zone (dB)")
+    p.add_argument("--max-psnr", type=float, default=20.0, help="privacy bound for the golden zone (dB)")
     p.add_argument("--fresh", action="store_true")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_demo)
