@@ -37,6 +37,10 @@ class DataError(EdgesplitError):
     """A data set name, root folder, file format or split that cannot be used."""
 
 
+class DefenseError(EdgesplitError):
+    """A defense, its parameters or its cut that cannot be used as asked."""
+
+
 class BenchError(EdgesplitError):
     """A sweep spec, results file or plan that cannot be used as asked."""
 

@@ -5,7 +5,16 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from edgesplit.cli import audit_cmd, bench_cmd, devices_cmd, export_cmd, models_cmd, runtime_cmd, train_cmd
+from edgesplit.cli import (
+    audit_cmd,
+    bench_cmd,
+    defend_cmd,
+    devices_cmd,
+    export_cmd,
+    models_cmd,
+    runtime_cmd,
+    train_cmd,
+)
 from edgesplit.cli.common import OneLineParser
 from edgesplit.errors import EdgesplitError
 
@@ -25,6 +34,7 @@ Start here:
   edgesplit emit b/ --split attack --out f.npz   the exact bytes the device sends, with sample ids
   edgesplit devices                              board profiles; 'devices detect' names this host
   edgesplit audit --bundle b/ --features f.npz --out a/   how well can an attacker rebuild the input?
+  edgesplit defend classifier4 --cut features.1 --defense noise --out d/   a defended model
   edgesplit sweep spec.toml --out s/             every cut x precision x backend, audited; resumable
   edgesplit plan s/results.jsonl --max-psnr 18   best cut per link bandwidth; the golden partition zone
   edgesplit report s/results.jsonl --out r/      one HTML report with plots and reconstructions
@@ -46,6 +56,7 @@ def build_parser() -> OneLineParser:
     runtime_cmd.register_estimate(sub)
     devices_cmd.register(sub)
     audit_cmd.register(sub)
+    defend_cmd.register(sub)
     bench_cmd.register(sub)
     return parser
 

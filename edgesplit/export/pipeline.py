@@ -98,8 +98,9 @@ def export_bundle(config: ExportConfig, out_dir: str | Path, force: bool = False
             if record.get("calibration_cache"):
                 files[record["calibration_cache"]] = tmp / record["calibration_cache"]
             engines[record["file"]] = record
+        stochastic = any(n.op_type.startswith("Random") for n in model_proto.graph.node)
         manifest = _manifest(config, spec, parts, shape, input_dtype, wire, scheme, calib_info, fidelity, engines,
-                             int8=config.precision == "int8" or config.wire_format == "int8")
+                             int8=config.precision == "int8" or config.wire_format == "int8", stochastic=stochastic)
         return write_bundle(out_dir, files, manifest, force=force)
 
 
@@ -120,7 +121,8 @@ def _ids_hash(ids) -> str:
     return hashlib.sha256(np.asarray(ids, dtype=np.int64).tobytes()).hexdigest()
 
 
-def _manifest(config, spec, parts, shape, input_dtype, wire, scheme, calib_info, fidelity, engines, int8) -> dict:
+def _manifest(config, spec, parts, shape, input_dtype, wire, scheme, calib_info, fidelity, engines, int8,
+              stochastic=False) -> dict:
     import onnxruntime
 
     import edgesplit
@@ -152,6 +154,8 @@ def _manifest(config, spec, parts, shape, input_dtype, wire, scheme, calib_info,
         "fidelity": {k: fidelity[k] for k in ("max_abs_error", "mean_cosine", "snr_db", "tail_top1_fp32_features",
                                               "tail_top1_exported_features", "head_onnx_bytes")},
         "engines": engines,
+        "defense": spec.kwargs.get("defense"),
+        "stochastic": stochastic,  # the head draws random numbers (noise, dropout): every call differs
         "export": {**config.to_dict(), "checkpoint": Path(config.checkpoint).name if config.checkpoint else None,
                    "calib_root": None if config.calib_root is None else "(local copy)"},  # no machine paths
         "tools": {"edgesplit": edgesplit.__version__, "torch": torch.__version__, "onnx": onnx.__version__,

@@ -41,17 +41,52 @@ def insert_bottleneck(model: nn.Module, after: str, channels: int, kernel_size: 
     squeeze = nn.Sequential(nn.Conv2d(width, channels, kernel_size, 1, pad), nn.BatchNorm2d(channels),
                             ACTIVATIONS[activation]())
     expand = nn.Sequential(nn.Conv2d(channels, width, kernel_size, 1, pad), nn.BatchNorm2d(width), nn.ReLU())
-    parent_path, _, leaf = after.rpartition(".")
-    parent = modules[parent_path] if parent_path else model
-    setattr(parent, leaf, nn.Sequential(OrderedDict(layer=modules[after], squeeze=squeeze, expand=expand)))
     # the old boundary is now after `layer`; the bottleneck's output is a new block cut before the expansion
+    return insert_after(model, after, {"squeeze": squeeze, "expand": expand}, cut="squeeze", keep_layer_cut=True,
+                        blocks=blocks)
+
+
+def insert_after(model: nn.Module, after: str, modules: dict[str, nn.Module], cut: str,
+                 keep_layer_cut: bool = False, blocks: list[str] | None = None) -> nn.Module:
+    """Replace the module at `after` by `Sequential(layer=<it>, **modules)`; `<after>.<cut>` becomes the block
+    cut in its place (with `keep_layer_cut`, `<after>.layer` and `<after>` stay cuts too)."""
+    from edgesplit.models.blocks import block_paths
+
+    blocks = block_paths(model) if blocks is None else blocks
+    found = dict(model.named_modules())
+    if not after or after not in found:
+        from edgesplit.errors import closest
+
+        raise ModelError(f"no module {after!r} in {type(model).__name__} ({closest(after, [n for n in found if n])})")
+    parent_path, _, leaf = after.rpartition(".")
+    parent = found[parent_path] if parent_path else model
+    setattr(parent, leaf, nn.Sequential(OrderedDict(layer=found[after], **modules)))
+    new = f"{after}.{cut}"
     cut_blocks: list[str] = []
     for path in blocks:
-        cut_blocks += [f"{after}.layer", f"{after}.squeeze", after] if path == after else [path]
+        if path == after:
+            cut_blocks += [f"{after}.layer", new, after] if keep_layer_cut else [new]
+        else:
+            cut_blocks.append(path)
     if after not in blocks:
-        cut_blocks = _insert_in_order(model, cut_blocks, f"{after}.squeeze")
+        cut_blocks = _insert_in_order(model, cut_blocks, new)
     model.cut_blocks = cut_blocks
     return model
+
+
+def output_shape(model: nn.Module, after: str, in_chans: int, img_size: int) -> tuple[int, ...]:
+    """Per-sample output shape of the module at `after` on a zero input."""
+    seen: list[torch.Tensor] = []
+    hook = dict(model.named_modules())[after].register_forward_hook(lambda _m, _i, out: seen.append(out))
+    try:
+        with torch.no_grad():
+            was_training = model.training
+            model.eval()
+            model(torch.zeros(1, in_chans, img_size, img_size))
+            model.train(was_training)
+    finally:
+        hook.remove()
+    return tuple(seen[0].shape[1:]) if seen and isinstance(seen[0], torch.Tensor) else ()
 
 
 def _output_channels(model: nn.Module, after: str, in_chans: int, img_size: int) -> int:
@@ -75,3 +110,11 @@ def _output_channels(model: nn.Module, after: str, in_chans: int, img_size: int)
 def _insert_in_order(model: nn.Module, paths: list[str], new: str) -> list[str]:
     order = {name: i for i, (name, _) in enumerate(model.named_modules())}
     return sorted({*paths, new}, key=lambda p: order.get(p, len(order)))
+
+
+def apply_option(model: nn.Module, spec, value) -> nn.Module:
+    """The `bottleneck={"after": ..., "channels": ...}` model option (see `registry.MODEL_OPTIONS`)."""
+    if not isinstance(value, dict) or "after" not in value or "channels" not in value:
+        raise ModelError("bottleneck must be a mapping with 'after' (a module path) and 'channels', e.g. "
+                         "{'after': 'features.7', 'channels': 8}")
+    return insert_bottleneck(model, img_size=spec.img_size, in_chans=spec.in_chans, **value)

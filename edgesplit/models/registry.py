@@ -145,16 +145,24 @@ def build(spec: ModelSpec) -> nn.Module:
     """Instantiate `spec` with fresh (random) weights."""
     _ensure_zoo()
     kwargs = dict(spec.kwargs)
-    bottleneck = kwargs.pop("bottleneck", None)
+    options = {name: kwargs.pop(name) for name in list(kwargs) if name in MODEL_OPTIONS}
     model = _build(spec, kwargs)
-    if bottleneck:
-        from edgesplit.models.bottleneck import insert_bottleneck
+    for name in MODEL_OPTIONS:  # in a fixed order: a defense goes after a bottleneck
+        if options.get(name):
+            module_name, _, function = MODEL_OPTIONS[name].partition(":")
+            import importlib
 
-        if not isinstance(bottleneck, dict) or "after" not in bottleneck or "channels" not in bottleneck:
-            raise ModelError("bottleneck must be a mapping with 'after' (a module path) and 'channels', e.g. "
-                             "{'after': 'features.7', 'channels': 8}")
-        insert_bottleneck(model, img_size=spec.img_size, in_chans=spec.in_chans, **bottleneck)
+            getattr(importlib.import_module(module_name), function)(model, spec, options[name])
     return model
+
+
+# Options any model takes, applied after the architecture is built, and the function applying each
+# (`fn(model, spec, value)`). They are part of the ModelSpec, so checkpoints and bundles rebuild them.
+# Named here as strings so `models` imports none of them until a spec uses one.
+MODEL_OPTIONS = {
+    "bottleneck": "edgesplit.models.bottleneck:apply_option",  # CEM's channel bottleneck after a module
+    "defense": "edgesplit.defenses.apply:apply_option",  # a defense inserted at a cut (edgesplit defend)
+}
 
 
 def _build(spec: ModelSpec, kwargs: dict) -> nn.Module:

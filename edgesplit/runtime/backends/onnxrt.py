@@ -39,6 +39,12 @@ class OrtBackend(Backend):
         options.inter_op_num_threads = 1
         if self.threads:
             options.intra_op_num_threads = self.threads
+        if bundle.manifest.get("stochastic"):
+            # onnxruntime's Random* ops otherwise start every new session from the same default seed: a
+            # device would repeat one noise sequence after each restart, which an attacker could learn.
+            import secrets
+
+            ort.set_seed(secrets.randbits(31))
         self.session = ort.InferenceSession(str(bundle.onnx_path), options, providers=wanted)
         self.input_name = self.session.get_inputs()[0].name
         self._ort = ort

@@ -1,0 +1,169 @@
+"""`defend_model`: insert a defense at a cut and fine-tune the model with its objective.
+
+The loss is the task's cross-entropy plus the defense's term: CEM's conditional entropy (maximised),
+the adversarial reconstruction loss of a surrogate decoder trained in alternation (maximised, weight
+beta), PATROL's block-wise Lipschitz constants (minimised, weight alpha) or the masks' L1 norm (pruning:
+after training the weakest channels are removed and the model fine-tuned one more epoch).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader
+
+from edgesplit.defenses.apply import apply_defense, defended_cut
+from edgesplit.defenses.losses import SurrogateDecoder, conditional_entropy, lipschitz_ratios
+from edgesplit.defenses.registry import get_defense
+from edgesplit.errors import DefenseError
+from edgesplit.progress import Progress, resolve
+
+
+@dataclass(frozen=True)
+class DefendConfig:
+    epochs: int = 5
+    batch_size: int = 64
+    lr: float = 1e-3
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 2 or not self.lr > 0:
+            raise DefenseError("defend needs epochs >= 1, batch_size >= 2 and lr > 0")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def defend_model(model: nn.Module, cut: str, name: str, params: dict | None, train_set, test_set,
+                 config: DefendConfig | None = None, progress: Progress | None = None) -> tuple[nn.Module, dict]:
+    """Return (the defended, fine-tuned model with its spec updated, a report of what training did)."""
+    from edgesplit.models import ModelSpec
+    from edgesplit.models.blocks import block_paths
+    from edgesplit.models.training import evaluate
+
+    config, progress = config or DefendConfig(), resolve(progress)
+    spec = model.edgesplit_spec
+    if "defense" in spec.kwargs:
+        raise DefenseError("this model already carries a defense: defend the undefended checkpoint instead")
+    defense = get_defense(name)
+    start = time.perf_counter()
+    before = evaluate(model, test_set)["accuracy"]
+    head_blocks = [p for p in block_paths(model) if _before_or_at(model, p, cut)]
+    torch.manual_seed(config.seed)
+    apply_defense(model, cut, name, params, spec.in_chans, spec.img_size)
+    params = model.edgesplit_defense["params"]
+    history = _fine_tune(model, cut, name, params, head_blocks, train_set, config, config.epochs, progress)
+    if name == "pruning":
+        model, kept = _prune(model, spec, cut, params)
+        params = {**params, "keep": kept}
+        history += _fine_tune(model, cut, "none", params, [], train_set, config, 1, progress)
+    model.edgesplit_spec = ModelSpec(spec.name, spec.num_classes, spec.in_chans, spec.img_size,
+                                     {**spec.kwargs, "defense": {"cut": cut, "name": name, "params": params}})
+    after = evaluate(model, test_set)["accuracy"]
+    report = {"defense": name, "params": params, "description": defense.description, "source": defense.source,
+              "cut": cut, "defended_cut": defended_cut(cut), "config": config.to_dict(),
+              "test_accuracy_before": before, "test_accuracy": after, "history": history,
+              "seconds": time.perf_counter() - start}
+    return model.eval(), report
+
+
+def _before_or_at(model: nn.Module, path: str, cut: str) -> bool:
+    order = [n for n, _ in model.named_modules()]
+    return path in order and cut in order and order.index(path) <= order.index(cut) and not path.startswith(cut + ".")
+
+
+def _fine_tune(model, cut, name, params, head_blocks, train_set, config, epochs, progress) -> list[dict]:
+    modules = dict(model.named_modules())
+    captured: dict[str, torch.Tensor] = {}
+    hooks = [modules[f"{cut}.defense"].register_forward_hook(lambda _m, _i, out: captured.__setitem__("z", out))]
+    if name == "lipschitz":
+        for i, path in enumerate(head_blocks):
+            target = modules[f"{path}.layer"] if path == cut else modules[path]
+            hooks.append(target.register_forward_hook(
+                lambda _m, _i, out, i=i: captured.setdefault("blocks", {}).__setitem__(i, out)))
+    gen = torch.Generator().manual_seed(config.seed)
+    loader = DataLoader(train_set, batch_size=config.batch_size, shuffle=True, generator=gen,
+                        drop_last=len(train_set) > config.batch_size)
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=config.lr)
+    decoder = decoder_opt = None
+    history = []
+    try:
+        for epoch in range(epochs):
+            model.train()
+            sums: dict[str, float] = {}
+            with progress.task(f"defend ({name}) epoch {epoch + 1}/{epochs}", total=len(loader.dataset)) as task:
+                for x, y in loader:
+                    captured.clear()
+                    logits = model(x)
+                    loss = F.cross_entropy(logits, y)
+                    terms = {"task": loss.item()}
+                    z = captured["z"]
+                    if name == "cem":
+                        h = conditional_entropy(z, y, params["noise_std"], params["var_threshold"],
+                                                params["log_entropy"])
+                        loss = loss - params["lambda"] * h
+                        terms["cond_entropy"] = h.item()
+                    elif name == "adversarial":
+                        if decoder is None:
+                            decoder = SurrogateDecoder(tuple(z.shape[1:]), tuple(x.shape[1:]))
+                            decoder_opt = torch.optim.Adam(decoder.parameters(), lr=params["decoder_lr"])
+                        rec_loss = F.mse_loss(decoder(z.detach()), x)  # the attacker's step
+                        decoder_opt.zero_grad(set_to_none=True)
+                        rec_loss.backward()
+                        decoder_opt.step()
+                        adv = F.mse_loss(decoder(z), x)  # the head's step: make inversion hard
+                        loss = loss - params["beta"] * adv
+                        terms["reconstruction_mse"] = adv.item()
+                    elif name == "lipschitz":
+                        clean = [captured["blocks"][i] for i in range(len(head_blocks))]
+                        captured.pop("blocks")
+                        delta = torch.randn_like(x) * params["delta_std"]
+                        model(x + delta)
+                        noisy = [captured["blocks"][i] for i in range(len(head_blocks))]
+                        ks = lipschitz_ratios(clean, noisy, delta)
+                        loss = loss + params["alpha"] * ks.sum()
+                        terms["lipschitz"] = ks.sum().item()
+                    elif name == "pruning" and "keep" not in params:
+                        mask = modules[f"{cut}.defense"].mask
+                        l1 = mask.abs().sum()
+                        loss = loss + params["l1"] * l1
+                        terms["mask_l1"] = l1.item()
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+                    for k, v in terms.items():
+                        sums[k] = sums.get(k, 0.0) + v * len(x)
+                    task.update(len(x), loss=loss.item())
+            history.append({"epoch": len(history) + 1, **{k: v / len(loader.dataset) for k, v in sums.items()}})
+    finally:
+        for h in hooks:
+            h.remove()
+    return history
+
+
+def _prune(model: nn.Module, spec, cut: str, params: dict) -> tuple[nn.Module, list[int]]:
+    """Keep the `keep_ratio` channels with the largest |mask|; rebuild the model pruned, weights carried over."""
+    from edgesplit.models import ModelSpec
+    from edgesplit.models.registry import build
+
+    mask = dict(model.named_modules())[f"{cut}.defense"].mask.detach()
+    n = max(1, round(params["keep_ratio"] * len(mask)))
+    keep = sorted(torch.topk(mask.abs(), n).indices.tolist())
+    pruned = build(ModelSpec(spec.name, spec.num_classes, spec.in_chans, spec.img_size,
+                             {**spec.kwargs, "defense": {"cut": cut, "name": "pruning",
+                                                         "params": {**params, "keep": keep}}}))
+    old, new = model.state_dict(), pruned.state_dict()
+    index = torch.tensor(keep)
+    for key, value in new.items():
+        if key in old and old[key].shape == value.shape:
+            new[key] = old[key]
+        elif key in old and old[key].dim() >= 1 and old[key].shape[0] == len(mask) and value.shape[0] == n:
+            new[key] = old[key][index]  # the sliced producer conv and its BatchNorm
+        elif key.endswith("scale") and value.shape == (n,):
+            new[key] = mask[index]
+    pruned.load_state_dict(new)
+    return pruned, keep
