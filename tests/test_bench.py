@@ -292,3 +292,26 @@ def test_plan_and_report_on_the_command_line(sweep, tmp_path, capsys):
     assert (tmp_path / "r" / "report.html").is_file() and (tmp_path / "x.csv").is_file()
     assert main(["plan", str(tmp_path / "nope.jsonl")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_sweep_with_a_defense_keys_its_rows_and_reports_them(tmp_path):
+    raw = {**TINY, "sweep": {**TINY["sweep"], "precisions": ["int8"], "backends": ["ort"], "estimate": [],
+                             "models": [{"name": "classifier4", "input": "1x32x32", "cuts": ["features.1"]}],
+                             "defenses": [{"name": "noise", "params": {"std": 0.2}, "epochs": 1}]}}
+    spec = spec_from_dict(raw)
+    results = run_sweep(spec, tmp_path)
+    rows = read_results(results)
+    defended = [r for r in rows if r.get("defense") == "noise(std=0.2)"]
+    assert {r["step"] for r in defended} == {"defend", "export", "profile", "emit", "audit"}
+    export = next(r for r in defended if r["step"] == "export")
+    manifest = json.loads((tmp_path / export["bundle"] / "manifest.json").read_text())
+    assert manifest["cut"]["name"] == "features.1.defense" and manifest["stochastic"]
+    baseline = [r for r in rows if r["step"] == "audit" and r.get("defense") is None]
+    assert len(baseline) == 1, "the undefended baseline is swept beside it"
+    p = plan(rows, bandwidths_mbit=(10.0,))
+    assert all(o["cut"] in ("input", "features.1") for o in p["options"]) and len(p["options"]) == 2
+    paths = write_report(results, tmp_path / "report")
+    page = paths["html"].read_text()
+    assert "Defenses" in page and "noise(std=0.2)" in page and "none (baseline)" in page
+    with pytest.raises(BenchError, match="no parameter 'sigma'"):
+        spec_from_dict({**raw, "sweep": {**raw["sweep"], "defenses": [{"name": "noise", "params": {"sigma": 1}}]}})

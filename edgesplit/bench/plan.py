@@ -59,8 +59,10 @@ def head_sources(rows: list[dict], model: str) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def options_for(rows: list[dict], model: str, source: str) -> list[Option]:
-    ok = [r for r in rows if r.get("model") == model and r.get("status") == "ok"]
+def options_for(rows: list[dict], model: str, source: str, defense: str | None = None) -> list[Option]:
+    """The undefended model's options (or one defense's: its rows carry that `defense` label)."""
+    ok = [r for r in rows if r.get("model") == model and r.get("status") == "ok"
+          and (r.get("defense") == defense or r["step"] == "tail")]
     tails = {r["cut"]: r for r in ok if r["step"] == "tail"}
     if "input" not in tails:
         raise BenchError(f"no server latency for {model} in these results: the sweep's tail steps did not run")
@@ -105,7 +107,7 @@ def _order(rows: list[dict], cut: str) -> int:
 
 def plan(rows: list[dict], model: str | None = None, source: str | None = None,
          bandwidths_mbit=(1.0, 10.0, 100.0, 1000.0), rtt_ms: float = 0.0, max_psnr: float | None = None,
-         max_ssim: float | None = None, max_latency_ms: float | None = None) -> dict:
+         max_ssim: float | None = None, max_latency_ms: float | None = None, defense: str | None = None) -> dict:
     """The plan for one model and head source (defaults: the first model, its first measured source)."""
     models = list(dict.fromkeys(r["model"] for r in rows if r.get("model")))
     if not models:
@@ -120,7 +122,7 @@ def plan(rows: list[dict], model: str | None = None, source: str | None = None,
     source = source or next((s for s in sources if not s.startswith("estimate:")), sources[0])
     if any(b <= 0 for b in bandwidths_mbit) or rtt_ms < 0:
         raise BenchError("bandwidths must be > 0 Mbit/s and the round trip >= 0 ms")
-    options = options_for(rows, model, source)
+    options = options_for(rows, model, source, defense)
     audited = any(o.psnr is not None and o.cut != "input" for o in options)
     best, best_private, zone = {}, {}, {}
     for bw in bandwidths_mbit:
@@ -133,7 +135,7 @@ def plan(rows: list[dict], model: str | None = None, source: str | None = None,
         best_private[bw] = min(inside, key=lambda o: o.e2e_ms[bw]) if inside else None
     bounded = max_psnr is not None or max_ssim is not None
     return {
-        "model": model, "head_source": source, "sources": sources,
+        "model": model, "defense": defense, "head_source": source, "sources": sources,
         "head_kind": "estimate" if source.startswith("estimate:") else "measured",
         "rtt_ms": rtt_ms, "bandwidths_mbit": list(bandwidths_mbit),
         "privacy_bound": {"max_psnr": max_psnr, "max_ssim": max_ssim, "max_latency_ms": max_latency_ms},

@@ -53,7 +53,8 @@ def write_report(results: str | Path, out_dir: str | Path, bandwidths_mbit=(1.0,
     html_parts, md_parts, figures = [], [], {}
     for model in models:
         p = plan(rows, model, source, bandwidths_mbit, rtt_ms, max_psnr, max_ssim)
-        model_rows = [r for r in rows if r.get("model") == model]
+        model_rows = [r for r in rows if r.get("model") == model and r.get("defense") is None]
+        defended = [r for r in rows if r.get("model") == model and r.get("defense") is not None]
         figs = {
             "latency": _plot_latency(model_rows, model),
             "payload": _plot_payload(model_rows, model),
@@ -69,6 +70,10 @@ def write_report(results: str | Path, out_dir: str | Path, bandwidths_mbit=(1.0,
         grids = _grids(model_rows, base)
         html_parts.append(_html_model(model, model_rows, p, figs, grids))
         md_parts.append(_md_model(model, model_rows, p, figs))
+        if defended:
+            h, t = defense_table(model_rows + defended)
+            html_parts.append("<h3>Defenses (adaptive attacker, INT8 head where swept)</h3>" + _html_table(h, t))
+            md_parts.append("### Defenses\n\n" + _md_table(h, t))
     meta = _meta(rows, results)
     page = _HTML.format(title="edgesplit sweep report", meta=_html_meta(meta), body="\n".join(html_parts),
                         problems=_html_problems(rows))
@@ -320,6 +325,43 @@ def _summary_table(rows) -> tuple[list[str], list[list[str]]]:
                      _fmt(ssim.get(p, {}).get(c), 3)]
         line += [_fmt(transfer[p].get(c)) for p in transfer]
         table.append(line)
+    return headers, table
+
+
+def defense_table(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
+    """Per cut and defense (the undefended baseline first): accuracy, and per precision the payload, head
+    latency and the strongest attacker's PSNR / SSIM."""
+    ok = [r for r in rows if r.get("status") == "ok"]
+    base_acc = next((r["test_accuracy"] for r in ok if r["step"] == "train"), None)
+    precs = list(dict.fromkeys(r["precision"] for r in ok if r["step"] == "export"))
+    cells: dict[tuple[str, str | None], dict] = {}
+    for r in ok:
+        k = (r.get("cut"), r.get("defense"))
+        cell = cells.setdefault(k, {})
+        if r["step"] == "defend":
+            cell["acc"] = r["test_accuracy"]
+        elif r["step"] in ("export", "profile", "audit"):
+            p = cell.setdefault(r["precision"], {})
+            if r["step"] == "export":
+                p["bytes"] = r["payload_bytes"]
+            elif r["step"] == "profile" and "ms" not in p:
+                p["ms"] = r["latency_ms"]
+            elif r["step"] == "audit":
+                p["psnr"] = max(p.get("psnr", -math.inf), r["psnr"])
+                p["ssim"] = max(p.get("ssim", -math.inf), r["ssim"])
+    headers = ["cut", "defense", "test accuracy"]
+    for p in precs:
+        headers += [f"{p} bytes", f"{p} head ms", f"{p} PSNR", f"{p} SSIM"]
+    table = []
+    cuts = list(dict.fromkeys(k[0] for k in cells if k[0] and k[0] != "input"))
+    for cut in cuts:
+        for (c, d), cell in sorted(((k, v) for k, v in cells.items() if k[0] == cut),
+                                   key=lambda kv: (kv[0][1] is not None, kv[0][1] or "")):
+            line = [c, d or "none (baseline)", _fmt(cell.get("acc", base_acc if d is None else None), 4)]
+            for p in precs:
+                v = cell.get(p, {})
+                line += [_fmt(v.get("bytes")), _fmt(v.get("ms"), 3), _fmt(v.get("psnr")), _fmt(v.get("ssim"), 3)]
+            table.append(line)
     return headers, table
 
 

@@ -18,6 +18,8 @@
     [profile]  batches = [1], warmup = 10, iters = 50, min_seconds = 0.5, threads = 0
     [attack]  epochs = 15, attack_limit = 0, eval_limit = 256, batch_size = 64
 
+    defenses = [{name = "noise", params = {std = 0.1}, epochs = 5}, "normalize"]   (in [sweep])
+
 Unknown keys are refused with the closest known one; the spec's sha256 (of its canonical JSON) tags every
 result row, so a results file is never silently shared by two specs.
 """
@@ -55,6 +57,20 @@ class ModelEntry:
 
 
 @dataclass(frozen=True)
+class DefenseEntry:
+    """One defense to sweep: applied at every cut of every model, fine-tuned for `epochs`."""
+
+    name: str
+    params: dict = field(default_factory=dict)
+    epochs: int = 5
+
+    @property
+    def label(self) -> str:
+        shown = ",".join(f"{k}={v}" for k, v in sorted(self.params.items()))
+        return f"{self.name}({shown})" if shown else self.name
+
+
+@dataclass(frozen=True)
 class DataSpec:
     name: str = "digits"
     root: str | None = None
@@ -88,6 +104,7 @@ class SweepSpec:
     estimate: tuple[str, ...] = ()
     decoders: tuple[str, ...] = ("upsample",)
     audit: bool = True
+    defenses: tuple[DefenseEntry, ...] = ()
     data: DataSpec = field(default_factory=DataSpec)
     profile: ProfileSpec = field(default_factory=ProfileSpec)
     attack: AttackSpec = field(default_factory=AttackSpec)
@@ -121,6 +138,15 @@ class SweepSpec:
                 get_profile(name)
             except EdgesplitError as exc:
                 raise BenchError(f"estimate: {exc}") from None
+        from edgesplit.defenses import get_defense
+
+        for d in self.defenses:
+            try:
+                get_defense(d.name).resolve(d.params)
+            except EdgesplitError as exc:
+                raise BenchError(f"defenses: {exc}") from None
+        if len({d.label for d in self.defenses}) != len(self.defenses):
+            raise BenchError("the same defense and parameters are listed twice in defenses")
         for m in self.models:
             m.input_shape  # noqa: B018 - validates
         if any(b < 1 for b in self.profile.batches) or self.profile.iters < 1:
@@ -181,6 +207,16 @@ def spec_from_dict(raw: dict) -> SweepSpec:
         if name == "profile" and "batches" in section:
             section["batches"] = tuple(int(b) for b in _tuple(section["batches"], "profile.batches"))
         sections[name] = cls(**section)
+    defenses = []
+    for i, d in enumerate(sweep.pop("defenses", [])):
+        if isinstance(d, str):
+            d = {"name": d}
+        if not isinstance(d, dict) or "name" not in d:
+            raise BenchError(f"defenses entry {i + 1} needs a name (e.g. {{name = \"noise\", params = {{std = 0.1}}}})")
+        _check_keys(f"defenses entry {d.get('name')}", d, {f.name for f in fields(DefenseEntry)})
+        defenses.append(DefenseEntry(**d))
+    if defenses:
+        sweep["defenses"] = tuple(defenses)
     for key in ("precisions", "backends", "devices", "estimate", "decoders"):
         if key in sweep:
             sweep[key] = _tuple(sweep[key], f"sweep.{key}")

@@ -17,7 +17,7 @@ from pathlib import Path
 from edgesplit.errors import BenchError
 
 SCHEMA = "edgesplit.sweep-row"
-KEY_FIELDS = ("step", "model", "cut", "precision", "backend", "device", "decoder")
+KEY_FIELDS = ("step", "model", "cut", "precision", "backend", "device", "decoder", "defense")
 FINISHED = ("ok", "skipped")
 
 

@@ -116,30 +116,42 @@ class _Sweep:
         for profile in self.spec.estimate:
             self._estimates(entry, checkpoint, profile, [c.name for c in cuts])
         for cut in cuts:
-            fp32_attack = None
-            for precision in self.spec.ordered_precisions:
-                key = dict(model=entry.name, cut=cut.name, precision=precision)
-                bundle = self.step(partial(self._export, entry, checkpoint, cut.name, precision, weights),
-                                   valid=self._exists("bundle", "manifest.json"), step="export", **key)
-                if bundle is None:
-                    continue
-                bundle_dir = self.out / bundle["bundle"]
-                for device in self.spec.devices:
-                    for backend in self.spec.backends:
-                        self.step(partial(self._profile, bundle_dir, backend, device, precision, checkpoint),
-                                  step="profile", backend=backend, device=device, **key)
-                if not self.spec.audit:
-                    continue
-                emitted = self.step(partial(self._emit, bundle_dir, entry, cut.name, precision),
-                                    valid=self._exists("attack_features", "test_features"), step="emit",
-                                    backend="ort", device="local", **key)
-                if emitted is None:
-                    continue
-                if precision == "fp32":
-                    fp32_attack = self.out / emitted["attack_features"]
-                for decoder in self.spec.decoders:
-                    self.step(partial(self._audit, bundle_dir, emitted, decoder, fp32_attack, entry, cut.name,
-                                      precision), step="audit", decoder=decoder, **key)
+            self._unit(entry, checkpoint, cut.name, cut.name, None, weights)
+            for defense in self.spec.defenses:
+                row = self.step(partial(self._defend, entry, checkpoint, cut.name, defense),
+                                valid=self._exists("checkpoint"), step="defend", model=entry.name, cut=cut.name,
+                                defense=defense.label)
+                if row is not None:
+                    self._unit(entry, str(self.out / row["checkpoint"]), cut.name, row["defended_cut"],
+                               defense.label, f"defended checkpoint ({defense.label})")
+
+    def _unit(self, entry: ModelEntry, checkpoint, cut: str, export_cut: str, defense: str | None, weights: str):
+        """Export -> profile -> emit -> audit of one cut (of the undefended model, or of one defense)."""
+        fp32_attack = None
+        tag = "" if defense is None else f"-{_slug(defense)}"
+        for precision in self.spec.ordered_precisions:
+            key = dict(model=entry.name, cut=cut, precision=precision, defense=defense)
+            bundle = self.step(partial(self._export, entry, checkpoint, export_cut, precision, weights, tag),
+                               valid=self._exists("bundle", "manifest.json"), step="export", **key)
+            if bundle is None:
+                continue
+            bundle_dir = self.out / bundle["bundle"]
+            for device in self.spec.devices:
+                for backend in self.spec.backends:
+                    self.step(partial(self._profile, bundle_dir, backend, device, precision, checkpoint),
+                              step="profile", backend=backend, device=device, **key)
+            if not self.spec.audit:
+                continue
+            emitted = self.step(partial(self._emit, bundle_dir, entry, cut + tag, precision),
+                                valid=self._exists("attack_features", "test_features"), step="emit",
+                                backend="ort", device="local", **key)
+            if emitted is None:
+                continue
+            if precision == "fp32":
+                fp32_attack = self.out / emitted["attack_features"]
+            for decoder in self.spec.decoders:
+                self.step(partial(self._audit, bundle_dir, emitted, decoder, fp32_attack, entry, cut + tag,
+                                  precision), step="audit", decoder=decoder, **key)
 
     def _data_info(self, entry: ModelEntry):
         from edgesplit.data import load_dataset
@@ -192,14 +204,35 @@ class _Sweep:
                           "payload_bytes": r["payload_bytes_per_sample"], "estimate": r}
                 self.step(partial(dict, fields), step="estimate", model=entry.name, cut=r["cut"], precision=r["precision"], device=device)
 
-    def _export(self, entry: ModelEntry, checkpoint, cut: str, precision: str, weights: str) -> dict:
+    def _defend(self, entry: ModelEntry, checkpoint, cut: str, defense) -> dict:
+        from edgesplit.data import load_dataset
+        from edgesplit.defenses import DefendConfig, defend_model
+        from edgesplit.models import create_model, save_checkpoint
+
+        c, h, _ = entry.input_shape
+        d = self.spec.data
+        common = dict(root=d.root, img_size=h, channels=c, seed=d.seed)
+        train_set = load_dataset(d.name, split="train", **common)
+        test_set = load_dataset(d.name, split="test", **common)
+        model = (create_model(entry.name, checkpoint=checkpoint) if checkpoint else
+                 create_model(entry.name, num_classes=train_set.info.num_classes, in_chans=c, img_size=h,
+                              seed=d.seed))
+        model, report = defend_model(model, cut, defense.name, defense.params, train_set, test_set,
+                                     DefendConfig(epochs=defense.epochs, seed=d.seed), self.progress)
+        path = save_checkpoint(model, self.out / "defended" / entry.name / f"{cut}-{_slug(defense.label)}.pt",
+                               metrics={"test_accuracy": report["test_accuracy"]})
+        return {"checkpoint": self.rel(path), "defended_cut": report["defended_cut"],
+                "test_accuracy": report["test_accuracy"], "test_accuracy_before": report["test_accuracy_before"],
+                "params": report["params"], "history": report["history"]}
+
+    def _export(self, entry: ModelEntry, checkpoint, cut: str, precision: str, weights: str, tag: str = "") -> dict:
         from edgesplit.export import ExportConfig, export_bundle
 
         d = self.spec.data
         config = ExportConfig(entry.name, cut, precision=precision, checkpoint=checkpoint,
                               input_shape=entry.input_shape if not checkpoint else None, calib_data=d.name,
                               calib_root=d.root, calib_size=d.calib_size, seed=d.seed)
-        path = self.out / "bundles" / entry.name / f"{cut}-{precision}"
+        path = self.out / "bundles" / entry.name / f"{cut}{tag}-{precision}"
         bundle = export_bundle(config, path, force=True, progress=self.progress)
         m = bundle.manifest
         return {"bundle": self.rel(bundle.path), "bundle_sha256": bundle.sha256, "weights": weights,
@@ -305,3 +338,9 @@ def unavailable(backend: str, precision: str, bundle_dir: Path) -> str | None:
             return "fp16 heads need torch-cuda (PyTorch's CPU fp16 kernels are no reference)"
         return None
     return f"unknown backend {backend!r}"
+
+
+def _slug(text: str) -> str:
+    import re
+
+    return re.sub(r"[^A-Za-z0-9_.=-]+", "_", text).strip("_")
