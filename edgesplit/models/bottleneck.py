@@ -90,21 +90,11 @@ def output_shape(model: nn.Module, after: str, in_chans: int, img_size: int) -> 
 
 
 def _output_channels(model: nn.Module, after: str, in_chans: int, img_size: int) -> int:
-    seen: list[torch.Tensor] = []
-    target = dict(model.named_modules())[after]
-    hook = target.register_forward_hook(lambda _m, _i, out: seen.append(out))
-    try:
-        with torch.no_grad():
-            was_training = model.training
-            model.eval()
-            model(torch.zeros(1, in_chans, img_size, img_size))
-            model.train(was_training)
-    finally:
-        hook.remove()
-    if not seen or not isinstance(seen[0], torch.Tensor) or seen[0].dim() != 4:
-        shape = tuple(seen[0].shape) if seen and isinstance(seen[0], torch.Tensor) else None
-        raise ModelError(f"bottleneck after {after!r}: its output {shape} is not an N x C x H x W feature map")
-    return int(seen[0].shape[1])
+    shape = output_shape(model, after, in_chans, img_size)
+    if len(shape) != 3:
+        raise ModelError(f"bottleneck after {after!r}: its output {(1, *shape) if shape else None} is not an "
+                         f"N x C x H x W feature map")
+    return int(shape[0])
 
 
 def _insert_in_order(model: nn.Module, paths: list[str], new: str) -> list[str]:
