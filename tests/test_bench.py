@@ -274,6 +274,8 @@ def test_plan_bad_input():
         plan(rows, source="ort@board")
     with pytest.raises(BenchError, match="bandwidths must be > 0"):
         plan(rows, bandwidths_mbit=(0.0,))
+    only_fp32 = plan(rows, precisions=("fp32",))
+    assert [o["cut"] for o in only_fp32["options"]] == ["input"], "the int8 heads are filtered out"
     unaudited = [r for r in rows if r["step"] != "audit"]
     p = plan(unaudited, max_psnr=100.0)
     assert not p["audited"] and all(not z for z in p["golden_zone"].values()), "unknown leakage is never private"

@@ -107,7 +107,8 @@ def _order(rows: list[dict], cut: str) -> int:
 
 def plan(rows: list[dict], model: str | None = None, source: str | None = None,
          bandwidths_mbit=(1.0, 10.0, 100.0, 1000.0), rtt_ms: float = 0.0, max_psnr: float | None = None,
-         max_ssim: float | None = None, max_latency_ms: float | None = None, defense: str | None = None) -> dict:
+         max_ssim: float | None = None, max_latency_ms: float | None = None, defense: str | None = None,
+         precisions: tuple[str, ...] | None = None) -> dict:
     """The plan for one model and head source (defaults: the first model, its first measured source)."""
     models = list(dict.fromkeys(r["model"] for r in rows if r.get("model")))
     if not models:
@@ -122,7 +123,8 @@ def plan(rows: list[dict], model: str | None = None, source: str | None = None,
     source = source or next((s for s in sources if not s.startswith("estimate:")), sources[0])
     if any(b <= 0 for b in bandwidths_mbit) or rtt_ms < 0:
         raise BenchError("bandwidths must be > 0 Mbit/s and the round trip >= 0 ms")
-    options = options_for(rows, model, source, defense)
+    options = [o for o in options_for(rows, model, source, defense)
+               if precisions is None or o.cut == "input" or o.precision in precisions]
     audited = any(o.psnr is not None and o.cut != "input" for o in options)
     best, best_private, zone = {}, {}, {}
     for bw in bandwidths_mbit:
@@ -136,6 +138,7 @@ def plan(rows: list[dict], model: str | None = None, source: str | None = None,
     bounded = max_psnr is not None or max_ssim is not None
     return {
         "model": model, "defense": defense, "head_source": source, "sources": sources,
+        "precisions": list(precisions) if precisions else None,
         "head_kind": "estimate" if source.startswith("estimate:") else "measured",
         "rtt_ms": rtt_ms, "bandwidths_mbit": list(bandwidths_mbit),
         "privacy_bound": {"max_psnr": max_psnr, "max_ssim": max_ssim, "max_latency_ms": max_latency_ms},

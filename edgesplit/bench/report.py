@@ -40,7 +40,7 @@ def write_csv(rows: list[dict], path: str | Path) -> Path:
 
 def write_report(results: str | Path, out_dir: str | Path, bandwidths_mbit=(1.0, 10.0, 100.0, 1000.0),
                  rtt_ms: float = 10.0, max_psnr: float | None = None, max_ssim: float | None = None,
-                 source: str | None = None) -> dict[str, Path]:
+                 source: str | None = None, precisions: tuple[str, ...] | None = None) -> dict[str, Path]:
     """Write OUT/report.html, OUT/report.md, OUT/results.csv and OUT/figures/*.png; return their paths."""
     results = Path(results)
     rows = read_results(results)
@@ -52,7 +52,7 @@ def write_report(results: str | Path, out_dir: str | Path, bandwidths_mbit=(1.0,
     models = list(dict.fromkeys(r["model"] for r in rows if r.get("model")))
     html_parts, md_parts, figures = [], [], {}
     for model in models:
-        p = plan(rows, model, source, bandwidths_mbit, rtt_ms, max_psnr, max_ssim)
+        p = plan(rows, model, source, bandwidths_mbit, rtt_ms, max_psnr, max_ssim, precisions=precisions)
         model_rows = [r for r in rows if r.get("model") == model and r.get("defense") is None]
         defended = [r for r in rows if r.get("model") == model and r.get("defense") is not None]
         figs = {

@@ -1,4 +1,5 @@
-"""The server side of a cut: how long the tail takes on this host (PyTorch, FP32, batch 1).
+"""The server side of a cut: how long the tail takes on this host (PyTorch, FP32, batch 1, all the host's
+threads: the server is not limited like the device, whatever `[profile] threads` says for the heads).
 
 `cut=None` times the whole model (the "send the input" option of a partition plan); its payload is the
 raw image as 8-bit pixels (C x H x W bytes).
@@ -60,13 +61,15 @@ def time_tail(model, cut, input_shape: tuple[int, int, int], profile: ProfileSpe
     else:
         module, shape = split(model, cut.name).tail, cut.shape
         payload = None
-    runner = _TorchCall(module, profile.threads or None)
+    runner = _TorchCall(module, None)
     x = np.random.default_rng(0).random((1, *shape), dtype=np.float32)
     timing = TimingConfig(warmup=profile.warmup, iters=profile.iters, min_seconds=profile.min_seconds)
     samples = time_backend(runner, x, timing, progress)
     stats = summarise(samples, 1)
+    import torch
+
     row = {"tail_ms": stats["latency_ms"]["p50"], "tail_latency": stats["latency_ms"], "runtime": "torch fp32",
-           "server": cpu_model()}
+           "server": cpu_model(), "threads": torch.get_num_threads()}
     if payload is not None:
         row["payload_bytes"] = payload
     return row

@@ -61,6 +61,8 @@ def register(sub) -> None:
     p.add_argument("--data-root", default=None)
     p.add_argument("--attack-epochs", type=int, default=15)
     p.add_argument("--iters", type=int, default=50, help="timed iterations per profile")
+    p.add_argument("--threads", type=int, default=0,
+                   help="threads for the device heads (0: the runtime's default); the server tail uses all")
     p.add_argument("--out", required=True, help="folder for results.jsonl, bundles, features, audits")
     p.add_argument("--fresh", action="store_true", help="start over (the old results file is kept aside)")
     p.add_argument("--append", action="store_true", help="add this spec's rows to a results file of another spec")
@@ -112,6 +114,8 @@ def _plan_args(p) -> None:
     p.add_argument("--model", default=None, help="which model of the sweep (default: the first)")
     p.add_argument("--head", default=None,
                    help="head latency source: BACKEND@DEVICE (measured, default the first) or estimate:PROFILE")
+    p.add_argument("--precisions", default=None,
+                   help="only these head precisions (e.g. fp32 for a device without int8 kernels)")
 
 
 def _floats(text: str) -> tuple[float, ...]:
@@ -145,7 +149,7 @@ def _spec_from_args(args):
                   "devices": args.devices, "estimate": args.estimate, "decoders": args.decoders,
                   "audit": not args.no_audit},
         "data": {"name": args.data, "root": args.data_root},
-        "profile": {"iters": args.iters},
+        "profile": {"iters": args.iters, "threads": args.threads},
         "attack": {"epochs": args.attack_epochs},
     })
 
@@ -174,8 +178,9 @@ def _plan(args):
     from edgesplit.bench import read_results
     from edgesplit.bench.plan import plan
 
+    precisions = tuple(p for p in args.precisions.split(",") if p) if args.precisions else None
     return plan(read_results(args.results), args.model, args.head, _floats(args.bandwidth), args.rtt_ms,
-                args.max_psnr, args.max_ssim, args.max_latency_ms)
+                args.max_psnr, args.max_ssim, args.max_latency_ms, precisions=precisions)
 
 
 def cmd_plan(args) -> int:
@@ -222,8 +227,9 @@ def cmd_report(args) -> int:
     from edgesplit.bench import read_results
     from edgesplit.bench.report import write_csv, write_report
 
+    precisions = tuple(p for p in args.precisions.split(",") if p) if args.precisions else None
     paths = write_report(args.results, args.out, _floats(args.bandwidth), args.rtt_ms, args.max_psnr,
-                         args.max_ssim, args.head)
+                         args.max_ssim, args.head, precisions)
     if args.csv:
         write_csv(read_results(args.results), args.csv)
     print(f"wrote {paths['html']} (open it in a browser), {paths['markdown']}, {paths['csv']}")
