@@ -1,8 +1,9 @@
 """Privacy-utility of every defense (issue: defenses, must-show 1-2): classifier4 on the embedded digits,
 two cuts, each defense at its two registry strengths, fine-tuned from the same trained baseline; INT8 head
-on onnxruntime CPU; adaptive attacker (upsample decoder) trained on the defended INT8 wire features.
+on onnxruntime CPU (1 thread); adaptive attacker (deconv decoder by default) trained on the defended INT8
+wire features.
 
-    python benchmarks/defense_tradeoff.py [--out /tmp/defense-sweep] [--epochs 5] [--attack-epochs 15]
+    python benchmarks/defense_tradeoff.py [--out /tmp/defense-sweep] [--epochs 2] [--attack-epochs 8]
 
 Resumable (it is a sweep): run it again after an interruption. Prints the table and the trend checks.
 """
@@ -26,8 +27,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="/tmp/defense-sweep")
     ap.add_argument("--cuts", default="features.1,features.2")
-    ap.add_argument("--epochs", type=int, default=5, help="defense fine-tuning epochs")
-    ap.add_argument("--attack-epochs", type=int, default=15)
+    ap.add_argument("--epochs", type=int, default=2, help="defense fine-tuning epochs (from the trained baseline)")
+    ap.add_argument("--attack-epochs", type=int, default=8)
+    ap.add_argument("--decoder", default="deconv")
     args = ap.parse_args()
     defenses = [{"name": d.name, "params": s, "epochs": args.epochs} for d in DEFENSES.values()
                 for s in d.strengths if s or d.name == "normalize"]
@@ -35,7 +37,7 @@ def main() -> None:
     spec = spec_from_dict({
         "sweep": {"models": [{"name": "classifier4", "input": "1x32x32", "cuts": args.cuts.split(","),
                               "train_epochs": 8}],
-                  "precisions": ["int8"], "backends": ["ort"], "decoders": ["upsample"], "defenses": defenses},
+                  "precisions": ["int8"], "backends": ["ort"], "decoders": [args.decoder], "defenses": defenses},
         "profile": {"iters": 100, "min_seconds": 0.3, "threads": 1},
         "attack": {"epochs": args.attack_epochs, "eval_limit": 256},
     })
