@@ -25,9 +25,14 @@ def pair(features, bundle, root: str | None = None) -> tuple[np.ndarray, np.ndar
     if missing:
         raise AttackError(f"{len(missing)} feature ids (e.g. {missing[:3]}) are not in {data['name']}/{data['split']} "
                           f"with seed {data['seed']}: the FeatureFile does not match this data split")
-    images, labels = ds.tensors()
     rows = [position[int(i)] for i in features.ids]
-    return images.numpy()[rows], labels.numpy()[rows]
+    if len(rows) * 2 >= len(ds):  # most of the split: its batched conversion is the faster way
+        images, labels = ds.tensors()
+        return images.numpy()[rows], labels.numpy()[rows]
+    # a few samples of a large split (e.g. 256 test images of CelebA): decode only those
+    pairs = [ds[k] for k in rows]
+    return (np.stack([img.numpy() for img, _ in pairs]).astype(np.float32),
+            np.array([label for _, label in pairs], dtype=np.int64))
 
 
 def check_features(features, bundle) -> None:
