@@ -7,7 +7,7 @@ import torch
 
 from edgesplit.data import load_dataset
 from edgesplit.defenses import DefendConfig, apply_defense, defend_model, get_defense, layers, list_defenses
-from edgesplit.defenses.losses import conditional_entropy, lipschitz_ratios
+from edgesplit.defenses.losses import information_bound, lipschitz_ratios
 from edgesplit.errors import DefenseError
 from edgesplit.models import create_model, save_checkpoint, split
 
@@ -107,15 +107,17 @@ def test_fft_entropy_is_the_identity_at_alpha_0_and_flattens_the_spectrum_at_1()
     assert torch.allclose(magnitude, torch.ones_like(magnitude), atol=1e-3), "phase only: |X| = 1 everywhere"
 
 
-def test_cem_entropy_term_grows_with_within_class_spread_and_has_a_gradient():
+def test_cem_bound_grows_with_within_class_spread_is_flat_below_the_threshold_and_has_a_gradient():
     y = torch.tensor([0, 0, 0, 1, 1, 1])
     tight = torch.randn(6, 5, generator=torch.Generator().manual_seed(0)) * 0.01
-    loose = (tight * 20).requires_grad_()
-    assert conditional_entropy(loose, y, 0.0, 10.0) > conditional_entropy(tight, y, 0.0, 10.0)
-    conditional_entropy(loose, y, 0.05, 0.125).backward()
-    assert loose.grad.abs().sum() > 0
-    capped = conditional_entropy(tight * 1e4, y, 0.0, 0.125)
-    assert float(capped) == pytest.approx(0.5 * np.log(2 * np.pi * np.e * 0.125)), "the variance threshold caps it"
+    loose = (tight * 100).requires_grad_()
+    assert information_bound(loose, y, 0.1, 0.0) > information_bound(tight, y, 0.1, 0.0) > 0
+    information_bound(loose, y, 0.1, 0.125).backward()
+    assert loose.grad.abs().sum() > 0, "training can reduce it"
+    assert float(information_bound(tight, y, 0.1, 0.125)) == 0.0, "spread below the threshold is not penalised"
+    v = loose.detach()[:3].var(0, unbiased=True).mean()
+    assert float(information_bound(loose.detach()[:3], y[:3], 1.0, 0.0, log_entropy=False)) == pytest.approx(
+        float(v), rel=1e-5)
 
 
 def test_lipschitz_ratios_of_known_maps():
@@ -125,7 +127,7 @@ def test_lipschitz_ratios_of_known_maps():
     assert torch.allclose(lipschitz_ratios(clean, noisy, delta), torch.tensor([2.0, 3.0]))
 
 
-@pytest.mark.parametrize("name, term", [("cem", "cond_entropy"), ("adversarial", "reconstruction_mse"),
+@pytest.mark.parametrize("name, term", [("cem", "information_bound"), ("adversarial", "reconstruction_mse"),
                                         ("lipschitz", "lipschitz"), ("pruning", "mask_l1")])
 def test_training_defenses_add_a_live_loss_term(name, term, digits):
     model = create_model("classifier4", num_classes=10, in_chans=1, img_size=32, seed=0)

@@ -1,33 +1,35 @@
-"""Training objectives of the defenses that shape the head's weights: CEM, adversarial reconstruction
+"""Training objectives of the defenses that shape the head's weights: CEM's information bound, adversarial reconstruction
 (with its surrogate decoder), PATROL's block-wise local Lipschitz term and the mask sparsity penalty."""
 
 from __future__ import annotations
-
-import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 
-def conditional_entropy(z: torch.Tensor, y: torch.Tensor, noise_std: float, var_threshold: float,
-                        log_entropy: bool = True) -> torch.Tensor:
-    """A Gaussian estimate of H(z | y) per feature dimension, averaged over the classes in the batch.
+def information_bound(z: torch.Tensor, y: torch.Tensor, noise_std: float, var_threshold: float,
+                      log_entropy: bool = True) -> torch.Tensor:
+    """CEM's objective in Gaussian form: a bound on what the noisy features z + N(0, sigma^2) tell about the
+    input beyond its class, averaged over the classes in the batch and the feature dimensions.
 
-    CEM raises a lower bound on the attacker's reconstruction error by maximising the conditional entropy
-    of the (noisy) features given the class: per class, the within-class variance of each feature plus the
-    noise variance, capped at `var_threshold` (CEM's 0.125: beyond it the bound saturates). With
-    `log_entropy`, the Gaussian entropy 0.5 log(2 pi e var); without, the capped variance itself.
+    Within class c, feature d varies with variance v_cd across inputs; through Gaussian noise of variance
+    sigma^2 it carries at most 0.5 log(1 + v_cd / sigma^2) nats about which input it was. Minimising that
+    bound raises the lower bound on the attacker's conditional entropy H(x | z) that CEM maximises: the
+    features of one class crowd together under the noise. Variance below `var_threshold` (CEM's 0.125, in
+    units of the feature scale) is not penalised: the bound has already flattened there. Without
+    `log_entropy`, the plain variance ratio v_cd / sigma^2 is penalised instead of its log.
     """
     flat = z.flatten(1)
+    noise_var = max(noise_std, 1e-6) ** 2
     terms = []
     for c in torch.unique(y):
         group = flat[y == c]
         if len(group) < 2:
             continue
-        var = group.var(0, unbiased=True) + noise_std ** 2
-        var = torch.clamp(var, max=var_threshold)
-        terms.append((0.5 * torch.log(2 * math.pi * math.e * var)).mean() if log_entropy else var.mean())
+        excess = (group.var(0, unbiased=True) - var_threshold * noise_var).clamp_min(0)
+        ratio = excess / noise_var
+        terms.append((0.5 * torch.log1p(ratio)).mean() if log_entropy else ratio.mean())
     return torch.stack(terms).mean() if terms else flat.sum() * 0
 
 

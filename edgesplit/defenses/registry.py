@@ -37,7 +37,7 @@ class Defense:
 
 DEFENSES: dict[str, Defense] = {d.name: d for d in [
     Defense("noise", "Gaussian noise on the features, in training and on the device", "CEM (sigma 0.01-0.15)",
-            {"std": 0.1, "mean": 0.0, "at_inference": True}, ({"std": 0.05}, {"std": 0.15})),
+            {"std": 0.1, "mean": 0.0, "at_inference": True}, ({"std": 0.1}, {"std": 0.5})),
     Defense("topk", "keep the k most active channels per sample, zero the rest", "CEM topkprune",
             {"ratio": 0.5}, ({"ratio": 0.5}, {"ratio": 0.1})),
     Defense("channel-subset", "send a fixed subset of feature maps (the payload shrinks)", "reconstruction seed",
@@ -46,7 +46,8 @@ DEFENSES: dict[str, Defense] = {d.name: d for d in [
             {"p": 0.3, "at_inference": True}, ({"p": 0.2}, {"p": 0.5})),
     Defense("bottleneck", "channel-reducing conv + BN + sigmoid after the head, expanded on the server",
             "CEM bottleneck_option", {"channels": 8}, ({"channels": 16}, {"channels": 4})),
-    Defense("cem", "conditional-entropy maximisation: raise the within-class entropy of noisy features",
+    Defense("cem", "conditional-entropy maximisation: noise on the device, and training crowds each class's "
+                   "features together under it (a Gaussian bound on I(x; z | y) is minimised)",
             "CEM (lambda 8/16, log entropy, variance threshold 0.125)",
             {"lambda": 8.0, "noise_std": 0.05, "log_entropy": True, "var_threshold": 0.125},
             ({"lambda": 8.0}, {"lambda": 16.0})),

@@ -1,6 +1,7 @@
 """`defend_model`: insert a defense at a cut and fine-tune the model with its objective.
 
-The loss is the task's cross-entropy plus the defense's term: CEM's conditional entropy (maximised),
+The loss is the task's cross-entropy plus the defense's term: CEM's within-class information bound
+(minimised, so the attacker's conditional entropy H(x | z) rises),
 the adversarial reconstruction loss of a surrogate decoder trained in alternation (maximised, weight
 beta), PATROL's block-wise Lipschitz constants (minimised, weight alpha) or the masks' L1 norm (pruning:
 after training the weakest channels are removed and the model fine-tuned one more epoch).
@@ -17,7 +18,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from edgesplit.defenses.apply import apply_defense, defended_cut
-from edgesplit.defenses.losses import SurrogateDecoder, conditional_entropy, lipschitz_ratios
+from edgesplit.defenses.losses import SurrogateDecoder, information_bound, lipschitz_ratios
 from edgesplit.defenses.registry import get_defense
 from edgesplit.errors import DefenseError
 from edgesplit.progress import Progress, resolve
@@ -103,10 +104,10 @@ def _fine_tune(model, cut, name, params, head_blocks, train_set, config, epochs,
                     terms = {"task": loss.item()}
                     z = captured["z"]
                     if name == "cem":
-                        h = conditional_entropy(z, y, params["noise_std"], params["var_threshold"],
-                                                params["log_entropy"])
-                        loss = loss - params["lambda"] * h
-                        terms["cond_entropy"] = h.item()
+                        bound = information_bound(z, y, params["noise_std"], params["var_threshold"],
+                                                  params["log_entropy"])
+                        loss = loss + params["lambda"] * bound  # lower I(x; z | y): higher H(x | z)
+                        terms["information_bound"] = bound.item()
                     elif name == "adversarial":
                         if decoder is None:
                             decoder = SurrogateDecoder(tuple(z.shape[1:]), tuple(x.shape[1:]))
