@@ -58,12 +58,15 @@ def _trends(table) -> None:
     def row(cut, defense):
         return next((r for r in table if r[0] == cut and r[1] == defense), None)
 
+    from edgesplit.bench.spec import DefenseEntry
+
+    weak_noise, strong_noise = (DefenseEntry("noise", p).label for p in DEFENSES["noise"].strengths)
     for cut in dict.fromkeys(r[0] for r in table):
-        weak, strong = row(cut, "noise(std=0.05)"), row(cut, "noise(std=0.15)")
+        weak, strong = row(cut, weak_noise), row(cut, strong_noise)
         base = row(cut, "none (baseline)")
         if weak and strong and base:
-            print(f"{cut}: noise 0.05 -> 0.15: accuracy {weak[2]} -> {strong[2]}, PSNR {weak[5]} -> {strong[5]} "
-                  f"(baseline accuracy {base[2]}, PSNR {base[5]})")
+            print(f"{cut}: {weak_noise} -> {strong_noise}: accuracy {weak[2]} -> {strong[2]}, PSNR {weak[5]} -> "
+                  f"{strong[5]} (baseline accuracy {base[2]}, PSNR {base[5]})")
         for name in ("pruning(keep_ratio=0.25)", "channel-subset(ratio=0.125)", "bottleneck(channels=4)"):
             r = row(cut, name)
             if r and base:
