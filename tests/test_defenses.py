@@ -188,3 +188,22 @@ def test_defense_errors_are_one_line(capsys):
     assert "no parameter 'sigma'" in capsys.readouterr().err
     assert main(["defend", "--list"]) == 0
     assert "fft-entropy" in capsys.readouterr().out
+
+
+def test_defend_then_export_on_the_command_line(tmp_path, capsys):
+    import json
+
+    from edgesplit.cli.main import main
+
+    assert main(["defend", "classifier4", "--cut", "features.2", "--defense", "bottleneck", "--param", "channels=8",
+                 "--input", "1x32x32", "--epochs", "1", "--out", str(tmp_path / "d"), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "--cut features.2.defense" in out
+    report = json.loads((tmp_path / "d" / "defend.json").read_text())
+    assert report["params"] == {"channels": 8} and 0 <= report["test_accuracy"] <= 1
+    assert main(["export", "classifier4", "--checkpoint", str(tmp_path / "d" / "model.pt"), "--cut",
+                 "features.2.defense", "--precision", "int8", "--calib-size", "32", "--out", str(tmp_path / "b"),
+                 "--quiet"]) == 0
+    manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
+    assert manifest["wire"]["bytes_per_sample"] == 8 * 4 * 4, "the bottleneck's 8 channels cross, as INT8"
+    assert manifest["defense"]["name"] == "bottleneck" and not manifest["stochastic"]
