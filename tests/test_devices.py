@@ -14,7 +14,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from edgesplit.devices import (
@@ -276,9 +275,14 @@ def test_tegrastats_other_formats_and_garbage():
 
 def test_rss_sampler_sees_an_allocation():
     assert rss_bytes() > 0
-    with RssSampler() as rss:
-        block = np.ones(50 * 1024 * 1024 // 8)  # 50 MiB, written so the pages are resident
-    assert block[-1] == 1.0
+    import mmap
+
+    size = 50 * 1024 * 1024
+    # fresh anonymous pages, written so they are resident (np.ones may reuse heap memory that an earlier
+    # test freed and that is still resident, which would not raise RSS)
+    with RssSampler() as rss, mmap.mmap(-1, size) as block:
+        block.write(b"\x01" * size)
+        assert block[size - 1] == 1
     summary = rss.summary()
     assert rss.peak_above_baseline_bytes >= 40 * 1024 * 1024
     assert summary["peak_above_baseline_bytes"] == rss.peak_above_baseline_bytes

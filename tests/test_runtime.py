@@ -197,7 +197,7 @@ def test_engine_from_another_gpu_or_tensorrt_is_refused():
 
     record = {"file": "head.orin.engine", "tensorrt_version": "10.3.0", "gpu": "Orin", "compute_capability": "8.7"}
     check_engine_compatible(record, "10.3.1", {"gpu": "Orin", "compute_capability": "8.7"})
-    with pytest.raises(BackendError, match="built with TensorRT 10.3.0 for Orin.*TensorRT 8.6.1.*rebuild"):
+    with pytest.raises(BackendError, match="built with TensorRT 10.3.0 for Orin.*TensorRT 8.6.1.*edgesplit bundle engine"):
         check_engine_compatible(record, "8.6.1", {"gpu": "Orin", "compute_capability": "8.7"})
     with pytest.raises(BackendError, match="sm 9.0"):
         check_engine_compatible(record, "10.3.0", {"gpu": "H100", "compute_capability": "9.0"})
