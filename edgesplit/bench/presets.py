@@ -83,9 +83,8 @@ def _selected_cuts(preset: Preset, wanted) -> tuple:
 
 def _target(preset: Preset, run: PresetRun, out: Path, progress: Progress) -> tuple[str, dict]:
     """The checkpoint to attack: the user's (checked against the preset), or one trained here."""
-    from edgesplit.data import load_dataset
-    from edgesplit.models import create_model, save_checkpoint, train_classifier
-    from edgesplit.models.training import TrainConfig
+    from edgesplit.bench.targets import train_target
+    from edgesplit.models import create_model
 
     if run.checkpoint:
         model = create_model(preset.model, checkpoint=run.checkpoint, img_size=preset.img_size,
@@ -94,16 +93,10 @@ def _target(preset: Preset, run: PresetRun, out: Path, progress: Progress) -> tu
             raise AttackError(f"checkpoint {run.checkpoint} is not the preset's {preset.model} "
                               f"(model options {model.edgesplit_spec.kwargs} vs {preset.model_kwargs})")
         return run.checkpoint, {"checkpoint": Path(run.checkpoint).name, "trained_here": False}
-    common = dict(root=run.root, img_size=preset.img_size, channels=preset.in_chans, seed=run.seed)
-    train_set = load_dataset(run.data, split="train", **common)
-    test_set = load_dataset(run.data, split="test", **common)
-    model = create_model(preset.model, num_classes=train_set.info.num_classes, in_chans=preset.in_chans,
-                         img_size=preset.img_size, seed=run.seed, **preset.model_kwargs)
-    result = train_classifier(model, train_set, test_set, TrainConfig(epochs=run.train_epochs, seed=run.seed),
-                              progress=progress)
-    path = save_checkpoint(model, out / "target.pt", metrics={"test_accuracy": result.test_accuracy})
+    path, accuracy = train_target(preset.model, run.data, run.root, preset.in_chans, preset.img_size,
+                                  run.train_epochs, run.seed, out / "target.pt", progress, **preset.model_kwargs)
     return str(path), {"checkpoint": path.name, "trained_here": True, "data": run.data,
-                       "epochs": run.train_epochs, "test_accuracy": result.test_accuracy}
+                       "epochs": run.train_epochs, "test_accuracy": accuracy}
 
 
 def _row(cut: str, seed_name: str, precision: str, result: dict, payload_bytes: int) -> dict:

@@ -162,23 +162,13 @@ class _Sweep:
 
     # steps ----------------------------------------------------------------------------------------------
     def _train(self, entry: ModelEntry) -> dict:
-        from edgesplit.data import load_dataset
-        from edgesplit.models import create_model, save_checkpoint, train_classifier
-        from edgesplit.models.training import TrainConfig
+        from edgesplit.bench.targets import train_target
 
         c, h, _ = entry.input_shape
         d = self.spec.data
-        common = dict(root=d.root, img_size=h, channels=c, seed=d.seed)
-        train_set = load_dataset(d.name, split="train", **common)
-        test_set = load_dataset(d.name, split="test", **common)
-        model = create_model(entry.name, num_classes=train_set.info.num_classes, in_chans=c, img_size=h,
-                             seed=d.seed)
-        result = train_classifier(model, train_set, test_set, TrainConfig(epochs=entry.train_epochs, seed=d.seed),
-                                  progress=self.progress)
-        path = save_checkpoint(model, self.out / "models" / f"{entry.name}.pt",
-                               metrics={"test_accuracy": result.test_accuracy})
-        return {"checkpoint": self.rel(path), "test_accuracy": result.test_accuracy, "data": d.name,
-                "epochs": entry.train_epochs}
+        path, accuracy = train_target(entry.name, d.name, d.root, c, h, entry.train_epochs, d.seed,
+                                      self.out / "models" / f"{entry.name}.pt", self.progress)
+        return {"checkpoint": self.rel(path), "test_accuracy": accuracy, "data": d.name, "epochs": entry.train_epochs}
 
     def _tail(self, model, cut, entry: ModelEntry) -> dict:
         from edgesplit.bench.server import time_tail
@@ -205,15 +195,13 @@ class _Sweep:
                 self.step(partial(dict, fields), step="estimate", model=entry.name, cut=r["cut"], precision=r["precision"], device=device)
 
     def _defend(self, entry: ModelEntry, checkpoint, cut: str, defense) -> dict:
-        from edgesplit.data import load_dataset
+        from edgesplit.bench.targets import load_splits
         from edgesplit.defenses import DefendConfig, defend_model
         from edgesplit.models import create_model, save_checkpoint
 
         c, h, _ = entry.input_shape
         d = self.spec.data
-        common = dict(root=d.root, img_size=h, channels=c, seed=d.seed)
-        train_set = load_dataset(d.name, split="train", **common)
-        test_set = load_dataset(d.name, split="test", **common)
+        train_set, test_set = load_splits(d.name, d.root, h, c, d.seed)
         model = (create_model(entry.name, checkpoint=checkpoint) if checkpoint else
                  create_model(entry.name, num_classes=train_set.info.num_classes, in_chans=c, img_size=h,
                               seed=d.seed))
