@@ -9,12 +9,11 @@ last line (a crash inside a write) is dropped when the file is next opened.
 from __future__ import annotations
 
 import datetime as dt
-import errno
 import json
-import os
 from pathlib import Path
 
 from edgesplit.errors import BenchError
+from edgesplit.runtime.results import append_line, read_json_lines
 
 SCHEMA = "edgesplit.sweep-row"
 KEY_FIELDS = ("step", "model", "cut", "precision", "backend", "device", "decoder", "defense")
@@ -54,7 +53,7 @@ class ResultsStore:
         row = {"schema": SCHEMA, "schema_version": 1, "spec_sha256": self.spec_sha256,
                "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                **{k: None for k in KEY_FIELDS}, **row}
-        append_line(self.path, json.dumps(row, sort_keys=True, default=_jsonable))
+        append_line(self.path, json.dumps(row, sort_keys=True, default=_jsonable), BenchError)
         self.rows.append(row)
         if row.get("status") in FINISHED:
             self._done.add(row_key(row))
@@ -69,60 +68,11 @@ def _jsonable(obj):
     raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
 
 
-def append_line(path: Path, text: str) -> None:
-    """One line, one write, fsync; on failure the file is cut back to where it was."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = (text.rstrip("\n") + "\n").encode()
-    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        start = os.fstat(fd).st_size
-        _drop_torn_tail(fd, start)
-        start = os.fstat(fd).st_size
-        try:
-            written = os.write(fd, data)
-            if written != len(data):
-                raise OSError(errno.ENOSPC, "short write")
-            os.fsync(fd)
-        except OSError as exc:
-            os.ftruncate(fd, start)
-            raise BenchError(f"could not write a row to {path} ({exc.strerror or exc}): the rows already there are "
-                             f"intact; free space and run the same command again to resume") from None
-    finally:
-        os.close(fd)
-
-
-def _drop_torn_tail(fd: int, size: int) -> None:
-    if size == 0:
-        return
-    os.lseek(fd, max(0, size - 1), os.SEEK_SET)
-    if os.read(fd, 1) == b"\n":
-        return
-    # a crash inside a write left a partial line: cut back to the last complete one
-    chunk = min(size, 1 << 20)
-    os.lseek(fd, size - chunk, os.SEEK_SET)
-    tail = os.read(fd, chunk)
-    cut = tail.rfind(b"\n")
-    os.ftruncate(fd, (size - chunk + cut + 1) if cut >= 0 else 0)
-
-
 def read_results(path: str | Path) -> list[dict]:
     """All complete rows of a results file (a torn last line is skipped; any other bad line is an error)."""
-    path = Path(path)
-    if not path.is_file():
-        raise BenchError(f"results file {path} does not exist: run 'edgesplit sweep' first")
-    rows = []
-    lines = path.read_text().splitlines()
-    for i, line in enumerate(lines):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            if i == len(lines) - 1:
-                break
-            raise BenchError(f"{path} line {i + 1} is not JSON: the file was edited or corrupted") from None
+    rows = read_json_lines(path, BenchError, f"results file {path} does not exist: run 'edgesplit sweep' first")
+    for i, row in enumerate(rows):
         if row.get("schema") != SCHEMA:
-            raise BenchError(f"{path} line {i + 1} is not a sweep row (schema {row.get('schema')!r}): pass the "
+            raise BenchError(f"{path} row {i + 1} is not a sweep row (schema {row.get('schema')!r}): pass the "
                              f"results.jsonl that 'edgesplit sweep' wrote")
-        rows.append(row)
     return rows
