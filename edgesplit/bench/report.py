@@ -118,13 +118,13 @@ def _measured_source(rows):
 # --- plots -------------------------------------------------------------------------------------------
 
 
-def _figure():
+def _figure(ncols: int = 1, width: float = 7.5):
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7.5, 3.6), dpi=110)
+    fig, ax = plt.subplots(1, ncols, figsize=(width, 3.6), dpi=110)
     return plt, fig, ax
 
 
@@ -190,12 +190,7 @@ def _plot_leakage(rows, model):
     cuts, audits = _cuts(rows), _ok(rows, "audit")
     if not cuts or not audits:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.6), dpi=110)
+    plt, fig, (a1, a2) = _figure(ncols=2, width=9)
     _series(a1, cuts, _by_precision(rows, "audit", "psnr"))
     _series(a2, cuts, _by_precision(rows, "audit", "ssim"))
     floor_psnr = audits[0]["floor_psnr"]
