@@ -40,7 +40,7 @@ class Preset:
         return d
 
 
-_GPZ_DECODER = DecoderConfig(decoder="deconv", decoder_kwargs={"stem": False, "act": "tanh"}, lr=0.01,
+_GPZ_DECODER = DecoderConfig(decoder="deconv", decoder_kwargs={"stem": False, "act": "tanh", "refine": 0}, lr=0.01,
                              betas=(0.5, 0.999), amsgrad=True, schedule="plateau", lr_gamma=0.5, epochs=100,
                              batch_size=128, patience=10)
 _RECON_NOISE = {"noise_mean": 0.03, "noise_std": 0.03, "noise_at_test": True}
@@ -60,7 +60,7 @@ def _recon(depth: str) -> Preset:
 PRESETS: dict[str, Preset] = {p.name: p for p in [
     Preset("efficient-split-dnn-privacy", "efficient-split-dnn-privacy (attacker.py, Phase2_Quantization_FX.py)",
            "mobilenet_v3_small", 224, (("features", "features", (576, 7, 7)),),
-           DecoderConfig(decoder="deconv", decoder_kwargs={"stem": False, "output": "tanh"}, lr=1e-3, epochs=5,
+           DecoderConfig(decoder="deconv", decoder_kwargs={"stem": False, "output": "tanh", "refine": 0}, lr=1e-3, epochs=5,
                          batch_size=64, schedule="constant"),
            note="five k4 s2 transposed convs + BN + ReLU, tanh output; the seed reused the FP32 decoder on INT8 "
                 "features: here the transfer attacker, scored beside the adaptive one"),

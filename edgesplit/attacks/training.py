@@ -1,4 +1,13 @@
-"""Training a decoder on (features, images) pairs: seeded, early-stopped on a validation slice, with progress."""
+"""Training a decoder on (features, images) pairs until it converges: seeded, early-stopped on a validation
+slice, with progress.
+
+The default recipe is sized for attackers that hold a few hundred samples and two CPU cores, because an
+under-trained attacker makes a cut look private when it is not: small batches (about 40 steps an epoch,
+`batch_size=0`), Adam 1e-3 in cosine cycles of 15 epochs restarted (SGDR) while a cycle still improves the
+best validation loss by 0.5 dB; it ends then (converged), at the `epochs` ceiling or at the optional
+`budget_s` time budget, and the record says which. A single early-stopped run was 2-3 dB short: a restart
+from the best weights kept improving, on every cut of the digits.
+"""
 
 from __future__ import annotations
 
@@ -17,35 +26,50 @@ from edgesplit.errors import AttackError
 from edgesplit.progress import Progress, resolve
 
 MIN_SAMPLES = 32
-SCHEDULES = ("cosine", "plateau", "exponential", "constant")
+SCHEDULES = ("restarts", "cosine", "plateau", "exponential", "constant")
+STEPS_PER_EPOCH = 40  # batch_size=0: the batch that gives about this many optimiser steps an epoch
+MIN_BATCH, MAX_BATCH = 8, 64
+WARM_PATIENCE_MIN = 3
+MIN_IMPROVEMENT = 1e-3  # a validation loss must fall by this share (0.004 dB) to count as better
+# schedule="restarts": another cosine cycle only while the last one cut the best validation loss by 0.5 dB (11 %);
+# the gains shrink geometrically (digits: +2.8, +1.3, +0.8, +0.7, +0.6, +0.5 dB per 15-epoch cycle at the first cut)
+MIN_CYCLE_GAIN = 1 - 10 ** (-0.5 / 10)
+PLATEAU_PATIENCE = 2  # schedule="plateau": stalled epochs before the learning rate is cut
 
 
 @dataclass(frozen=True)
 class DecoderConfig:
-    decoder: str = "upsample"
-    epochs: int = 30
-    batch_size: int = 64
+    decoder: str = "deconv"
+    epochs: int = 150  # a ceiling: training stops when the validation loss stops improving
+    batch_size: int = 0  # 0: about STEPS_PER_EPOCH steps an epoch, between MIN_BATCH and MAX_BATCH
     lr: float = 1e-3
     weight_decay: float = 0.0
     val_fraction: float = 0.1
-    patience: int = 6
+    patience: int = 6  # schedules other than restarts: epochs without a better validation loss before stopping
+    budget_s: float = 0.0  # > 0: stop after the epoch that passes this many seconds (not converged)
     noise_mean: float = 0.0  # optional Gaussian feature noise (the reconstruction seed's option)
     noise_std: float = 0.0
     noise_at_test: bool = False
     adversarial_weight: float = 0.0  # > 0: GAN-prior decoder (CEM's GAN-based inversion): MSE + w * adversarial
     seed: int = 0
-    decoder_kwargs: dict = field(default_factory=dict)  # e.g. {"depth": "deep"}, {"stem": False, "output": "tanh"}
+    decoder_kwargs: dict = field(default_factory=dict)  # e.g. {"depth": "deep"}, {"stem": True, "output": "tanh"}
     betas: tuple[float, float] = (0.9, 0.999)  # Adam
     amsgrad: bool = False
-    schedule: str = "cosine"  # cosine (per step, to lr * min_lr_ratio) | plateau | exponential (per epoch) | constant
-    lr_gamma: float = 0.5  # plateau: factor on a stalled validation loss; exponential: factor per epoch
+    schedule: str = "restarts"  # restarts (cosine cycles of cycle_epochs, restarted while a cycle still helps) |
+    #                             plateau (x lr_gamma on a stalled validation loss) | cosine (per step, to lr *
+    #                             min_lr_ratio over the ceiling) | exponential (per epoch) | constant
+    cycle_epochs: int = 15  # restarts: epochs per cosine cycle
+    lr_gamma: float = 0.3  # plateau: factor on a stalled validation loss; exponential: factor per epoch
     min_lr_ratio: float = 0.01
 
     def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1 or not self.lr > 0:
-            raise AttackError("decoder training needs epochs >= 1, batch_size >= 1 and lr > 0")
+        if self.epochs < 1 or self.batch_size < 0 or not self.lr > 0 or self.patience < 1 or self.cycle_epochs < 1:
+            raise AttackError("decoder training needs epochs >= 1, batch_size >= 0 (0: automatic), lr > 0, "
+                              "patience >= 1 and cycle_epochs >= 1")
         if not 0 < self.val_fraction < 0.5 or self.noise_std < 0 or self.adversarial_weight < 0:
             raise AttackError("val_fraction must be in (0, 0.5), noise_std >= 0 and adversarial_weight >= 0")
+        if self.budget_s < 0:
+            raise AttackError(f"budget_s must be >= 0 seconds (0: no time budget), got {self.budget_s}")
         if self.schedule not in SCHEDULES:
             raise AttackError(f"unknown schedule {self.schedule!r}: use one of {', '.join(SCHEDULES)}")
         if not 0 < self.lr_gamma <= 1 or not 0 <= self.min_lr_ratio <= 1:
@@ -53,6 +77,12 @@ class DecoderConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def batch_for(self, n_train: int) -> int:
+        """The batch size used for `n_train` training samples."""
+        if self.batch_size:
+            return self.batch_size
+        return max(MIN_BATCH, min(MAX_BATCH, n_train // STEPS_PER_EPOCH))
 
 
 class FeatureNorm(nn.Module):
@@ -103,11 +133,26 @@ class TrainedDecoder:
     seconds: float = 0.0
     images_per_second: float = 0.0
     params: int = 0
+    batch_size: int = 0
+    samples: int = 0  # training samples (the validation slice excluded)
+    stopped_by: str = ""  # patience (converged) | epochs (ceiling reached) | budget (time budget spent)
+    warm_start: str | None = None  # what the weights started from, when not a fresh initialisation
+    start_val_mse: float | None = None  # a warm start's validation loss before fine-tuning (epoch 0)
+
+    @property
+    def converged(self) -> bool:
+        return self.stopped_by == "patience"
 
     def summary(self) -> dict:
+        best = (self.history[self.best_epoch - 1] if self.history and self.best_epoch
+                else {"val_mse": self.start_val_mse})  # best_epoch 0: the warm start itself stayed best
+        last = self.history[-1] if self.history else {}
         return {"config": self.config.to_dict(), "best_epoch": self.best_epoch, "epochs_run": len(self.history),
+                "converged": self.converged, "stopped_by": self.stopped_by, "batch_size": self.batch_size,
+                "train_samples": self.samples, "warm_start": self.warm_start,
                 "seconds": self.seconds, "images_per_second": self.images_per_second, "params": self.params,
-                "final_val_mse": self.history[self.best_epoch - 1]["val_mse"] if self.history else None}
+                "final_train_mse": last.get("train_mse"), "final_val_mse": best.get("val_mse"),
+                "best_val_mse": best.get("val_mse")}
 
 
 def _noisy(z: torch.Tensor, config: DecoderConfig, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -118,14 +163,22 @@ def _noisy(z: torch.Tensor, config: DecoderConfig, generator: torch.Generator | 
 
 
 def train_decoder(features: np.ndarray, images: np.ndarray, config: DecoderConfig | None = None,
-                  progress: Progress | None = None) -> TrainedDecoder:
-    """Train an inverter on float features (already dequantized) paired row by row with images in [0, 1]."""
+                  progress: Progress | None = None, init: TrainedDecoder | None = None,
+                  fraction: float = 1.0) -> TrainedDecoder:
+    """Train an inverter on float features (already dequantized) paired row by row with images in [0, 1].
+
+    `init`: a decoder of the same family and shapes to start from (e.g. the one trained on the FP32 wire of
+    the same cut); it is fine-tuned on these features to convergence like a fresh one. `fraction` < 1 trains
+    on that share of the training rows only (the validation slice stays the same): a learning-curve point.
+    """
     config = config or DecoderConfig()
     if len(features) != len(images):
         raise AttackError(f"{len(features)} feature rows but {len(images)} images: pair them by sample id first")
     if len(features) < MIN_SAMPLES:
         raise AttackError(f"only {len(features)} attacker samples: a decoder needs at least {MIN_SAMPLES} "
                           f"(emit more of the attack split, drop --limit)")
+    if not 0 < fraction <= 1:
+        raise AttackError(f"fraction must be in (0, 1], got {fraction}")
     if not np.isfinite(features).all():
         raise AttackError("the features contain NaN or Inf: re-emit them from a verified bundle")
     torch.manual_seed(config.seed)
@@ -134,30 +187,52 @@ def train_decoder(features: np.ndarray, images: np.ndarray, config: DecoderConfi
     order = torch.randperm(len(z), generator=gen)
     n_val = max(1, int(len(z) * config.val_fraction))
     val_idx, train_idx = order[:n_val], order[n_val:]
+    train_idx = train_idx[:max(2, round(len(train_idx) * fraction))]
     model = Inverter(FeatureNorm(z[train_idx]), create_decoder(config.decoder, tuple(z.shape[1:]), tuple(x.shape[1:]),
                                                                **config.decoder_kwargs))
+    warm = None
+    if init is not None:
+        try:
+            model.decoder.load_state_dict(init.model.decoder.state_dict())
+        except RuntimeError as exc:
+            raise AttackError(f"cannot start from that decoder: it does not match {config.decoder} for these "
+                              f"shapes ({str(exc).splitlines()[0]})") from None
+        warm = init.config.decoder
+    batch = config.batch_for(len(train_idx))
     opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
                            betas=tuple(config.betas), amsgrad=config.amsgrad)
-    step_sched, epoch_sched = _schedules(opt, config, config.epochs * math.ceil(len(train_idx) / config.batch_size))
-    result = TrainedDecoder(model, config, params=sum(p.numel() for p in model.parameters()))
+    steps_per_epoch = math.ceil(len(train_idx) / batch)
+    step_sched, epoch_sched = _schedules(opt, config, config.epochs * steps_per_epoch, steps_per_epoch)
+    result = TrainedDecoder(model, config, params=sum(p.numel() for p in model.parameters()), batch_size=batch,
+                            samples=len(train_idx), warm_start=warm)
     gan = config.adversarial_weight > 0
     if gan:
         disc = Discriminator(x.shape[1])
         disc_opt = torch.optim.Adam(disc.parameters(), lr=config.lr, betas=(0.5, 0.999))
     best, best_state, stale, seen, start = float("inf"), None, 0, 0, time.perf_counter()
+    cycle_start = float("inf")
+    if init is not None:  # the starting point is a candidate too: fine-tuning never ends worse than it began
+        best = cycle_start = result.start_val_mse = evaluate_mse(model, z[val_idx], x[val_idx])
+        best_state = copy.deepcopy(model.state_dict())
+    # A warm start already sits near a minimum: it is fine-tuned, so half the patience tells convergence.
+    patience = max(WARM_PATIENCE_MIN, config.patience // 2) if init is not None else config.patience
     progress = resolve(progress)
-    for epoch in range(config.epochs):
-        model.train()
-        perm = train_idx[torch.randperm(len(train_idx), generator=gen)]
-        with progress.task(f"decoder epoch {epoch + 1}/{config.epochs}", total=len(perm)) as task:
-            for i in range(0, len(perm), config.batch_size):
-                idx = perm[i: i + config.batch_size]
+    result.stopped_by = "epochs"
+    with progress.task(f"decoder {config.decoder}", total=config.epochs) as task:
+        for epoch in range(config.epochs):
+            model.train()
+            perm = train_idx[torch.randperm(len(train_idx), generator=gen)]
+            total, count = 0.0, 0
+            for i in range(0, len(perm), batch):
+                idx = perm[i: i + batch]
                 if len(idx) < 2:
                     continue  # BatchNorm needs two samples
+                target = x[idx]
                 recon = model(_noisy(z[idx], config, gen))
-                loss = F.mse_loss(recon, x[idx])
+                mse = F.mse_loss(recon, target)
+                loss = mse
                 if gan:  # the decoder also tries to make reconstructions the discriminator calls real
-                    real, fake = disc(x[idx]), disc(recon.detach())
+                    real, fake = disc(target), disc(recon.detach())
                     d_loss = (F.binary_cross_entropy_with_logits(real, torch.ones_like(real))
                               + F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake)))
                     disc_opt.zero_grad(set_to_none=True)
@@ -172,19 +247,30 @@ def train_decoder(features: np.ndarray, images: np.ndarray, config: DecoderConfi
                 if step_sched is not None:
                     step_sched.step()
                 seen += len(idx)
-                task.update(len(idx), loss=loss.item())
-        val = evaluate_mse(model, z[val_idx], x[val_idx])
-        result.history.append({"epoch": epoch + 1, "train_mse": loss.item(), "val_mse": val,
-                               "lr": opt.param_groups[0]["lr"]})
-        if isinstance(epoch_sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
-            epoch_sched.step(val)
-        elif epoch_sched is not None:
-            epoch_sched.step()
-        if val < best - 1e-6:
-            best, best_state, stale, result.best_epoch = val, copy.deepcopy(model.state_dict()), 0, epoch + 1
-        else:
-            stale += 1
-            if stale >= config.patience:
+                total, count = total + mse.item() * len(idx), count + len(idx)
+            val = evaluate_mse(model, z[val_idx], x[val_idx])
+            result.history.append({"epoch": epoch + 1, "train_mse": total / max(1, count), "val_mse": val,
+                                   "lr": opt.param_groups[0]["lr"]})
+            if isinstance(epoch_sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                epoch_sched.step(val)
+            elif epoch_sched is not None:
+                epoch_sched.step()
+            if val < best * (1 - MIN_IMPROVEMENT):
+                best, best_state, stale, result.best_epoch = val, copy.deepcopy(model.state_dict()), 0, epoch + 1
+            else:
+                stale += 1
+            task.update(1, val_mse=val)
+            if config.schedule == "restarts":
+                if (epoch + 1) % config.cycle_epochs == 0:  # a cycle ends: another only if this one still helped
+                    if best > cycle_start * (1 - MIN_CYCLE_GAIN):
+                        result.stopped_by = "patience"
+                        break
+                    cycle_start = best
+            elif stale >= patience:
+                result.stopped_by = "patience"
+                break
+            if config.budget_s and time.perf_counter() - start > config.budget_s:
+                result.stopped_by = "budget"
                 break
     result.seconds = time.perf_counter() - start
     result.images_per_second = seen / result.seconds if result.seconds > 0 else 0.0
@@ -194,13 +280,16 @@ def train_decoder(features: np.ndarray, images: np.ndarray, config: DecoderConfi
     return result
 
 
-def _schedules(opt, config: DecoderConfig, steps: int):
+def _schedules(opt, config: DecoderConfig, steps: int, steps_per_epoch: int):
     """(per-step scheduler, per-epoch scheduler) for the config's schedule; either may be None."""
     sched = torch.optim.lr_scheduler
+    if config.schedule == "restarts":  # SGDR: cosine to lr * min_lr_ratio each cycle, then back to lr
+        return sched.CosineAnnealingWarmRestarts(opt, T_0=config.cycle_epochs * steps_per_epoch,
+                                                 eta_min=config.lr * config.min_lr_ratio), None
     if config.schedule == "cosine":
         return sched.CosineAnnealingLR(opt, T_max=max(1, steps), eta_min=config.lr * config.min_lr_ratio), None
     if config.schedule == "plateau":  # GPZ: ReduceLROnPlateau x0.5
-        return None, sched.ReduceLROnPlateau(opt, factor=config.lr_gamma, patience=2,
+        return None, sched.ReduceLROnPlateau(opt, factor=config.lr_gamma, patience=PLATEAU_PATIENCE,
                                              min_lr=config.lr * config.min_lr_ratio)
     if config.schedule == "exponential":  # the reconstruction seed's gamma
         return None, sched.ExponentialLR(opt, gamma=config.lr_gamma)
