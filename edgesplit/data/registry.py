@@ -9,7 +9,7 @@ import operator
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from edgesplit.data import celeba, cifar, digits, folders, mnist
+from edgesplit.data import celeba, cifar, digits, faces, folders, mnist
 from edgesplit.data.dataset import ArrayImageDataset, ImageDataset, Selection
 from edgesplit.data.imagefiles import FileImageDataset
 from edgesplit.data.info import SPLITS, DatasetInfo
@@ -72,6 +72,8 @@ def _named(module, name):
 SPECS: dict[str, Spec] = {
     "digits": Spec(lambda root, split, seed, options: digits.select(root, split, seed, options), 32,
                    lambda options: digits.stats()),
+    "faces": Spec(lambda root, split, seed, options: faces.select(root, split, seed, options), 32,
+                  lambda options: faces.stats()),
     **{name: Spec(_named(cifar, name), 32, _const(*cifar.STATS[name]), ATTACK) for name in cifar.VARIANTS},
     **{name: Spec(_named(mnist, name), 28, _const(*mnist.STATS[name]), ATTACK)
        for name in ("mnist", "fashion_mnist", "kmnist")},
@@ -83,6 +85,9 @@ SPECS: dict[str, Spec] = {
     "celeba": Spec(lambda root, split, seed, options: celeba.select(root, split, seed, options), 64,
                    _const((0.5,) * 3, (0.5,) * 3), {**ATTACK, "crop": (celeba.CROP, _crop)}),
 }
+
+
+EMBEDDED = ("digits", "faces")  # shipped with a package: no root needed
 
 
 def list_datasets() -> list[str]:
@@ -169,6 +174,7 @@ def load_dataset(name: str, root=None, split: str = "train", img_size: int | Non
 
 _ABOUT = {
     "digits": "embedded: scikit-learn's 1,797 handwritten 8x8 digits (offline, the default)",
+    "faces": "embedded: scikit-image's LFW subset, 200 grayscale 25x25 crops, 100 faces / 100 non-faces",
     "cifar10": "CIFAR-10 python archive (cifar-10-batches-py/)",
     "cifar100": "CIFAR-100 python archive (cifar-100-python/)",
     "mnist": "MNIST idx files (plain or .gz; also <root>/MNIST/raw)",
@@ -184,4 +190,4 @@ _ABOUT = {
 
 def describe_datasets() -> list[tuple[str, str, str]]:
     """(name, whether a local root is needed, what it reads) for every data set."""
-    return [(name, "no" if name == "digits" else "yes", _ABOUT.get(name, "")) for name in list_datasets()]
+    return [(name, "no" if name in EMBEDDED else "yes", _ABOUT.get(name, "")) for name in list_datasets()]
