@@ -159,6 +159,9 @@ def test_results_are_readable_by_pandas_and_exported_as_csv(sweep, tmp_path):
 
     table = pd.read_csv(write_csv(read_results(results), tmp_path / "r.csv"))
     assert len(table) == len(frame) and table["psnr"].notna().sum() == 4
+    exports = table[table["step"] == "export"]
+    assert exports["test_accuracy"].notna().all() and exports["test_accuracy"].between(0, 1).all()
+    assert table["reid_top1"].notna().sum() == 4 and table["recognition"].notna().sum() == 4
 
 
 class _Images(HTMLParser):
@@ -180,8 +183,11 @@ def test_report_is_self_contained_and_every_image_decodes(sweep, tmp_path):
     page = paths["html"].read_text()
     parser = _Images()
     parser.feed(page)
-    # five plots + one reconstruction grid per cut
-    assert len(parser.images) == 5 + 2 and "table" in parser.tags
+    # five plots + one reconstruction grid per audit (2 cuts x 2 precisions), each also under figures/
+    assert len(parser.images) == 5 + 4 and "table" in parser.tags
+    assert sorted(p.name for p in (tmp_path / "report" / "figures").glob("*-grid-*.png")) == [
+        "classifier4-grid-features.1-fp32-deconv.png", "classifier4-grid-features.1-int8-deconv.png",
+        "classifier4-grid-features.3-fp32-deconv.png", "classifier4-grid-features.3-int8-deconv.png"]
     for img in parser.images:
         assert img["src"].startswith("data:image/png;base64,"), "images are embedded, not linked"
         with Image.open(BytesIO(base64.b64decode(img["src"].split(",", 1)[1]))) as im:
@@ -190,6 +196,8 @@ def test_report_is_self_contained_and_every_image_decodes(sweep, tmp_path):
     assert "src=\"http" not in page and "golden zone" in page and "Skipped and failed" in page
     md = paths["markdown"].read_text()
     assert "| features.1 |" in md and "### Partition plan" in md
+    assert "floor (the attacker's mean image): PSNR" in md and "re-id top-1" in md and "attacker: 64 samples" in md
+    assert "int8 top-1 acc" in md, "the INT8 accuracy check of the export shows in the report"
 
 
 @pytest.mark.skipif(shutil.which("chromium") is None and shutil.which("chromium-browser") is None,
@@ -264,6 +272,42 @@ def test_plan_picks_different_cuts_for_slow_and_fast_links_and_marks_the_golden_
     assert p["best_private"]["1000.0"]["cut"] == "b"
     input_option = p["options"][0]
     assert input_option["e2e_ms"]["1.0"] == pytest.approx(5.0 + 40000 * 8 / 1e6 * 1e3 + 2.0)
+
+
+def test_golden_zone_by_recognisability():
+    rows = _rows()
+    for r, (reid, rec) in zip((r for r in rows if r["step"] == "audit"), [(0.9, 0.8), (0.2, 0.5), (0.01, 0.1)],
+                              strict=True):
+        r.update(reid_top1=reid, recognition=rec)
+    p = plan(rows, bandwidths_mbit=(1000.0,), max_reid=0.05)
+    assert [z["cut"] for z in p["golden_zone"]["1000.0"]] == ["c"] and p["privacy_bound"]["max_reid"] == 0.05
+    both = plan(rows, bandwidths_mbit=(1000.0,), max_reid=0.3, max_recognition=0.4)
+    assert [z["cut"] for z in both["golden_zone"]["1000.0"]] == ["c"], "every bound must hold"
+    assert [z["cut"] for z in plan(rows, bandwidths_mbit=(1000.0,), max_reid=0.3)["golden_zone"]["1000.0"]] == ["b", "c"]
+    no_rates = plan(_rows(), bandwidths_mbit=(1000.0,), max_reid=0.5)
+    assert no_rates["golden_zone"]["1000.0"] == [], "audits without a re-identification rate are never inside"
+
+
+def test_pareto_plot_draws_the_zone_below_the_bound(monkeypatch):
+    from edgesplit.bench import report
+
+    spans, steps = [], []
+    real = report._figure
+
+    def spy(*a, **k):
+        plt, fig, ax = real(*a, **k)
+        monkeypatch.setattr(ax, "axhspan", lambda lo, hi, **kw: spans.append((lo, hi)))
+        monkeypatch.setattr(ax, "step", lambda *a, **kw: steps.append(kw.get("label")))
+        return plt, fig, ax
+
+    monkeypatch.setattr(report, "_figure", spy)
+    p = plan(_rows(), bandwidths_mbit=(1.0, 1000.0), max_psnr=10.0)  # every cut leaks more than 10 dB
+    assert report._plot_pareto(p, (1.0, 1000.0)) is not None
+    lo, hi = spans[0]
+    assert hi == 10.0 and lo <= 10.0, "the band lies at and below the bound, never above it"
+    rows = [r for r in _rows() if r.get("cut") in ("input", "c")]
+    report._plot_pareto(plan(rows, bandwidths_mbit=(1.0,), max_psnr=20.0), (1.0,))
+    assert len(steps) == 1, "one point is no front: only the 3-cut plan drew a line"
 
 
 def test_plan_bad_input():

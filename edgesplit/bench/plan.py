@@ -7,9 +7,10 @@ Head latency comes from a measured profile (`backend@device`) or a roofline esti
 labelled as such); the tail is measured on the host that ran the sweep (the server). Besides every cut,
 the plan has the "input" option (send the 8-bit image, run the whole model on the server: head 0 ms,
 nothing private kept) as in Neurosurgeon. Leakage per cut and precision is the strongest attacker the
-sweep measured (highest PSNR / SSIM over its decoders). The golden partition zone is the set of options
-that meet the privacy bound (and the latency bound, when one is given) at a bandwidth; the best private
-cut is the fastest of them.
+sweep measured (highest PSNR / SSIM / re-identification / recognition rate over its decoders). The golden
+partition zone is the set of options that meet the privacy bound (any of PSNR, SSIM, top-1
+re-identification rate, recognition rate; and the latency bound, when one is given) at a bandwidth; the
+best private cut is the fastest of them.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ class Option:
     tail_ms: float
     psnr: float | None  # strongest attacker; None when not audited; inf for the raw input
     ssim: float | None
+    reid: float | None = None  # top-1 re-identification rate of the strongest attacker (1.0 for the raw input)
+    recognition: float | None = None  # the evaluation classifier's accuracy on its reconstructions
     e2e_ms: dict[float, float] = field(default_factory=dict)
 
     @property
@@ -39,7 +42,11 @@ class Option:
         return {"cut": self.cut, "precision": self.precision, "head_ms": self.head_ms,
                 "payload_bytes": self.payload_bytes, "tail_ms": self.tail_ms,
                 "psnr": None if self.psnr is None or math.isinf(self.psnr) else self.psnr,
-                "ssim": self.ssim, "e2e_ms": {str(k): v for k, v in self.e2e_ms.items()}}
+                "ssim": self.ssim, "reid": self.reid, "recognition": self.recognition,
+                "e2e_ms": {str(k): v for k, v in self.e2e_ms.items()}}
+
+
+LEAKAGE = {"psnr": "psnr", "ssim": "ssim", "reid": "reid_top1", "recognition": "recognition"}  # option <- row
 
 
 def transfer_ms(payload_bytes: int, mbit_per_s: float) -> float:
@@ -66,12 +73,13 @@ def options_for(rows: list[dict], model: str, source: str, defense: str | None =
     tails = {r["cut"]: r for r in ok if r["step"] == "tail"}
     if "input" not in tails:
         raise BenchError(f"no server latency for {model} in these results: the sweep's tail steps did not run")
-    leak: dict[tuple[str, str], tuple[float, float]] = {}
+    leak: dict[tuple[str, str], dict[str, float | None]] = {}
     for r in ok:
-        if r["step"] == "audit":
-            k = (r["cut"], r["precision"])
-            psnr, ssim = leak.get(k, (-math.inf, -math.inf))
-            leak[k] = (max(psnr, r["psnr"]), max(ssim, r["ssim"]))
+        if r["step"] == "audit":  # the strongest attacker per figure, over the audit rows of this option
+            cell = leak.setdefault((r["cut"], r["precision"]), {})
+            for name, key in LEAKAGE.items():
+                if r.get(key) is not None:
+                    cell[name] = max(cell.get(name, -math.inf), r[key])
     heads = {}
     for r in ok:
         if source.startswith("estimate:") and r["step"] == "estimate" and r["device"] == source:
@@ -82,12 +90,13 @@ def options_for(rows: list[dict], model: str, source: str, defense: str | None =
         raise BenchError(f"no head latencies from {source!r} for {model} "
                          f"({closest(source, head_sources(rows, model))})")
     full = tails["input"]
-    options = [Option("input", "-", 0.0, int(full["payload_bytes"]), full["tail_ms"], math.inf, 1.0)]
+    options = [Option("input", "-", 0.0, int(full["payload_bytes"]), full["tail_ms"], math.inf, 1.0, 1.0, None)]
     for (cut, precision), (head_ms, payload) in sorted(heads.items(), key=lambda kv: _order(ok, kv[0][0])):
         if cut not in tails:
             continue
-        psnr, ssim = leak.get((cut, precision), (None, None))
-        options.append(Option(cut, precision, head_ms, int(payload), tails[cut]["tail_ms"], psnr, ssim))
+        cell = leak.get((cut, precision), {})
+        options.append(Option(cut, precision, head_ms, int(payload), tails[cut]["tail_ms"], cell.get("psnr"),
+                              cell.get("ssim"), cell.get("reid"), cell.get("recognition")))
     return options
 
 
@@ -108,7 +117,8 @@ def _order(rows: list[dict], cut: str) -> int:
 def plan(rows: list[dict], model: str | None = None, source: str | None = None,
          bandwidths_mbit=(1.0, 10.0, 100.0, 1000.0), rtt_ms: float = 0.0, max_psnr: float | None = None,
          max_ssim: float | None = None, max_latency_ms: float | None = None, defense: str | None = None,
-         precisions: tuple[str, ...] | None = None) -> dict:
+         precisions: tuple[str, ...] | None = None, max_reid: float | None = None,
+         max_recognition: float | None = None) -> dict:
     """The plan for one model and head source (defaults: the first model, its first measured source)."""
     models = list(dict.fromkeys(r["model"] for r in rows if r.get("model")))
     if not models:
@@ -123,6 +133,7 @@ def plan(rows: list[dict], model: str | None = None, source: str | None = None,
     source = source or next((s for s in sources if not s.startswith("estimate:")), sources[0])
     if any(b <= 0 for b in bandwidths_mbit) or rtt_ms < 0:
         raise BenchError("bandwidths must be > 0 Mbit/s and the round trip >= 0 ms")
+    bound = {"max_psnr": max_psnr, "max_ssim": max_ssim, "max_reid": max_reid, "max_recognition": max_recognition}
     options = [o for o in options_for(rows, model, source, defense)
                if precisions is None or o.cut == "input" or o.precision in precisions]
     audited = any(o.psnr is not None and o.cut != "input" for o in options)
@@ -131,17 +142,17 @@ def plan(rows: list[dict], model: str | None = None, source: str | None = None,
         for o in options:
             o.e2e_ms[bw] = o.head_ms + rtt_ms + transfer_ms(o.payload_bytes, bw) + o.tail_ms
         best[bw] = min(options, key=lambda o: o.e2e_ms[bw])
-        inside = [o for o in options if _private(o, max_psnr, max_ssim)
+        inside = [o for o in options if _private(o, bound)
                   and (max_latency_ms is None or o.e2e_ms[bw] <= max_latency_ms)]
         zone[bw] = inside
         best_private[bw] = min(inside, key=lambda o: o.e2e_ms[bw]) if inside else None
-    bounded = max_psnr is not None or max_ssim is not None
+    bounded = any(v is not None for v in bound.values())
     return {
         "model": model, "defense": defense, "head_source": source, "sources": sources,
         "precisions": list(precisions) if precisions else None,
         "head_kind": "estimate" if source.startswith("estimate:") else "measured",
         "rtt_ms": rtt_ms, "bandwidths_mbit": list(bandwidths_mbit),
-        "privacy_bound": {"max_psnr": max_psnr, "max_ssim": max_ssim, "max_latency_ms": max_latency_ms},
+        "privacy_bound": {**bound, "max_latency_ms": max_latency_ms},
         "audited": audited,
         "options": [o.to_dict() for o in options],
         "best": {str(bw): _pick(o, bw) for bw, o in best.items()},
@@ -150,12 +161,12 @@ def plan(rows: list[dict], model: str | None = None, source: str | None = None,
     }
 
 
-def _private(o: Option, max_psnr, max_ssim) -> bool:
-    if max_psnr is None and max_ssim is None:
+def _private(o: Option, bound: dict) -> bool:
+    """Inside the privacy bound: every bounded figure measured and at most its limit (unknown is never inside)."""
+    limits = {name: bound[f"max_{name}"] for name in LEAKAGE if bound.get(f"max_{name}") is not None}
+    if not limits:
         return False
-    if o.psnr is None:  # not audited: unknown leakage is never inside the zone
-        return False
-    return (max_psnr is None or o.psnr <= max_psnr) and (max_ssim is None or o.ssim <= max_ssim)
+    return all(getattr(o, name) is not None and getattr(o, name) <= limit for name, limit in limits.items())
 
 
 def _pick(o: Option, bw: float) -> dict:

@@ -23,7 +23,14 @@ PRECISION_COLOURS = {"fp32": "#1f77b4", "fp16": "#2ca02c", "int8": "#d62728", "-
 PRECISION_MARKERS = {"fp32": "o", "fp16": "s", "int8": "^"}  # distinct shapes: equal values stay visible
 CSV_FIELDS = ("step", "status", "model", "cut", "precision", "backend", "device", "decoder", "kind", "latency_ms",
               "tail_ms", "payload_bytes", "head_onnx_bytes", "psnr", "ssim", "ms_ssim", "transfer_psnr",
-              "transfer_ssim", "floor_psnr", "floor_ssim", "test_accuracy", "seconds", "reason", "spec_sha256")
+              "transfer_ssim", "floor_psnr", "floor_ssim", "strongest", "reid_top1", "reid_top5", "reid_chance",
+              "reid_floor", "recognition", "recognition_originals", "recognition_floor", "still_rising",
+              "attacker_samples", "converged", "test_accuracy", "test_accuracy_fp32", "seconds", "reason",
+              "spec_sha256")
+# The figure a privacy bound is drawn on, in the order the report prefers it: recognisability first.
+BOUND_AXES = (("max_reid", "reid", "top-1 re-identification rate"),
+              ("max_recognition", "recognition", "recognition rate of the reconstructions"),
+              ("max_psnr", "psnr", "attacker PSNR, dB"), ("max_ssim", "ssim", "attacker SSIM"))
 
 
 def write_csv(rows: list[dict], path: str | Path) -> Path:
@@ -40,8 +47,10 @@ def write_csv(rows: list[dict], path: str | Path) -> Path:
 
 def write_report(results: str | Path, out_dir: str | Path, bandwidths_mbit=(1.0, 10.0, 100.0, 1000.0),
                  rtt_ms: float = 10.0, max_psnr: float | None = None, max_ssim: float | None = None,
-                 source: str | None = None, precisions: tuple[str, ...] | None = None) -> dict[str, Path]:
-    """Write OUT/report.html, OUT/report.md, OUT/results.csv and OUT/figures/*.png; return their paths."""
+                 source: str | None = None, precisions: tuple[str, ...] | None = None,
+                 max_reid: float | None = None, max_recognition: float | None = None) -> dict[str, Path]:
+    """Write OUT/report.html, OUT/report.md, OUT/results.csv and OUT/figures/*.png (plots and every
+    reconstruction grid); return their paths."""
     results = Path(results)
     rows = read_results(results)
     if not rows:
@@ -52,7 +61,8 @@ def write_report(results: str | Path, out_dir: str | Path, bandwidths_mbit=(1.0,
     models = list(dict.fromkeys(r["model"] for r in rows if r.get("model")))
     html_parts, md_parts, figures = [], [], {}
     for model in models:
-        p = plan(rows, model, source, bandwidths_mbit, rtt_ms, max_psnr, max_ssim, precisions=precisions)
+        p = plan(rows, model, source, bandwidths_mbit, rtt_ms, max_psnr, max_ssim, precisions=precisions,
+                 max_reid=max_reid, max_recognition=max_recognition)
         model_rows = [r for r in rows if r.get("model") == model and r.get("defense") is None]
         defended = [r for r in rows if r.get("model") == model and r.get("defense") is not None]
         figs = {
@@ -68,7 +78,11 @@ def write_report(results: str | Path, out_dir: str | Path, bandwidths_mbit=(1.0,
                 path.write_bytes(png)
                 figures[f"{model}-{name}"] = path
         grids = _grids(model_rows, base)
-        html_parts.append(_html_model(model, model_rows, p, figs, grids))
+        for name, (_, png) in grids.items():
+            path = out / "figures" / f"{model}-grid-{name}.png"
+            path.write_bytes(png)
+            figures[f"{model}-grid-{name}"] = path
+        html_parts.append(_html_model(model, model_rows, p, figs, list(grids.values())))
         md_parts.append(_md_model(model, model_rows, p, figs))
         if defended:
             h, t = defense_table(model_rows + defended)
@@ -197,6 +211,11 @@ def _plot_leakage(rows, model):
     floor_ssim = audits[0]["floor_ssim"]
     a1.axhline(floor_psnr, color="grey", ls="--", lw=1, label="floor (mean image)")
     a2.axhline(floor_ssim, color="grey", ls="--", lw=1, label="floor (mean image)")
+    curve = {r["cut"]: r for r in audits if r.get("still_rising")}
+    for i, c in enumerate(cuts):
+        if c in curve:
+            a1.annotate("still rising", (i, curve[c]["psnr"]), fontsize=6, xytext=(0, 6), textcoords="offset points",
+                        ha="center", color="darkred")
     a1.set_ylabel("attacker PSNR, dB (higher leaks more)")
     a2.set_ylabel("attacker SSIM")
     a1.set_title(f"{model}: reconstruction PSNR", fontsize=9)
@@ -228,56 +247,72 @@ def _plot_e2e(p):
     return _png(plt, fig)
 
 
+def bound_axis(p) -> tuple[str, str, float | None]:
+    """(option field, axis label, limit) of the figure the golden zone is drawn on: the first bound given, in
+    the order of BOUND_AXES (recognisability first), else PSNR without a limit."""
+    for key, field_name, label in BOUND_AXES:
+        if p["privacy_bound"].get(key) is not None:
+            return field_name, label, p["privacy_bound"][key]
+    return "psnr", "attacker PSNR, dB", None
+
+
 def _plot_pareto(p, bandwidths):
-    points = [o for o in p["options"] if o["psnr"] is not None]
+    field_name, label, bound = bound_axis(p)
+    points = [o for o in p["options"] if o.get(field_name) is not None and o["cut"] != "input"]
     if not points:
         return None
     bw = str(float(sorted(bandwidths)[len(bandwidths) // 2]))
     plt, fig, ax = _figure()
     for prec in dict.fromkeys(o["precision"] for o in points):
         mine = [o for o in points if o["precision"] == prec]
-        ax.scatter([o["e2e_ms"][bw] for o in mine], [o["psnr"] for o in mine], color=PRECISION_COLOURS.get(prec),
-                   marker=PRECISION_MARKERS.get(prec, "o"), s=24, zorder=3, label=prec)
+        ax.scatter([o["e2e_ms"][bw] for o in mine], [o[field_name] for o in mine],
+                   color=PRECISION_COLOURS.get(prec), marker=PRECISION_MARKERS.get(prec, "o"), s=24, zorder=3,
+                   label=prec)
     front, best = [], math.inf
-    for o in sorted(points, key=lambda o: (o["e2e_ms"][bw], o["psnr"])):
-        if o["psnr"] < best:
+    for o in sorted(points, key=lambda o: (o["e2e_ms"][bw], o[field_name])):
+        if o[field_name] < best:
             front.append(o)
-            best = o["psnr"]
+            best = o[field_name]
     for o in front:  # label the front only: the rest would overlap
-        ax.annotate(f"{o['cut']} {o['precision']}", (o["e2e_ms"][bw], o["psnr"]), fontsize=6,
+        ax.annotate(f"{o['cut']} {o['precision']}", (o["e2e_ms"][bw], o[field_name]), fontsize=6,
                     xytext=(3, 3), textcoords="offset points")
-    ax.step([o["e2e_ms"][bw] for o in front], [o["psnr"] for o in front], where="post", color="black", lw=1,
-            label="Pareto front (faster and leaking less)")
-    bound = p["privacy_bound"].get("max_psnr")
+    if len(front) > 1:  # one point is no front: no line (and no legend entry) for it
+        ax.step([o["e2e_ms"][bw] for o in front], [o[field_name] for o in front], where="post", color="black",
+                lw=1, label="Pareto front (faster and leaking less)")
     zone = p["golden_zone"].get(bw, [])
     if bound is not None:
-        ax.axhspan(min(o["psnr"] for o in points) - 1, bound, color="gold", alpha=0.25,
-                   label=f"golden zone: PSNR <= {bound} dB")
+        low, high = ax.get_ylim()
+        if field_name in ("reid", "recognition"):  # rates: the whole 0..1 scale
+            low, high = 0.0, max(high, 1.02)
+        else:  # the band reaches below the bound, so that it shows even when every point is above it
+            low = min(low, bound - 0.08 * (max(high, bound) - min(low, bound) or 1.0))
+        ax.set_ylim(low, max(high, bound))
+        ax.axhspan(low, bound, color="gold", alpha=0.25, label=f"golden zone: {field_name} <= {bound:g}")
         for z in zone:
-            o = next(o for o in points if o["cut"] == z["cut"] and o["precision"] == z["precision"])
-            ax.scatter(o["e2e_ms"][bw], o["psnr"], s=90, facecolors="none", edgecolors="goldenrod", lw=1.5,
-                       zorder=4)
+            o = next((o for o in points if o["cut"] == z["cut"] and o["precision"] == z["precision"]), None)
+            if o is not None:
+                ax.scatter(o["e2e_ms"][bw], o[field_name], s=90, facecolors="none", edgecolors="goldenrod", lw=1.5,
+                           zorder=4)
     ax.set_xscale("log")
     ax.set_xlabel(f"end-to-end latency at {float(bw):g} Mbit/s, ms")
-    ax.set_ylabel("attacker PSNR, dB")
+    ax.set_ylabel(label)
     ax.set_title(f"{p['model']}: privacy vs latency", fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     return _png(plt, fig)
 
 
-def _grids(rows, base: Path) -> list[tuple[str, bytes]]:
-    """One reconstruction grid per cut: the INT8 audit's if there is one, else the first."""
-    chosen: dict[str, dict] = {}
+def _grids(rows, base: Path) -> dict[str, tuple[str, bytes]]:
+    """Every audit's reconstruction grid, by "cut-precision[-decoder]": (caption, PNG)."""
+    out = {}
     for r in _ok(rows, "audit"):
-        if r["cut"] not in chosen or r["precision"] == "int8":
-            chosen[r["cut"]] = r
-    out = []
-    for cut, r in chosen.items():
         path = base / r["grid"]
-        if path.is_file():
-            out.append((f"{cut} ({r['precision']} wire, decoder {r['decoder']}: PSNR {r['psnr']:.1f} dB, "
-                        f"SSIM {r['ssim']:.3f})", path.read_bytes()))
+        if not path.is_file():
+            continue
+        name = f"{r['cut']}-{r['precision']}" + ("" if r.get("decoder") == "auto" else f"-{r.get('decoder')}")
+        reid = f", re-id top-1 {r['reid_top1']:.0%}" if r.get("reid_top1") is not None else ""
+        out[name] = (f"{r['cut']} ({r['precision']} wire, {r.get('strongest') or r.get('decoder')}: PSNR "
+                     f"{r['psnr']:.1f} dB, SSIM {r['ssim']:.3f}{reid})", path.read_bytes())
     return out
 
 
@@ -300,27 +335,58 @@ def _summary_table(rows) -> tuple[list[str], list[list[str]]]:
     cuts = _cuts(rows)
     precs = list(dict.fromkeys(r["precision"] for r in _ok(rows, "export")))
     pay = _by_precision(rows, "export", "payload_bytes")
+    acc = _by_precision(rows, "export", "test_accuracy")
     source = _measured_source(rows)
     lat = _by_precision(rows, "profile", "latency_ms", (lambda r: (r["backend"], r["device"]) == source)
                         if source else None)
-    psnr, ssim = _by_precision(rows, "audit", "psnr"), _by_precision(rows, "audit", "ssim")
+    leak = {k: _by_precision(rows, "audit", k) for k in ("psnr", "ssim", "reid_top1", "recognition")}
     transfer = _by_precision(rows, "audit", "transfer_psnr")
     tails = {r["cut"]: r["tail_ms"] for r in _ok(rows, "tail")}
     shapes = {r["cut"]: "x".join(map(str, r.get("feature_shape", []))) for r in _ok(rows, "export")}
+    rising = {r["cut"] for r in _ok(rows, "audit") if r.get("still_rising")}
+    short = {(r["cut"], r["precision"]) for r in _ok(rows, "audit") if r.get("converged") is False}
     headers = ["cut", "features", "tail ms"]
     for p in precs:
-        headers += [f"{p} bytes", f"{p} head ms", f"{p} PSNR", f"{p} SSIM"]
+        headers += [f"{p} bytes", f"{p} head ms", f"{p} top-1 acc", f"{p} PSNR", f"{p} SSIM", f"{p} re-id top-1",
+                    f"{p} recognised"]
     if transfer:
         headers += [f"{p} transfer PSNR" for p in transfer]
+    headers.append("more data leaks more?")
     table = []
     for c in cuts:
         line = [c, shapes.get(c, ""), _fmt(tails.get(c), 3)]
         for p in precs:
-            line += [_fmt(pay.get(p, {}).get(c)), _fmt(lat.get(p, {}).get(c), 3), _fmt(psnr.get(p, {}).get(c)),
-                     _fmt(ssim.get(p, {}).get(c), 3)]
+            line += [_fmt(pay.get(p, {}).get(c)), _fmt(lat.get(p, {}).get(c), 3), _pct(acc.get(p, {}).get(c)),
+                     _fmt(leak["psnr"].get(p, {}).get(c)) + (" *" if (c, p) in short else ""),
+                     _fmt(leak["ssim"].get(p, {}).get(c), 3),
+                     _pct(leak["reid_top1"].get(p, {}).get(c)), _pct(leak["recognition"].get(p, {}).get(c))]
         line += [_fmt(transfer[p].get(c)) for p in transfer]
+        line.append("yes: a lower bound" if c in rising else "–")
         table.append(line)
+    table += _floor_lines(rows, len(headers))
+    if short:
+        table.append(["* an attacker cut short by the time budget (not converged): its figures are a lower bound"]
+                     + [""] * (len(headers) - 1))
     return headers, table
+
+
+def _pct(v) -> str:
+    return "–" if v is None else f"{100 * v:.1f}%"
+
+
+def _floor_lines(rows, width: int) -> list[list[str]]:
+    """The no-leakage reference and the attacker's data, as rows under the summary table."""
+    audits = _ok(rows, "audit")
+    if not audits:
+        return []
+    a = audits[0]
+    text = (f"floor (the attacker's mean image): PSNR {_fmt(a.get('floor_psnr'))} dB, SSIM {_fmt(a.get('floor_ssim'), 3)}"
+            + (f", re-id top-1 {_pct(a.get('reid_floor'))} (chance {_pct(a.get('reid_chance'))})"
+               if a.get("reid_floor") is not None else "")
+            + (f", recognised {_pct(a.get('recognition_floor'))} (originals {_pct(a.get('recognition_originals'))})"
+               if a.get("recognition_floor") is not None else ""))
+    samples = f"attacker: {a.get('attacker_samples')} samples; scored on {a.get('eval_samples', '?')} held-out images"
+    return [[text] + [""] * (width - 1), [samples] + [""] * (width - 1)]
 
 
 def defense_table(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
@@ -342,11 +408,12 @@ def defense_table(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
             elif r["step"] == "profile" and "ms" not in p:
                 p["ms"] = r["latency_ms"]
             elif r["step"] == "audit":
-                p["psnr"] = max(p.get("psnr", -math.inf), r["psnr"])
-                p["ssim"] = max(p.get("ssim", -math.inf), r["ssim"])
+                for k in ("psnr", "ssim", "reid_top1"):
+                    if r.get(k) is not None:
+                        p[k] = max(p.get(k, -math.inf), r[k])
     headers = ["cut", "defense", "test accuracy"]
     for p in precs:
-        headers += [f"{p} bytes", f"{p} head ms", f"{p} PSNR", f"{p} SSIM"]
+        headers += [f"{p} bytes", f"{p} head ms", f"{p} PSNR", f"{p} SSIM", f"{p} re-id top-1"]
     table = []
     cuts = list(dict.fromkeys(k[0] for k in cells if k[0] and k[0] != "input"))
     for cut in cuts:
@@ -355,7 +422,8 @@ def defense_table(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
             line = [c, d or "none (baseline)", _fmt(cell.get("acc", base_acc if d is None else None), 4)]
             for p in precs:
                 v = cell.get(p, {})
-                line += [_fmt(v.get("bytes")), _fmt(v.get("ms"), 3), _fmt(v.get("psnr")), _fmt(v.get("ssim"), 3)]
+                line += [_fmt(v.get("bytes")), _fmt(v.get("ms"), 3), _fmt(v.get("psnr")), _fmt(v.get("ssim"), 3),
+                         _pct(v.get("reid_top1"))]
             table.append(line)
     return headers, table
 
@@ -400,10 +468,13 @@ def _md_table(headers, table) -> str:
 
 def _bound_text(p) -> str:
     b = p["privacy_bound"]
-    parts = [f"PSNR <= {b['max_psnr']} dB" if b["max_psnr"] is not None else "",
-             f"SSIM <= {b['max_ssim']}" if b["max_ssim"] is not None else ""]
+    parts = [f"top-1 re-identification <= {b['max_reid']:.0%}" if b.get("max_reid") is not None else "",
+             f"recognition <= {b['max_recognition']:.0%}" if b.get("max_recognition") is not None else "",
+             f"PSNR <= {b['max_psnr']} dB" if b.get("max_psnr") is not None else "",
+             f"SSIM <= {b['max_ssim']}" if b.get("max_ssim") is not None else ""]
     text = " and ".join(x for x in parts if x)
-    return text or "no privacy bound given (pass --max-psnr / --max-ssim to mark the golden zone)"
+    return text or ("no privacy bound given (pass --max-reid, --max-recognition, --max-psnr or --max-ssim to "
+                    "mark the golden zone)")
 
 
 def _train_text(rows) -> str:
@@ -417,7 +488,10 @@ def _html_model(model, rows, p, figs, grids) -> str:
     ph, pt = _plan_table(p)
     parts = [f"<h2>{html.escape(model)}</h2>", f"<p>{html.escape(_train_text(rows))}. Head latency: "
              f"{html.escape(p['head_source'])} ({p['head_kind']}); server tail measured on the host (PyTorch "
-             f"fp32); PSNR/SSIM: the strongest decoder the sweep trained on the exact wire features.</p>",
+             f"fp32); PSNR/SSIM/re-identification/recognition: per figure, the strongest of the decoders the sweep "
+             f"trained to convergence on the exact wire features. Re-id top-1: share of held-out images whose "
+             f"reconstruction picks out its own original among all of them; recognised: share of reconstructions "
+             f"an independent classifier labels correctly.</p>",
              _html_table(h, t), "<h3>Partition plan</h3>",
              f"<p>Round trip {p['rtt_ms']} ms; privacy bound: {html.escape(_bound_text(p))}.</p>",
              _html_table(ph, pt)]

@@ -127,7 +127,7 @@ class _Sweep:
 
     def _unit(self, entry: ModelEntry, checkpoint, cut: str, export_cut: str, defense: str | None, weights: str):
         """Export -> profile -> emit -> audit of one cut (of the undefended model, or of one defense)."""
-        fp32_attack = None
+        fp32_attack = previous_attack = None
         tag = "" if defense is None else f"-{_slug(defense)}"
         for precision in self.spec.ordered_precisions:
             key = dict(model=entry.name, cut=cut, precision=precision, defense=defense)
@@ -150,8 +150,9 @@ class _Sweep:
             if precision == "fp32":
                 fp32_attack = self.out / emitted["attack_features"]
             for decoder in self.spec.decoders:
-                self.step(partial(self._audit, bundle_dir, emitted, decoder, fp32_attack, entry, cut + tag,
-                                  precision), step="audit", decoder=decoder, **key)
+                self.step(partial(self._audit, bundle_dir, emitted, decoder, fp32_attack, previous_attack, entry,
+                                  cut + tag, precision), step="audit", decoder=decoder, **key)
+            previous_attack = self.out / emitted["attack_features"]  # the next precision's decoders start here
 
     def _data_info(self, entry: ModelEntry):
         from edgesplit.data import load_dataset
@@ -227,6 +228,8 @@ class _Sweep:
                 "payload_bytes": m["wire"]["bytes_per_sample"], "wire": m["wire"]["format"],
                 "feature_shape": m["output"]["shape"][1:], "macs": m["cut"]["macs"], "params": m["cut"]["params"],
                 "head_onnx_bytes": m["fidelity"]["head_onnx_bytes"], "fidelity": m["fidelity"],
+                "test_accuracy": m["fidelity"].get("tail_top1_exported_features"),
+                "test_accuracy_fp32": m["fidelity"].get("tail_top1_fp32_features"),
                 "quantization": (m.get("quantization") or {}).get("target")}
 
     def _profile(self, bundle_dir: Path, backend: str, device: str, precision: str, checkpoint) -> dict:
@@ -266,8 +269,8 @@ class _Sweep:
             paths[f"{split}_features"] = self.rel(ff.save(folder / f"{cut}-{precision}-{split}.npz"))
         return paths
 
-    def _audit(self, bundle_dir: Path, emitted: dict, decoder: str, fp32_attack: Path | None, entry: ModelEntry,
-               cut: str, precision: str) -> dict:
+    def _audit(self, bundle_dir: Path, emitted: dict, decoder: str, fp32_attack: Path | None,
+               previous_attack: Path | None, entry: ModelEntry, cut: str, precision: str) -> dict:
         from edgesplit.attacks.audit import audit, write_result
         from edgesplit.attacks.training import DecoderConfig
         from edgesplit.export import load_bundle
@@ -276,22 +279,43 @@ class _Sweep:
         a = self.spec.attack
         folder = self.out / "audits" / entry.name / f"{cut}-{precision}-{decoder}"
         transfer = load_features(fp32_attack) if fp32_attack is not None and precision != "fp32" else None
-        config = DecoderConfig(decoder=decoder, epochs=a.epochs, batch_size=a.batch_size, seed=self.spec.data.seed)
+        config = DecoderConfig(epochs=a.epochs, batch_size=a.batch_size, patience=a.patience, budget_s=a.budget_s,
+                               seed=self.spec.data.seed)
+        first = precision == self.spec.ordered_precisions[0]
         result = audit(load_bundle(bundle_dir), load_features(self.out / emitted["attack_features"]),
                        load_features(self.out / emitted["test_features"]), config, self.spec.data.root,
                        self.progress, folder / "grid.png", transfer_features=transfer,
-                       decoder_cache=self.decoders)
+                       decoder_cache=self.decoders, decoders=decoder, learning_curve=a.learning_curve and first,
+                       start_features=load_features(previous_attack) if previous_attack is not None else None)
         path = write_result(result, folder)
-        m, floor = result["metrics"], result["floor"]["metrics"]
-        row = {"audit": self.rel(path), "grid": self.rel(folder / "grid.png"), "wire": result["wire"],
-               "psnr": m["psnr"]["mean"], "ssim": m["ssim"]["mean"], "ms_ssim": m["ms_ssim"]["mean"],
-               "psnr_worst": m["psnr"]["worst_case"], "ssim_worst": m["ssim"]["worst_case"],
-               "floor_psnr": floor["psnr"]["mean"], "floor_ssim": floor["ssim"]["mean"],
-               "attacker_samples": result["threat_model"]["attacker_data"]["samples"]}
-        if "transfer" in result:
-            row["transfer_psnr"] = result["transfer"]["metrics"]["psnr"]["mean"]
-            row["transfer_ssim"] = result["transfer"]["metrics"]["ssim"]["mean"]
-        return row
+        return {"audit": self.rel(path), "grid": self.rel(folder / "grid.png"), **audit_row(result)}
+
+
+def audit_row(result: dict) -> dict:
+    """The figures of an audit record that a results row carries (plan and report read these)."""
+    m, floor = result["metrics"], result["floor"]["metrics"]
+    row = {"wire": result["wire"], "psnr": m["psnr"]["mean"], "ssim": m["ssim"]["mean"],
+           "ms_ssim": m["ms_ssim"]["mean"], "psnr_worst": m["psnr"]["worst_case"],
+           "ssim_worst": m["ssim"]["worst_case"], "floor_psnr": floor["psnr"]["mean"],
+           "floor_ssim": floor["ssim"]["mean"], "strongest": result.get("strongest", {}).get("psnr"),
+           "attacker_samples": result["threat_model"]["attacker_data"]["samples"],
+           "converged": all(a["decoder"].get("converged", False) for a in result.get("attackers", {}).values()),
+           "eval_samples": result["evaluation"]["samples"]}
+    if "reidentification" in result:
+        r = result["reidentification"]
+        row.update(reid_top1=r["top1"], reid_top5=r["top5"], reid_chance=r["chance"]["top1"],
+                   reid_floor=r["floor"]["top1"])
+    if "recognition" in result:
+        r = result["recognition"]
+        row.update(recognition=r["reconstruction"], recognition_originals=r["originals"],
+                   recognition_floor=r["floor"], recognition_chance=r["chance"])
+    if "learning_curve" in result:
+        row.update(still_rising=result["learning_curve"]["still_rising"],
+                   curve_psnr=[p["psnr"] for p in result["learning_curve"]["points"]])
+    if "transfer" in result:
+        row["transfer_psnr"] = result["transfer"]["metrics"]["psnr"]["mean"]
+        row["transfer_ssim"] = result["transfer"]["metrics"]["ssim"]["mean"]
+    return row
 
 
 def unavailable(backend: str, precision: str, bundle_dir: Path) -> str | None:

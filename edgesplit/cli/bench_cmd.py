@@ -21,7 +21,7 @@ The spec is TOML (or give --model and friends instead):
   backends = ["ort"]
   devices = ["local"]            # or "ssh://user@board"
   estimate = ["raspberry-pi-5-8gb"]   # roofline head latency for boards not at hand
-  decoders = ["upsample"]
+  decoders = ["auto"]            # worst case over deconv + nonoverlap; "all"; or names
   audit = true
 
   [[sweep.models]]
@@ -30,16 +30,34 @@ The spec is TOML (or give --model and friends instead):
   cuts = "blocks"                # or ["layer1", "layer2.1"]
   checkpoint = "runs/r18/model.pt"   # or train_epochs = 10
 
-  [data]     name = "digits"      (root = local copy for other data sets; calib_size = 256)
-  [profile]  batches = [1]  warmup = 10  iters = 50  min_seconds = 0.5  threads = 0
-  [attack]   epochs = 15  attack_limit = 0  eval_limit = 256  batch_size = 64
+  [data]
+  name = "digits"                # or "faces" (embedded); other data sets need root = "local/copy"
+  calib_size = 256
+
+  [profile]
+  batches = [1]
+  warmup = 10
+  iters = 50
+  min_seconds = 0.5
+  threads = 0
+
+  [attack]
+  epochs = 150                   # a ceiling: 15-epoch cosine cycles until one gains < 0.5 dB
+  budget_s = 0                   # > 0: at most this many seconds of decoder training per audit
+  batch_size = 0                 # 0: about 40 steps an epoch
+  attack_limit = 0
+  eval_limit = 256
+  learning_curve = true          # 25/50/100 % of the attacker's data at each cut's first precision
 
 examples:
   edgesplit sweep spec.toml --out sweeps/r18
   edgesplit sweep --model resnet18 --input 3x64x64 --no-audit --out sweeps/r18-speed
-  edgesplit plan sweeps/r18/results.jsonl --bandwidth 1,10,100,1000 --max-psnr 18
-  edgesplit report sweeps/r18/results.jsonl --out sweeps/r18/report --max-psnr 18
+  edgesplit plan sweeps/r18/results.jsonl --bandwidth 1,10,100,1000 --max-reid 0.05
+  edgesplit report sweeps/r18/results.jsonl --out sweeps/r18/report --max-reid 0.05 --max-psnr 18
 """
+
+
+DEMO_BUDGET_S = 15.0
 
 
 def register(sub) -> None:
@@ -55,11 +73,16 @@ def register(sub) -> None:
     p.add_argument("--backends", default="ort")
     p.add_argument("--devices", default="local")
     p.add_argument("--estimate", default="", help="board profiles to estimate head latency for")
-    p.add_argument("--decoders", default="upsample")
+    p.add_argument("--decoders", default="auto",
+                   help="decoder families of the attacker, comma-separated: auto (worst case over deconv and "
+                        "nonoverlap, the default), all, or names from 'edgesplit audit --list-decoders'")
     p.add_argument("--no-audit", action="store_true", help="export and profile only")
     p.add_argument("--data", default="digits")
     p.add_argument("--data-root", default=None)
-    p.add_argument("--attack-epochs", type=int, default=15)
+    p.add_argument("--attack-epochs", type=int, default=150,
+                   help="decoder epoch ceiling (default 150; training stops earlier once it converges)")
+    p.add_argument("--attack-budget", type=float, default=0.0,
+                   help="at most this many seconds of decoder training per audit (default 0: until converged)")
     p.add_argument("--iters", type=int, default=50, help="timed iterations per profile")
     p.add_argument("--threads", type=int, default=0,
                    help="threads for the device heads (0: the runtime's default); the server tail uses all")
@@ -72,11 +95,11 @@ def register(sub) -> None:
     p = sub.add_parser("plan", help="end-to-end latency per cut and link; best cut; golden partition zone",
                        description="Plan the partition from sweep results: for each bandwidth, the end-to-end "
                                    "latency of every cut (head on the device + round trip + payload / bandwidth "
-                                   "+ tail on the server), the fastest cut, and with --max-psnr / --max-ssim the "
-                                   "golden partition zone (cuts whose strongest attacker stays under the bound) "
-                                   "and the fastest cut inside it.",
+                                   "+ tail on the server), the fastest cut, and with a privacy bound (--max-reid, "
+                                   "--max-recognition, --max-psnr, --max-ssim) the golden partition zone (cuts "
+                                   "whose strongest attacker stays within the bound) and the fastest cut inside it.",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
-                       epilog="example: edgesplit plan sweeps/r18/results.jsonl --bandwidth 1,1000 --max-psnr 18\n"
+                       epilog="example: edgesplit plan sweeps/r18/results.jsonl --bandwidth 1,1000 --max-reid 0.05\n"
                               "         edgesplit plan r.jsonl --head estimate:raspberry-pi-5-8gb --rtt-ms 20")
     _plan_args(p)
     p.add_argument("--json", action="store_true")
@@ -90,15 +113,29 @@ def register(sub) -> None:
     p.add_argument("--csv", default=None, help="also write the rows as CSV to this path")
     p.set_defaults(func=cmd_report)
 
-    p = sub.add_parser("demo", help="the whole job on the embedded digits: train, sweep, audit, plan, report",
-                       description="Train classifier4 on the embedded digits (offline), sweep all its block cuts "
-                                   "at fp32/fp16/int8 on onnxruntime CPU, audit each with an adaptive decoder, "
-                                   "plan the partition and write OUT/report/report.html. Resumable: run it again "
-                                   "after an interruption and it continues.")
+    p = sub.add_parser("demo", help="the whole job on embedded data: train, sweep, audit, plan, report",
+                       description="Train classifier4 on embedded data (offline: the digits, or --data faces for "
+                                   "real face photographs), sweep all its block cuts at fp32/fp16/int8 on "
+                                   "onnxruntime CPU, audit each with the worst case over decoders trained to "
+                                   "convergence (with re-identification and recognition rates), plan the partition "
+                                   "and write OUT/report/report.html. Resumable: run it again after an "
+                                   "interruption and it continues.")
+    p.add_argument("--data", default="digits", choices=("digits", "faces"),
+                   help="digits (1,797 handwritten digits, the default) or faces (200 LFW crops: 100 faces, "
+                        "100 non-faces), both shipped with scikit-learn / scikit-image")
     p.add_argument("--out", default="demo-out", help="output folder (default: demo-out)")
     p.add_argument("--epochs", type=int, default=8, help="classifier training epochs")
-    p.add_argument("--attack-epochs", type=int, default=12, help="decoder training epochs")
-    p.add_argument("--max-psnr", type=float, default=20.0, help="privacy bound for the golden zone (dB)")
+    p.add_argument("--attack-epochs", type=int, default=150,
+                   help="decoder epoch ceiling (default 150; each decoder stops once it converges)")
+    p.add_argument("--attack-budget", type=float, default=DEMO_BUDGET_S,
+                   help=f"seconds of decoder training per audit (default {DEMO_BUDGET_S:g}, so that the demo ends "
+                        f"within 10 minutes on 2 cores; each precision's decoders start from the previous "
+                        f"one's, so the INT8 audit has trained for three budgets; 0: train every decoder until "
+                        f"it converges, about 20 minutes more). An audit cut short says so in its record and "
+                        f"in the report.")
+    p.add_argument("--max-reid", type=float, default=0.05,
+                   help="privacy bound for the golden zone: top-1 re-identification rate (default 0.05)")
+    p.add_argument("--max-psnr", type=float, default=None, help="also bound the attacker's PSNR (dB)")
     p.add_argument("--fresh", action="store_true")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_demo)
@@ -108,6 +145,11 @@ def _plan_args(p) -> None:
     p.add_argument("results", help="results.jsonl written by 'edgesplit sweep'")
     p.add_argument("--bandwidth", default="1,10,100,1000", help="link bandwidths in Mbit/s, comma-separated")
     p.add_argument("--rtt-ms", type=float, default=10.0, help="network round trip added to every option")
+    p.add_argument("--max-reid", type=float, default=None,
+                   help="privacy bound: top-1 re-identification rate of the strongest attacker (e.g. 0.05: at most "
+                        "5 %% of held-out images picked out from their reconstruction)")
+    p.add_argument("--max-recognition", type=float, default=None,
+                   help="privacy bound: share of reconstructions an independent classifier labels correctly")
     p.add_argument("--max-psnr", type=float, default=None, help="privacy bound: strongest attacker's PSNR (dB)")
     p.add_argument("--max-ssim", type=float, default=None, help="privacy bound: strongest attacker's SSIM")
     p.add_argument("--max-latency-ms", type=float, default=None, help="latency bound for the golden zone")
@@ -150,7 +192,7 @@ def _spec_from_args(args):
                   "audit": not args.no_audit},
         "data": {"name": args.data, "root": args.data_root},
         "profile": {"iters": args.iters, "threads": args.threads},
-        "attack": {"epochs": args.attack_epochs},
+        "attack": {"epochs": args.attack_epochs, "budget_s": args.attack_budget},
     })
 
 
@@ -180,7 +222,8 @@ def _plan(args):
 
     precisions = tuple(p for p in args.precisions.split(",") if p) if args.precisions else None
     return plan(read_results(args.results), args.model, args.head, _floats(args.bandwidth), args.rtt_ms,
-                args.max_psnr, args.max_ssim, args.max_latency_ms, precisions=precisions)
+                args.max_psnr, args.max_ssim, args.max_latency_ms, precisions=precisions, max_reid=args.max_reid,
+                max_recognition=args.max_recognition)
 
 
 def cmd_plan(args) -> int:
@@ -200,10 +243,13 @@ def print_plan(p: dict) -> None:
     print(f"{p['model']}: head latency from {p['head_source']} ({p['head_kind']}), server tail measured on the "
           f"host, round trip {p['rtt_ms']} ms")
     bws = p["bandwidths_mbit"]
-    print_table(["option", "head ms", "payload B", "tail ms", "PSNR", "SSIM", *[f"@{b:g} Mbit/s" for b in bws]],
+    print_table(["option", "head ms", "payload B", "tail ms", "PSNR", "SSIM", "re-id", "recognised",
+                 *[f"@{b:g} Mbit/s" for b in bws]],
                 [((f"{o['cut']} {o['precision']}" if o["cut"] != "input" else "input (all on server)"),
                   f"{o['head_ms']:.3f}", o["payload_bytes"], f"{o['tail_ms']:.3f}",
                   "-" if o["psnr"] is None else f"{o['psnr']:.2f}", "-" if o["ssim"] is None else f"{o['ssim']:.3f}",
+                  "-" if o.get("reid") is None else f"{o['reid']:.0%}",
+                  "-" if o.get("recognition") is None else f"{o['recognition']:.0%}",
                   *[f"{o['e2e_ms'][str(float(b))]:.2f}" for b in bws]) for o in p["options"]])
     rows = []
     for b in bws:
@@ -218,7 +264,7 @@ def print_plan(p: dict) -> None:
     print()
     print_table(headers, rows)
     if not p["best_private"]:
-        print("(pass --max-psnr or --max-ssim to mark the golden partition zone)")
+        print("(pass --max-reid, --max-recognition, --max-psnr or --max-ssim to mark the golden partition zone)")
     elif not p["audited"]:
         print("(these results hold no audits: leakage is unknown, so no cut is inside the zone)")
 
@@ -229,7 +275,8 @@ def cmd_report(args) -> int:
 
     precisions = tuple(p for p in args.precisions.split(",") if p) if args.precisions else None
     paths = write_report(args.results, args.out, _floats(args.bandwidth), args.rtt_ms, args.max_psnr,
-                         args.max_ssim, args.head, precisions)
+                         args.max_ssim, args.head, precisions, max_reid=args.max_reid,
+                         max_recognition=args.max_recognition)
     if args.csv:
         write_csv(read_results(args.results), args.csv)
     print(f"wrote {paths['html']} (open it in a browser), {paths['markdown']}, {paths['csv']}")
@@ -248,19 +295,21 @@ def cmd_demo(args) -> int:
     out = Path(args.out)
     spec = spec_from_dict({
         "sweep": {"models": [{"name": "classifier4", "input": "1x32x32", "train_epochs": args.epochs}],
-                  "precisions": ["fp32", "fp16", "int8"], "backends": ["ort"], "decoders": ["upsample"],
+                  "precisions": ["fp32", "fp16", "int8"], "backends": ["ort"], "decoders": ["auto"],
                   "estimate": ["raspberry-pi-5-8gb"]},
+        "data": {"name": args.data},
         "profile": {"iters": 100, "min_seconds": 0.3},
-        "attack": {"epochs": args.attack_epochs, "eval_limit": 256},
+        "attack": {"epochs": args.attack_epochs, "eval_limit": 256, "budget_s": args.attack_budget},
     })
-    print("== edgesplit demo: classifier4 on the embedded digits; every block cut at fp32/fp16/int8 on "
-          "onnxruntime CPU, each audited by an adaptive decoder")
+    print(f"== edgesplit demo: classifier4 on the embedded {args.data}; every block cut at fp32/fp16/int8 on "
+          "onnxruntime CPU, each audited by decoders trained to convergence on the exact wire features")
     results = run_sweep(spec, out, fresh=args.fresh, progress=TqdmProgress(disable=args.quiet))
     rows = read_results(results)
     _print_counts(rows, spec.sha256)
     print()
-    print_plan(plan(rows, bandwidths_mbit=(1.0, 10.0, 100.0, 1000.0), rtt_ms=10.0, max_psnr=args.max_psnr))
-    paths = write_report(results, out / "report", max_psnr=args.max_psnr)
+    print_plan(plan(rows, bandwidths_mbit=(1.0, 10.0, 100.0, 1000.0), rtt_ms=10.0, max_psnr=args.max_psnr,
+                    max_reid=args.max_reid))
+    paths = write_report(results, out / "report", max_psnr=args.max_psnr, max_reid=args.max_reid)
     print(f"\nreport: {paths['html']}  (summary {paths['markdown']}; rows {results}); "
           f"{time.perf_counter() - start:.0f} s")
     return 0
