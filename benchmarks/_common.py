@@ -16,8 +16,19 @@ def machine() -> str:
 
     from edgesplit.runtime.environment import cpu_model
 
-    return (f"{cpu_model()}, {os.cpu_count()} cores, Python {platform.python_version()}, torch {torch.__version__}, "
-            f"onnxruntime {onnxruntime.__version__}")
+    return (f"{cpu_model()} ({cpu_flags()}), {os.cpu_count()} cores, Python {platform.python_version()}, "
+            f"torch {torch.__version__}, onnxruntime {onnxruntime.__version__}")
+
+
+def cpu_flags() -> str:
+    """The CPU flags that decide INT8 and training speed (VNNI, AVX-512, AVX2, BF16), as /proc/cpuinfo lists them."""
+    wanted = ("avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8", "avx512f", "avx2")
+    try:
+        with open("/proc/cpuinfo") as fh:
+            flags = next((line.split(":", 1)[1].split() for line in fh if line.startswith("flags")), [])
+    except OSError:
+        return "flags unknown"
+    return " ".join(f for f in wanted if f in flags) or "no AVX2"
 
 
 def ort_session(path, threads: int):

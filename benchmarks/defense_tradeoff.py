@@ -1,9 +1,10 @@
 """Privacy-utility of every defense (issue: defenses, must-show 1-2): classifier4 on the embedded digits,
 two cuts, each defense at its two registry strengths, fine-tuned from the same trained baseline; INT8 head
-on onnxruntime CPU (1 thread); adaptive attacker (deconv decoder by default) trained on the defended INT8
-wire features.
+on onnxruntime CPU (1 thread); the audit's default adaptive attacker (worst case over deconv and nonoverlap,
+trained to convergence) on the defended INT8 wire features, with re-identification and recognition rates.
 
-    python benchmarks/defense_tradeoff.py [--out /tmp/defense-sweep] [--epochs 2] [--attack-epochs 8]
+    python benchmarks/defense_tradeoff.py [--out /tmp/defense-sweep] [--epochs 2] [--cuts features.2]
+                                          [--attack-budget 0]
 
 Resumable (it is a sweep): run it again after an interruption. Prints the table and the trend checks.
 """
@@ -28,8 +29,10 @@ def main() -> None:
     ap.add_argument("--out", default="/tmp/defense-sweep")
     ap.add_argument("--cuts", default="features.1,features.2")
     ap.add_argument("--epochs", type=int, default=2, help="defense fine-tuning epochs (from the trained baseline)")
-    ap.add_argument("--attack-epochs", type=int, default=8)
-    ap.add_argument("--decoder", default="deconv")
+    ap.add_argument("--attack-epochs", type=int, default=150, help="decoder epoch ceiling (the audit's default)")
+    ap.add_argument("--attack-budget", type=float, default=0.0,
+                    help="seconds of decoder training per audit (default 0: until converged, the audit's default)")
+    ap.add_argument("--decoder", default="auto")
     args = ap.parse_args()
     defenses = [{"name": d.name, "params": s, "epochs": args.epochs} for d in DEFENSES.values()
                 for s in d.strengths if s or d.name == "normalize"]
@@ -39,7 +42,8 @@ def main() -> None:
                               "train_epochs": 8}],
                   "precisions": ["int8"], "backends": ["ort"], "decoders": [args.decoder], "defenses": defenses},
         "profile": {"iters": 100, "min_seconds": 0.3, "threads": 1},
-        "attack": {"epochs": args.attack_epochs, "eval_limit": 256},
+        "attack": {"epochs": args.attack_epochs, "eval_limit": 256, "budget_s": args.attack_budget,
+                   "learning_curve": False},
     })
     print(f"machine: {machine()}")
     results = run_sweep(spec, args.out)
