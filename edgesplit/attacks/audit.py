@@ -56,14 +56,13 @@ def _family_config(config: DecoderConfig, family: str, budget_left: float | None
     return dataclasses.replace(config, decoder=family, decoder_kwargs=kwargs, budget_s=budget)
 
 
-def _adaptive(train_features, train_images, observed, config, families, progress, cache, start_features):
+def _adaptive(train_features, z, train_images, observed, config, families, progress, cache, start_features):
     """Train every decoder family to convergence (within the audit's budget); {family: (trained, recon)}.
 
     With `start_features` and a `cache` holding the decoders trained on them (another wire of the same head,
     e.g. its FP32 one), each family starts from that decoder and is fine-tuned on these features: the same
     attacker, found in a fraction of the time.
     """
-    z = train_features.decoded()
     start, out, skipped = time.perf_counter(), {}, []
     starts = {f: cache.get(_cache_key(start_features, _family_config(config, f, None)))
               for f in families} if start_features is not None and cache is not None else {}
@@ -226,7 +225,7 @@ def audit(bundle, train_features, eval_features, config: DecoderConfig | None = 
             check_transfer(other, bundle)
     eval_images, eval_labels = pair(eval_features, bundle, root)
     train_images, train_labels = pair(train_features, bundle, root)
-    observed = eval_features.decoded()
+    z, observed = train_features.decoded(), eval_features.decoded()
     originals = torch.from_numpy(eval_images).double()
     floor_image = torch.from_numpy(train_images.mean(0, keepdims=True)).double()
     floor = all_metrics(floor_image.expand_as(originals), originals, data_range=1.0)
@@ -236,7 +235,7 @@ def audit(bundle, train_features, eval_features, config: DecoderConfig | None = 
         if attack == "gan" and config.adversarial_weight == 0:
             config = dataclasses.replace(config, adversarial_weight=0.01)
         families = resolve_families(decoders) if attack == "adaptive" else (config.decoder,)
-        trained, skipped = _adaptive(train_features, train_images, observed, config, families, progress,
+        trained, skipped = _adaptive(train_features, z, train_images, observed, config, families, progress,
                                      decoder_cache, start_features)
         runs = {f: (t.summary(), recon) for f, (t, recon) in trained.items()}
     else:
@@ -287,7 +286,7 @@ def audit(bundle, train_features, eval_features, config: DecoderConfig | None = 
     if learning_curve and trained:
         best = trained[strongest["psnr"]][0]
         full = {"psnr": lead["summary"]["psnr"]["mean"], "ssim": lead["summary"]["ssim"]["mean"]}
-        result["learning_curve"] = _learning_curve(strongest["psnr"], best, train_features.decoded(), train_images,
+        result["learning_curve"] = _learning_curve(strongest["psnr"], best, z, train_images,
                                                    observed, originals, full, config.budget_s, progress)
     if transfer_features is not None:
         result["transfer"] = _transfer(transfer_features, eval_features, bundle, config, strongest["psnr"],
@@ -309,12 +308,13 @@ def _score(figures, recon, originals, labels, floor_image, recognisers) -> dict:
 def _transfer(transfer_features, eval_features, bundle, config, family, originals, root, progress, cache) -> dict:
     """The decoder trained on another wire of the same head (same family as the strongest), on these features."""
     fam_config = _family_config(config, family, None)
-    trained = (cache or {}).get(_cache_key(transfer_features, fam_config))
+    key = _cache_key(transfer_features, fam_config)
+    trained = (cache or {}).get(key)
     if trained is None:
         trained = train_decoder(transfer_features.decoded(), images_for(transfer_features, bundle, root), fam_config,
                                 progress)
         if cache is not None:
-            cache[_cache_key(transfer_features, fam_config)] = trained
+            cache[key] = trained
     recon = reconstruct(trained.model, eval_features.decoded(), fam_config)
     return {"what": "decoder trained on another wire format of the same head, applied to this bundle's features",
             "trained_on": {"bundle": transfer_features.meta.get("bundle"),
