@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgesplit.atomic import atomic_path
 from edgesplit.errors import BackendError
 from edgesplit.export.wire import WireFormat
 
@@ -39,10 +40,9 @@ class FeatureFile:
     def save(self, path: str | os.PathLike) -> Path:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp.npz")
         meta = np.frombuffer(json.dumps(self.meta, sort_keys=True).encode(), dtype=np.uint8)
-        np.savez(tmp, features=self.features, ids=self.ids.astype(np.int64), meta=meta)
-        os.replace(tmp, path)
+        with atomic_path(path, suffix=".npz") as tmp:  # unique per writer; removed if the save fails
+            np.savez(tmp, features=self.features, ids=self.ids.astype(np.int64), meta=meta)
         return path
 
 

@@ -6,6 +6,7 @@ import os
 import tarfile
 from pathlib import Path
 
+from edgesplit.atomic import atomic_path
 from edgesplit.errors import BundleError
 from edgesplit.export.bundle import check_output_folder, load_bundle, verify_bundle
 
@@ -15,11 +16,9 @@ def pack_bundle(bundle_dir, archive: str | os.PathLike) -> Path:
     bundle = load_bundle(bundle_dir)
     archive = Path(archive)
     archive.parent.mkdir(parents=True, exist_ok=True)
-    tmp = archive.with_name(archive.name + ".tmp")
-    with tarfile.open(tmp, "w:gz") as tar:
+    with atomic_path(archive) as tmp, tarfile.open(tmp, "w:gz") as tar:
         for name in ["manifest.json", *sorted(bundle.manifest["files"])]:
             tar.add(bundle.path / name, arcname=f"{bundle.path.name}/{name}", recursive=False)
-    os.replace(tmp, archive)
     return archive
 
 
