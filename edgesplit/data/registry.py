@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from edgesplit.data import celeba, cifar, digits, faces, folders, mnist
+from edgesplit.data.catalog import EMBEDDED, describe_datasets, list_datasets  # noqa: F401 - re-exported
 from edgesplit.data.dataset import ArrayImageDataset, ImageDataset, Selection
 from edgesplit.data.imagefiles import FileImageDataset
 from edgesplit.data.info import SPLITS, DatasetInfo
@@ -87,14 +88,6 @@ SPECS: dict[str, Spec] = {
 }
 
 
-EMBEDDED = ("digits", "faces")  # shipped with a package: no root needed
-
-
-def list_datasets() -> list[str]:
-    """Names accepted by `load_dataset`, sorted."""
-    return sorted(SPECS)
-
-
 def _spec(name: str) -> Spec:
     if name not in SPECS:
         raise DataError(f"unknown data set '{name}' ({closest(name, list_datasets())}); "
@@ -170,24 +163,3 @@ def load_dataset(name: str, root=None, split: str = "train", img_size: int | Non
         return ArrayImageDataset(info, selection.ids, selection.labels, selection.pixels, selection.scale)
     return FileImageDataset(info, selection.ids, selection.labels, selection.files, selection.channels,
                             selection.crop)
-
-
-_ABOUT = {
-    "digits": "embedded: scikit-learn's 1,797 handwritten 8x8 digits (offline, the default)",
-    "faces": "embedded: scikit-image's LFW subset, 200 grayscale 25x25 crops, 100 faces / 100 non-faces",
-    "cifar10": "CIFAR-10 python archive (cifar-10-batches-py/)",
-    "cifar100": "CIFAR-100 python archive (cifar-100-python/)",
-    "mnist": "MNIST idx files (plain or .gz; also <root>/MNIST/raw)",
-    "fashion_mnist": "Fashion-MNIST idx files (also <root>/FashionMNIST/raw)",
-    "kmnist": "KMNIST idx files (also <root>/KMNIST/raw)",
-    "emnist": "EMNIST idx files, option subset=balanced|byclass|bymerge|digits|letters|mnist",
-    "imagefolder": "any class-per-folder image tree (train/ and test/ used when present)",
-    "facescrub": "FaceScrub face crops: nested class-per-folder tree (actors/faces/<name>/...)",
-    "chestxray": "ChestX-ray (Kermany): train/ and test/ class folders, grayscale",
-    "celeba": "CelebA aligned crops: img_align_celeba/ (+ identity_CelebA.txt, list_eval_partition.txt)",
-}
-
-
-def describe_datasets() -> list[tuple[str, str, str]]:
-    """(name, whether a local root is needed, what it reads) for every data set."""
-    return [(name, "no" if name in EMBEDDED else "yes", _ABOUT.get(name, "")) for name in list_datasets()]
