@@ -4,7 +4,7 @@
     precisions = ["fp32", "fp16", "int8"]
     backends = ["ort"]                 # any runtime backend; impossible ones are skipped with a reason
     devices = ["local"]                # or "ssh://user@board"
-    estimate = ["raspberry-pi-5"]      # roofline head latencies for boards not at hand (labelled estimate)
+    estimate = ["raspberry-pi-5-8gb"]  # roofline head latencies for boards not at hand (labelled estimate)
     decoders = ["auto"]               # "auto": the worst case over deconv and nonoverlap; "all"; or names
     audit = true
 
@@ -14,25 +14,43 @@
     cuts = "blocks"                    # or a list of cut names
     checkpoint = "runs/c4/model.pt"    # or train_epochs = 8 (trained on data's train split first)
 
-    [data]  name = "digits", root = ..., calib_size = 256
-    [profile]  batches = [1], warmup = 10, iters = 50, min_seconds = 0.5, threads = 0
-    [attack]  epochs = 150, budget_s = 0, attack_limit = 0, eval_limit = 256, batch_size = 0,
-              learning_curve = true
-              (epochs is a ceiling: decoders train in 15-epoch cosine cycles until one gains < 0.5 dB of
-              validation PSNR; batch_size 0 picks about 40 steps an epoch; budget_s > 0 caps each audit's
-              training time, and its record says it was cut short)
+    [data]
+    name = "digits"                    # or "faces"; other data sets need root = "local/copy"
+    calib_size = 256
+    seed = 0
+
+    [profile]
+    batches = [1]
+    warmup = 10
+    iters = 50
+    min_seconds = 0.5
+    threads = 0
+
+    [attack]
+    epochs = 150      # a ceiling: decoders train in 15-epoch cosine cycles until one gains < 0.5 dB of
+                      # validation PSNR
+    budget_s = 0      # > 0 caps each audit's training time (its record says it was cut short)
+    batch_size = 0    # 0 picks about 40 steps an epoch
+    attack_limit = 0
+    eval_limit = 256
+    patience = 6
+    learning_curve = true
 
     defenses = [{name = "noise", params = {std = 0.1}, epochs = 5}, "normalize"]   (in [sweep])
 
-Unknown keys are refused with the closest known one; the spec's sha256 (of its canonical JSON) tags every
-result row, so a results file is never silently shared by two specs.
+The whole spec is checked before any work: unknown keys are refused with the closest known one, and a value
+of the wrong type or range with the key and the form it takes (`iters must be a whole number, e.g. iters = 50`).
+The spec's sha256 (of its canonical JSON) tags every result row, so a results file is never silently shared
+by two specs.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field, fields
+import types
+import typing
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
 from edgesplit.errors import BenchError, EdgesplitError, closest
@@ -47,6 +65,10 @@ class ModelEntry:
     cuts: str | tuple[str, ...] = "blocks"
     checkpoint: str | None = None
     train_epochs: int = 0  # > 0 and no checkpoint: train on the data's train split first
+
+    def __post_init__(self) -> None:
+        _at_least(f"[[sweep.models]] {self.name}", self, train_epochs=0)
+        self.input_shape  # noqa: B018 - validates
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -68,6 +90,9 @@ class DefenseEntry:
     params: dict = field(default_factory=dict)
     epochs: int = 5
 
+    def __post_init__(self) -> None:
+        _at_least(f"defenses entry {self.name}", self, epochs=0)
+
     @property
     def label(self) -> str:
         shown = ",".join(f"{k}={v}" for k, v in sorted(self.params.items()))
@@ -81,6 +106,16 @@ class DataSpec:
     calib_size: int = 256
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        from edgesplit.data.catalog import EMBEDDED, list_datasets
+
+        if self.name not in list_datasets():
+            raise BenchError(f"[data] name = {self.name!r} is not a data set ({closest(self.name, list_datasets())})")
+        if self.root is None and self.name not in EMBEDDED:
+            raise BenchError(f"[data] {self.name} needs root = \"path/to/a/local/copy\" (only "
+                             f"{' and '.join(EMBEDDED)} are embedded)")
+        _at_least("[data]", self, calib_size=1, seed=0)
+
 
 @dataclass(frozen=True)
 class ProfileSpec:
@@ -89,6 +124,12 @@ class ProfileSpec:
     iters: int = 50
     min_seconds: float = 0.5
     threads: int = 0  # 0: the runtime's default
+
+    def __post_init__(self) -> None:
+        if not self.batches or min(self.batches) < 1:
+            raise BenchError(f"[profile] batches must be a list of batch sizes >= 1, e.g. batches = [1, 8]; "
+                             f"got {list(self.batches)}")
+        _at_least("[profile]", self, warmup=0, iters=1, min_seconds=0, threads=0)
 
 
 @dataclass(frozen=True)
@@ -100,6 +141,9 @@ class AttackSpec:
     patience: int = 6
     budget_s: float = 0.0  # > 0: the most seconds one audit may train for (its record says if it was cut short)
     learning_curve: bool = True  # at the first audited precision of each cut: 25 % / 50 % / 100 % of the data
+
+    def __post_init__(self) -> None:
+        _at_least("[attack]", self, epochs=1, attack_limit=0, eval_limit=0, batch_size=0, patience=1, budget_s=0)
 
 
 @dataclass(frozen=True)
@@ -155,13 +199,11 @@ class SweepSpec:
                 raise BenchError(f"defenses: {exc}") from None
         if len({d.label for d in self.defenses}) != len(self.defenses):
             raise BenchError("the same defense and parameters are listed twice in defenses")
-        for m in self.models:
-            m.input_shape  # noqa: B018 - validates
-        if any(b < 1 for b in self.profile.batches) or self.profile.iters < 1:
-            raise BenchError("profile batches and iters must be >= 1")
-        if self.attack.epochs < 1 or self.attack.patience < 1 or self.attack.batch_size < 0 or self.attack.budget_s < 0:
-            raise BenchError("[attack] needs epochs >= 1, patience >= 1, batch_size >= 0 (0: automatic) and "
-                             "budget_s >= 0 (0: no budget)")
+        names = [m.name for m in self.models]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise BenchError(f"model {twice[0]} is listed twice in [[sweep.models]]: its rows would collide; "
+                             f"list each model once (every cut of it is swept)")
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -180,7 +222,18 @@ class SweepSpec:
 
 
 _TOP = {"sweep", "data", "profile", "attack"}
-_SWEEP = {f.name for f in fields(SweepSpec)} - {"data", "profile", "attack"}
+_SECTIONS = {"data": DataSpec, "profile": ProfileSpec, "attack": AttackSpec}
+_EXAMPLES = {(ModelEntry, "name"): '"resnet18"', (ModelEntry, "checkpoint"): '"runs/r18/model.pt"',
+             (DataSpec, "root"): '"data/cifar10"', (DefenseEntry, "name"): '"noise"',
+             (DefenseEntry, "params"): "{std = 0.1}"}
+_WRONG = object()
+
+
+def _at_least(where: str, record, **minimum) -> None:
+    for key, low in minimum.items():
+        value = getattr(record, key)
+        if value < low:
+            raise BenchError(f"{where} {key} must be at least {low}, got {value!r}")
 
 
 def _check_keys(where: str, given: dict, known: set[str]) -> None:
@@ -189,50 +242,143 @@ def _check_keys(where: str, given: dict, known: set[str]) -> None:
             raise BenchError(f"unknown key {key!r} in {where} ({closest(key, sorted(known))})")
 
 
-def _tuple(value, where: str) -> tuple:
+def _table(value, where: str, how: str) -> dict:
+    if not isinstance(value, dict):
+        raise BenchError(f"{where} must be a table ({how}); got {_show(value)}")
+    return value
+
+
+def _show(value) -> str:
+    return json.dumps(value) if isinstance(value, (list, dict, str, bool)) else repr(value)
+
+
+def _as(hint, value):
+    """`value` as type `hint` (lists become tuples, a comma string a tuple of strings), or _WRONG."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (types.UnionType, typing.Union):
+        for arg in args:
+            converted = _as(arg, value)
+            if converted is not _WRONG:
+                return converted
+        return _WRONG
+    if origin is tuple:
+        if isinstance(value, str) and args[0] is str:
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, (list, tuple)):
+            return _WRONG
+        items = [_as(args[0], v) for v in value]
+        return _WRONG if any(i is _WRONG for i in items) else tuple(items)
+    if hint is type(None):
+        return value if value is None else _WRONG
+    if hint is float:  # an int stays an int, so the spec's hash does not change with this check
+        return value if isinstance(value, (int, float)) and not isinstance(value, bool) else _WRONG
+    if hint is int and isinstance(value, bool):
+        return _WRONG
+    return value if isinstance(value, hint) else _WRONG
+
+
+def _form(hint) -> str:
+    """How a value of type `hint` is written, for an error message."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (types.UnionType, typing.Union):
+        return " or ".join(_form(a) for a in args if a is not type(None))
+    if origin is tuple:
+        return "a list of " + {int: "whole numbers", str: "strings"}.get(args[0], "values")
+    return {bool: "true or false", int: "a whole number", float: "a number", str: "a string",
+            dict: "a table"}.get(hint, str(hint))
+
+
+def _toml(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, (list, tuple)):
-        return tuple(value)
-    if isinstance(value, str):
-        return tuple(v.strip() for v in value.split(",") if v.strip())
-    raise BenchError(f"{where} must be a list, got {value!r}")
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    return json.dumps(value) if isinstance(value, str) else repr(value)
+
+
+def _example(cls, f) -> str:
+    if (cls, f.name) in _EXAMPLES:
+        return f", e.g. {f.name} = {_EXAMPLES[(cls, f.name)]}"
+    default = f.default_factory() if f.default_factory is not MISSING else f.default
+    return "" if default is MISSING or default is None or default == {} else f", e.g. {f.name} = {_toml(default)}"
+
+
+def _build(cls, raw: dict, where: str, tables: tuple[str, ...] = ()) -> dict:
+    """The keyword arguments of a `cls` from a TOML table: every key known and of its field's type, or one
+    line naming the key and its form. `tables` are fields given as tables of their own (not keys here)."""
+    raw = dict(raw)
+    _check_keys(where, raw, {f.name for f in fields(cls)} - set(tables))
+    hints = typing.get_type_hints(cls)
+    for f in fields(cls):
+        if f.name in tables or _is_record(hints[f.name]):
+            continue
+        if f.name not in raw:
+            if f.default is MISSING and f.default_factory is MISSING:
+                raise BenchError(f"{where} needs {f.name}{_example(cls, f)}")
+            continue
+        converted = _as(hints[f.name], raw[f.name])
+        if converted is _WRONG:
+            raise BenchError(f"{where} {f.name} must be {_form(hints[f.name])}{_example(cls, f)}; "
+                             f"got {_show(raw[f.name])}")
+        raw[f.name] = converted
+    return raw
+
+
+def _is_record(hint) -> bool:
+    """A field holding spec records (models, defenses, sections), parsed by its own function."""
+    args = typing.get_args(hint)
+    return hint in _SECTIONS.values() or (typing.get_origin(hint) is tuple and args[0] in (ModelEntry, DefenseEntry))
+
+
+def _list(value, where: str, example: str) -> list:
+    if not isinstance(value, list):
+        raise BenchError(f"{where} must be a list, e.g. {example}; got {_show(value)}")
+    return value
+
+
+def _model(raw, i: int) -> ModelEntry:
+    where = f"[[sweep.models]] entry {i + 1}"
+    raw = _table(raw, where, 'a [[sweep.models]] header, then name = "resnet18" and input = "3x64x64" lines')
+    if isinstance(raw.get("name"), str):
+        where = f"[[sweep.models]] {raw['name']}"
+    m = _build(ModelEntry, raw, where)
+    if isinstance(m.get("cuts"), str) and m["cuts"] != "blocks":  # "layer1, layer2": a list of cut names
+        m["cuts"] = tuple(c.strip() for c in m["cuts"].split(",") if c.strip())
+    if m.get("cuts") == ("blocks",):
+        m["cuts"] = "blocks"
+    if "cuts" in m and not m["cuts"]:
+        raise BenchError(f'{where} cuts names no cut: write cuts = "blocks" or a list such as ["layer1"]')
+    return ModelEntry(**m)
+
+
+def _defense(raw, i: int) -> DefenseEntry:
+    if isinstance(raw, str):
+        raw = {"name": raw}
+    where = f"defenses entry {raw['name'] if isinstance(raw, dict) and isinstance(raw.get('name'), str) else i + 1}"
+    raw = _table(raw, where, '"noise" or {name = "noise", params = {std = 0.1}}')
+    return DefenseEntry(**_build(DefenseEntry, raw, where))
+
+
+def _list(value, where: str, how: str) -> list:
+    if not isinstance(value, list):
+        raise BenchError(f"{where} must be a list ({how}); got {_show(value)}")
+    return value
 
 
 def spec_from_dict(raw: dict) -> SweepSpec:
+    """A validated SweepSpec from the TOML's tables; any wrong key, type or value is one BenchError line."""
     _check_keys("the spec", raw, _TOP)
-    sweep = dict(raw.get("sweep", {}))
-    _check_keys("[sweep]", sweep, _SWEEP)
-    models = []
-    for i, m in enumerate(sweep.pop("models", [])):
-        if not isinstance(m, dict) or "name" not in m:
-            raise BenchError(f"[[sweep.models]] entry {i + 1} needs a name (e.g. name = \"resnet18\")")
-        _check_keys(f"[[sweep.models]] {m.get('name')}", m, {f.name for f in fields(ModelEntry)})
-        if "cuts" in m and not isinstance(m["cuts"], str):
-            m = {**m, "cuts": tuple(m["cuts"])}
-        models.append(ModelEntry(**m))
-    sections = {}
-    for name, cls in (("data", DataSpec), ("profile", ProfileSpec), ("attack", AttackSpec)):
-        section = dict(raw.get(name, {}))
-        _check_keys(f"[{name}]", section, {f.name for f in fields(cls)})
-        if name == "profile" and "batches" in section:
-            section["batches"] = tuple(int(b) for b in _tuple(section["batches"], "profile.batches"))
-        sections[name] = cls(**section)
-    defenses = []
-    for i, d in enumerate(sweep.pop("defenses", [])):
-        if isinstance(d, str):
-            d = {"name": d}
-        if not isinstance(d, dict) or "name" not in d:
-            raise BenchError(f"defenses entry {i + 1} needs a name (e.g. {{name = \"noise\", params = {{std = 0.1}}}})")
-        _check_keys(f"defenses entry {d.get('name')}", d, {f.name for f in fields(DefenseEntry)})
-        defenses.append(DefenseEntry(**d))
-    if defenses:
-        sweep["defenses"] = tuple(defenses)
-    for key in ("precisions", "backends", "devices", "estimate", "decoders"):
-        if key in sweep:
-            sweep[key] = _tuple(sweep[key], f"sweep.{key}")
-    try:
-        return SweepSpec(models=tuple(models), **sweep, **sections)
-    except TypeError as exc:
-        raise BenchError(f"bad value in the spec: {exc}") from None
+    sweep = _table(raw.get("sweep", {}), "sweep", "write [sweep] on a line of its own, then key = value lines")
+    sweep = _build(SweepSpec, sweep, "[sweep]", tables=tuple(_SECTIONS))
+    models = _list(sweep.pop("models", []), "[sweep] models", 'one [[sweep.models]] table per model')
+    sweep["models"] = tuple(_model(m, i) for i, m in enumerate(models))
+    if "defenses" in sweep:
+        defenses = _list(sweep["defenses"], "[sweep] defenses", 'e.g. defenses = ["noise"]')
+        sweep["defenses"] = tuple(_defense(d, i) for i, d in enumerate(defenses))
+    for name, cls in _SECTIONS.items():
+        section = _table(raw.get(name, {}), name, f"write [{name}] on a line of its own, then key = value lines")
+        sweep[name] = cls(**_build(cls, section, f"[{name}]"))
+    return SweepSpec(**sweep)
 
 
 def load_spec(path: str | Path) -> SweepSpec:
@@ -244,7 +390,14 @@ def load_spec(path: str | Path) -> SweepSpec:
     if not path.is_file():
         raise BenchError(f"sweep spec {path} does not exist: write one (see 'edgesplit sweep --help')")
     try:
-        raw = tomllib.loads(path.read_text())
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BenchError(f"sweep spec {path} is not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset "
+                         f"{exc.start}): save it as UTF-8") from None
+    except OSError as exc:
+        raise BenchError(f"cannot read sweep spec {path} ({exc.strerror or exc})") from None
+    try:
+        raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise BenchError(f"{path} is not valid TOML: {exc}") from None
     return spec_from_dict(raw)
