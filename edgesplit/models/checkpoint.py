@@ -1,12 +1,19 @@
-"""Checkpoints: a plain dict (spec, state_dict, metrics) saved with torch.save, loaded with weights_only=True.
+"""Checkpoints: a plain dict (spec, state_dict, metrics, tensors_sha256) saved with torch.save, loaded with
+weights_only=True.
 
-A bare state_dict saved by other code loads too; a file that is not a checkpoint, or one made for
-another architecture, is refused with a message that says which.
+`torch.load` does not check the zip archive's CRCs, so a few flipped bytes in a tensor would load silently
+as other weights: edgesplit's checkpoints carry a sha256 of their tensors (names, dtypes, shapes and bytes,
+in name order), verified on load. A bare state_dict saved by other code (no digest) loads too, with a note.
+A file that is not a checkpoint, is malformed, is corrupt, or was made for another architecture is refused
+with a message that says which.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,9 +22,12 @@ from torch import nn
 
 from edgesplit.errors import ModelError
 from edgesplit.models.registry import ModelSpec
+from edgesplit.progress import Progress, resolve
 
 FORMAT = "edgesplit-checkpoint"
 VERSION = 1
+DIGEST_KEY = "tensors_sha256"  # added within version 1: older edgesplit checkpoints lack it and load with a note
+RESAVE = "re-save it with 'edgesplit train' or edgesplit.models.save_checkpoint"
 
 
 @dataclass
@@ -26,6 +36,7 @@ class Checkpoint:
     spec: ModelSpec | None  # None for a bare state_dict
     state_dict: dict
     metrics: dict
+    note: str | None = None  # why the weights could not be checked against a digest, when they could not
 
     def load_into(self, model: nn.Module, name: str) -> None:
         missing, unexpected, mismatched = _compare(model.state_dict(), self.state_dict)
@@ -38,26 +49,45 @@ class Checkpoint:
         model.load_state_dict(self.state_dict)
 
 
+def tensors_sha256(state_dict: dict) -> str:
+    """sha256 over every tensor's name, dtype, shape and bytes, in name order (independent of file layout)."""
+    digest = hashlib.sha256()
+    for name in sorted(state_dict):
+        tensor = state_dict[name].detach().cpu().contiguous()
+        digest.update(json.dumps([name, str(tensor.dtype), list(tensor.shape)]).encode() + b"\n")
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
 def save_checkpoint(model: nn.Module, path: str | os.PathLike, metrics: dict | None = None) -> Path:
-    """Write `model`'s weights with its spec (from `create_model`) atomically to `path`."""
+    """Write `model`'s weights with its spec (from `create_model`) and their digest atomically to `path`."""
     spec = getattr(model, "edgesplit_spec", None)
+    state_dict = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     payload = {
         "format": FORMAT,
         "version": VERSION,
         "spec": spec.to_dict() if spec is not None else None,
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "state_dict": state_dict,
         "metrics": dict(metrics or {}),
+        DIGEST_KEY: tensors_sha256(state_dict),
     }
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")  # unique: concurrent saves never collide
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
 
 
-def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
-    """Read a checkpoint safely (`weights_only=True`: no code from the file ever runs)."""
+def load_checkpoint(path: str | os.PathLike, progress: Progress | None = None) -> Checkpoint:
+    """Read a checkpoint safely (`weights_only=True`: no code from the file ever runs) and check its digest.
+
+    A checkpoint without a digest (a bare state_dict, or one from an older edgesplit) is accepted: its
+    `note` says so, and is reported through `progress`.
+    """
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"checkpoint {path} does not exist: pass the .pt file written by 'edgesplit train'")
@@ -68,14 +98,78 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
         raise ModelError(f"checkpoint {path} cannot be read as a weights-only torch file ({first}); "
                          f"it may be corrupt or contain code: re-save it with torch.save(model.state_dict())") from None
     if isinstance(obj, dict) and obj.get("format") == FORMAT:
-        if obj.get("version") != VERSION:
-            raise ModelError(f"checkpoint {path} has format version {obj.get('version')}, this edgesplit reads "
-                             f"{VERSION}: re-train or convert it")
-        spec = ModelSpec.from_dict(obj["spec"]) if obj.get("spec") else None
-        return Checkpoint(str(path), spec, dict(obj["state_dict"]), dict(obj.get("metrics") or {}))
-    if isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
-        return Checkpoint(str(path), None, dict(obj), {})
-    raise ModelError(f"{path} is not a checkpoint (neither an edgesplit checkpoint nor a state_dict of tensors)")
+        ckpt = _edgesplit_checkpoint(path, obj)
+    elif isinstance(obj, dict) and obj and all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                               for k, v in obj.items()):
+        ckpt = Checkpoint(str(path), None, dict(obj), {},
+                          note=f"checkpoint {path.name} is a bare state_dict without edgesplit's tensor digest: "
+                               f"loaded without a corruption check")
+    else:
+        raise ModelError(f"{path} is not a checkpoint (neither an edgesplit checkpoint nor a state_dict of "
+                         f"tensors{_keys_hint(obj)}): pass the model.pt written by 'edgesplit train'")
+    if ckpt.note:
+        resolve(progress).message(ckpt.note)
+    return ckpt
+
+
+def _edgesplit_checkpoint(path: Path, obj: dict) -> Checkpoint:
+    if obj.get("version") != VERSION:
+        raise ModelError(f"checkpoint {path} has format version {obj.get('version')}, this edgesplit reads "
+                         f"{VERSION}: re-train or convert it")
+    state_dict = _state_dict(path, obj)
+    spec = _spec(path, obj.get("spec"))
+    metrics = obj.get("metrics")
+    if metrics is not None and not isinstance(metrics, dict):
+        raise ModelError(f"checkpoint {path} is malformed: 'metrics' is a {type(metrics).__name__}, not a "
+                         f"mapping; {RESAVE}")
+    stored = obj.get(DIGEST_KEY)
+    note = None
+    if stored is None:
+        note = (f"checkpoint {path.name} was written without a tensor digest (an older edgesplit): "
+                f"loaded without a corruption check; {RESAVE} to add one")
+    elif stored != tensors_sha256(state_dict):
+        raise ModelError(f"checkpoint {path} is corrupt: its tensors no longer match the sha256 stored when it "
+                         f"was saved; restore it from a copy or re-train")
+    return Checkpoint(str(path), spec, state_dict, dict(metrics or {}), note)
+
+
+def _state_dict(path: Path, obj: dict) -> dict:
+    if "state_dict" not in obj:
+        raise ModelError(f"checkpoint {path} is malformed: it has no 'state_dict'; {RESAVE}")
+    state_dict = obj["state_dict"]
+    if not isinstance(state_dict, dict):
+        raise ModelError(f"checkpoint {path} is malformed: 'state_dict' is a {type(state_dict).__name__}, not a "
+                         f"mapping of names to tensors; {RESAVE}")
+    for key, value in state_dict.items():
+        if not isinstance(key, str) or not isinstance(value, torch.Tensor):
+            raise ModelError(f"checkpoint {path} is malformed: state_dict entry {key!r} is a "
+                             f"{type(value).__name__}, not a tensor; {RESAVE}")
+    return dict(state_dict)
+
+
+def _spec(path: Path, spec) -> ModelSpec | None:
+    if spec is None:
+        return None
+    if not isinstance(spec, dict):
+        raise ModelError(f"checkpoint {path} is malformed: 'spec' is a {type(spec).__name__}, not a mapping "
+                         f"with name, num_classes, in_chans and img_size; {RESAVE}")
+    try:
+        return ModelSpec.from_dict(spec)
+    except ModelError as exc:
+        raise ModelError(f"checkpoint {path} is malformed: its spec is invalid ({exc}); {RESAVE}") from None
+
+
+def _keys_hint(obj) -> str:
+    if isinstance(obj, dict) and obj:
+        keys = [str(k) for k in list(obj)[:4]]
+        return f"; it holds {', '.join(keys)}{' ...' if len(obj) > 4 else ''}"
+    return f"; it holds a {type(obj).__name__}" if not isinstance(obj, dict) else "; it is empty"
+
+
+def checkpoint_input_shape(path: str | os.PathLike) -> tuple[int, int, int] | None:
+    """(C, H, W) the checkpoint's model was built for; None for a bare state_dict (which records no shape)."""
+    spec = load_checkpoint(path).spec
+    return None if spec is None else (spec.in_chans, spec.img_size, spec.img_size)
 
 
 def _compare(expected: dict, given: dict) -> tuple[list[str], list[str], list[str]]:

@@ -7,12 +7,14 @@ Names not registered here fall back to torchvision's classification builders (al
 from __future__ import annotations
 
 import fnmatch
+import operator
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 from torch import nn
 
 from edgesplit.errors import ModelError, closest
+from edgesplit.progress import Progress
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,18 @@ class ModelSpec:
     kwargs: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise ModelError(f"model name must be a non-empty string, got {self.name!r}")
+        for key in ("num_classes", "in_chans", "img_size"):
+            value = getattr(self, key)
+            try:
+                if isinstance(value, bool):
+                    raise TypeError
+                object.__setattr__(self, key, operator.index(value))  # numpy integers become plain ints
+            except TypeError:
+                raise ModelError(f"{key} must be an integer, got {value!r}") from None
+        if not isinstance(self.kwargs, dict):
+            raise ModelError(f"model options (kwargs) must be a mapping, got {type(self.kwargs).__name__}")
         if self.num_classes < 1:
             raise ModelError(f"num_classes must be >= 1, got {self.num_classes}")
         if self.in_chans < 1:
@@ -38,8 +52,11 @@ class ModelSpec:
 
     @classmethod
     def from_dict(cls, d: dict) -> ModelSpec:
+        if "name" not in d:
+            raise ModelError("a model spec needs a 'name'")
+        kwargs = d.get("kwargs") or {}
         return cls(**{k: d[k] for k in ("name", "num_classes", "in_chans", "img_size") if k in d},
-                   kwargs=dict(d.get("kwargs") or {}))
+                   kwargs=dict(kwargs) if isinstance(kwargs, dict) else kwargs)
 
 
 @dataclass(frozen=True)
@@ -99,17 +116,20 @@ def create_model(
     img_size: int | None = None,
     checkpoint: str | None = None,
     seed: int | None = None,
+    progress: Progress | None = None,
     **kwargs,
 ) -> nn.Module:
     """Build a zoo model (or any torchvision classifier) in eval mode, optionally loading a checkpoint.
 
     Arguments left as None take the checkpoint's values when one is given, else 10 classes,
     3 channels, 32 pixels. `seed` makes the random initialisation reproducible (without touching the
-    global RNG). The returned model carries its `ModelSpec` as `model.edgesplit_spec`.
+    global RNG). A model whose weights, or whose activations for one input, cannot fit in the memory
+    available is refused before anything is allocated. Notes (a checkpoint without a digest) go to
+    `progress`. The returned model carries its `ModelSpec` as `model.edgesplit_spec`.
     """
     from edgesplit.models.checkpoint import load_checkpoint
 
-    ckpt = load_checkpoint(checkpoint) if checkpoint is not None else None
+    ckpt = load_checkpoint(checkpoint, progress) if checkpoint is not None else None
     if ckpt is not None and ckpt.spec is not None:
         saved = ckpt.spec
         if saved.name != name:
@@ -127,18 +147,29 @@ def create_model(
         kwargs = {**saved.kwargs, **kwargs}
     spec = ModelSpec(name, 10 if num_classes is None else num_classes, 3 if in_chans is None else in_chans,
                      32 if img_size is None else img_size, dict(kwargs))
-    if seed is None:
-        model = build(spec)
-    else:
-        import torch
-
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            model = build(spec)
+    model = _build_within_memory(spec, seed)
     if ckpt is not None:
         ckpt.load_into(model, name)
     model.edgesplit_spec = spec
     return model.eval()
+
+
+def _build_within_memory(spec: ModelSpec, seed: int | None) -> nn.Module:
+    """`build(spec)` (seeded when asked), refused with the sizes when it cannot fit in memory."""
+    import torch
+
+    from edgesplit.models.memory import allocation_advice, check_fits, footprint
+
+    shape = f"{spec.in_chans}x{spec.img_size}x{spec.img_size}"
+    what = f"model {spec.name!r} with {spec.num_classes} classes at {shape}"
+    fix = "use fewer --num-classes or a smaller --input (e.g. 3x224x224)"
+    check_fits(what, footprint(lambda: build(spec), (spec.in_chans, spec.img_size, spec.img_size)), fix)
+    with allocation_advice(f"building {what}", fix):
+        if seed is None:
+            return build(spec)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return build(spec)
 
 
 def build(spec: ModelSpec) -> nn.Module:

@@ -1,0 +1,140 @@
+"""Will a model fit? Its parameter and activation bytes, from the shapes alone, against the memory available.
+
+`create_model` builds the architecture once on PyTorch's meta device (shapes without storage) and runs one
+meta forward pass, so `--num-classes 100000000` or `--input 1x100000x100000` is refused with a sentence
+before anything is allocated, instead of an allocator traceback or the kernel's OOM killer. Allocator
+failures that still happen (batches, training) become one line of advice through `allocation_advice`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from edgesplit.errors import ModelError
+
+MEMINFO = Path("/proc/meminfo")
+CGROUP = Path("/sys/fs/cgroup")
+ALLOCATOR_FAILURES = ("can't allocate", "not enough memory", "out of memory")
+
+
+@dataclass(frozen=True)
+class Footprint:
+    """Bytes one sample needs: the weights (parameters and buffers), the input, and the largest activation."""
+
+    weights: int
+    input: int
+    largest_activation: int
+
+    @property
+    def total(self) -> int:
+        # A layer's input and output are alive together, beside the weights and the model's input.
+        return self.weights + self.input + 2 * self.largest_activation
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1024 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")
+
+
+def available_bytes() -> int | None:
+    """Memory this process can still allocate: MemAvailable, capped by a cgroup v2 limit; None if unknown."""
+    limits = [v for v in (_meminfo_available(), _cgroup_headroom()) if v is not None]
+    if limits:
+        return min(limits)
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _meminfo_available() -> int | None:
+    try:
+        for line in MEMINFO.read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def _cgroup_headroom() -> int | None:
+    try:
+        limit = (CGROUP / "memory.max").read_text().strip()
+        if limit == "max":
+            return None
+        return max(int(limit) - int((CGROUP / "memory.current").read_text().strip()), 0)
+    except (OSError, ValueError):
+        return None
+
+
+def footprint(build: Callable[[], nn.Module], input_shape: tuple[int, ...]) -> Footprint | None:
+    """The footprint of the model `build()` makes, for one input of `input_shape` (C, H, W), without storage.
+
+    Built and run on the meta device; None when the builder or the forward pass does not support it (then
+    no check is possible, and nothing is refused).
+    """
+    try:
+        with torch.random.fork_rng(devices=[]), torch.device("meta"):
+            model = build()
+        weights = sum(t.numel() * t.element_size() for t in (*model.parameters(), *model.buffers()))
+    except Exception:  # any builder may not support meta tensors; the check is best-effort
+        return None
+    example = torch.empty(1, *input_shape, device="meta")
+    largest = [0]
+
+    def record(module, inputs, output) -> None:
+        if isinstance(output, torch.Tensor):
+            largest[0] = max(largest[0], output.numel() * output.element_size())
+
+    hooks = [m.register_forward_hook(record) for m in model.modules()]
+    try:
+        with torch.no_grad():
+            model.eval()(example)
+    except Exception:  # a forward that fails on meta still gets its weights checked
+        largest[0] = 0
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return Footprint(weights, example.numel() * example.element_size(), largest[0])
+
+
+def check_fits(what: str, needs: Footprint | None, fix: str, available: int | None = None) -> None:
+    """ModelError naming the bytes `what` needs and the bytes available, when it cannot fit."""
+    available = available_bytes() if available is None else available
+    if needs is None or available is None or needs.total <= available:
+        return
+    parts = f"{human_bytes(needs.weights)} of weights"
+    if needs.largest_activation:
+        parts += f" and {human_bytes(needs.input + 2 * needs.largest_activation)} of activations for one image"
+    raise ModelError(f"{what} needs at least {human_bytes(needs.total)} of memory ({parts}), but this machine has "
+                     f"{human_bytes(available)} available: {fix}")
+
+
+def is_allocator_failure(exc: BaseException) -> bool:
+    """True for torch's out-of-memory errors (CPU allocator or CUDA) and MemoryError."""
+    if isinstance(exc, (MemoryError, torch.OutOfMemoryError)):
+        return True
+    return isinstance(exc, RuntimeError) and any(s in str(exc) for s in ALLOCATOR_FAILURES)
+
+
+@contextlib.contextmanager
+def allocation_advice(what: str, fix: str) -> Iterator[None]:
+    """Turn an allocator failure inside the block into a one-line ModelError: what ran out, and the fix."""
+    try:
+        yield
+    except Exception as exc:
+        if not is_allocator_failure(exc):
+            raise
+        available = available_bytes()
+        have = f" ({human_bytes(available)} available)" if available is not None else ""
+        raise ModelError(f"out of memory {what}{have}: {fix}") from None
