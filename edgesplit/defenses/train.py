@@ -15,12 +15,12 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader
 
 from edgesplit.defenses.apply import apply_defense, defended_cut
 from edgesplit.defenses.losses import SurrogateDecoder, information_bound, lipschitz_ratios
 from edgesplit.defenses.registry import get_defense
 from edgesplit.errors import DefenseError
+from edgesplit.models.training import every_sample_loader
 from edgesplit.progress import Progress, resolve
 
 
@@ -87,8 +87,7 @@ def _fine_tune(model, cut, name, params, head_blocks, train_set, config, epochs,
             hooks.append(target.register_forward_hook(
                 lambda _m, _i, out, i=i: captured.setdefault("blocks", {}).__setitem__(i, out)))
     gen = torch.Generator().manual_seed(config.seed)
-    loader = DataLoader(train_set, batch_size=config.batch_size, shuffle=True, generator=gen,
-                        drop_last=len(train_set) > config.batch_size)
+    loader = every_sample_loader(train_set, config.batch_size, shuffle=True, generator=gen)  # no image dropped
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=config.lr)
     decoder = decoder_opt = None
     history = []

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from edgesplit.errors import ModelError
+from edgesplit.models.memory import allocation_advice
 from edgesplit.progress import Progress, resolve
 
 OPTIMIZERS = ("adam", "sgd")
@@ -60,11 +62,13 @@ def train_classifier(model: nn.Module, train_set: Dataset, test_set: Dataset | N
     config = config or TrainConfig()
     if len(train_set) == 0:
         raise ModelError("training set is empty: check the data set, split and --limit")
+    if len(train_set) < 2:
+        raise ModelError("training set has 1 image: training needs at least 2 (BatchNorm statistics need 2 per "
+                         "batch); check the data set, split and --limit")
     progress = resolve(progress)
     torch.manual_seed(config.seed)
-    generator = torch.Generator().manual_seed(config.seed)
-    loader = DataLoader(train_set, batch_size=config.batch_size, shuffle=True, generator=generator,
-                        drop_last=len(train_set) > config.batch_size)
+    loader = every_sample_loader(train_set, config.batch_size, shuffle=True,
+                                 generator=torch.Generator().manual_seed(config.seed))
     model.to(device)
     params = [p for p in model.parameters() if p.requires_grad]
     if config.optimizer == "adam":
@@ -75,37 +79,76 @@ def train_classifier(model: nn.Module, train_set: Dataset, test_set: Dataset | N
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
     result = TrainResult(config)
     start = time.perf_counter()
-    for epoch in range(config.epochs):
-        model.train()
-        t0, seen, correct, loss_sum = time.perf_counter(), 0, 0, 0.0
-        with progress.task(f"epoch {epoch + 1}/{config.epochs}", total=len(loader)) as task:
-            for images, labels in loader:
-                images, labels = images.to(device), labels.to(device)
-                logits = model(images)
-                loss = F.cross_entropy(logits, labels, label_smoothing=config.label_smoothing)
-                if not torch.isfinite(loss):
-                    raise ModelError(f"training diverged (loss {loss.item()}) in epoch {epoch + 1}: "
-                                     f"lower --lr (now {config.lr})")
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
-                seen += len(labels)
-                loss_sum += loss.item() * len(labels)
-                correct += (logits.argmax(1) == labels).sum().item()
-                task.update(1, loss=loss.item())
-        if config.recalibrate_bn:
-            recalibrate_batchnorm(model, train_set, batch_size=max(config.batch_size, 128), device=device)
-        row = {"epoch": epoch + 1, "loss": loss_sum / seen, "train_acc": correct / seen}
-        if test_set is not None:
-            row["test_acc"] = evaluate(model, test_set, device=device)["accuracy"]
-        row["seconds"] = time.perf_counter() - t0
-        result.history.append(row)
-        progress.message(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
+    with allocation_advice(f"training at batch {config.batch_size}", "lower --batch-size or --img-size"):
+        for epoch in range(config.epochs):
+            t0 = time.perf_counter()
+            row = {"epoch": epoch + 1, **_train_one_epoch(model, loader, opt, sched, config, epoch, device, progress)}
+            if config.recalibrate_bn:
+                recalibrate_batchnorm(model, train_set, batch_size=max(config.batch_size, 128), device=device)
+            if test_set is not None:
+                row["test_acc"] = evaluate(model, test_set, device=device)["accuracy"]
+            row["seconds"] = time.perf_counter() - t0
+            result.history.append(row)
+            progress.message(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
+                                      for k, v in row.items()))
     result.seconds = time.perf_counter() - start
     result.test_accuracy = result.history[-1].get("test_acc")
     model.eval()
     return result
+
+
+def _train_one_epoch(model: nn.Module, loader: DataLoader, opt, sched, config: TrainConfig, epoch: int,
+                     device: str, progress: Progress) -> dict:
+    """One pass over every training sample; returns the epoch's mean loss and training accuracy."""
+    model.train()
+    seen, correct, loss_sum = 0, 0, 0.0
+    with progress.task(f"epoch {epoch + 1}/{config.epochs}", total=len(loader)) as task:
+        for images, labels in loader:
+            images, labels = images.to(device), labels.to(device)
+            logits = model(images)
+            loss = F.cross_entropy(logits, labels, label_smoothing=config.label_smoothing)
+            if not torch.isfinite(loss):
+                raise ModelError(f"training diverged (loss {loss.item()}) in epoch {epoch + 1}: "
+                                 f"lower --lr (now {config.lr})")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            seen += len(labels)
+            loss_sum += loss.item() * len(labels)
+            correct += (logits.argmax(1) == labels).sum().item()
+            task.update(1, loss=loss.item())
+    return {"loss": loss_sum / seen, "train_acc": correct / seen}
+
+
+class EverySampleBatches(Sampler[list[int]]):
+    """Batches that cover every sample once per pass (no drop_last), optionally shuffled.
+
+    A last batch of a single sample joins the batch before it: BatchNorm cannot normalise over one value
+    per channel in training mode, and dropping it would lose the sample.
+    """
+
+    def __init__(self, size: int, batch_size: int, shuffle: bool = False,
+                 generator: torch.Generator | None = None) -> None:
+        self.size, self.batch_size, self.shuffle, self.generator = size, batch_size, shuffle, generator
+
+    def __iter__(self) -> Iterator[list[int]]:
+        order = (torch.randperm(self.size, generator=self.generator) if self.shuffle
+                 else torch.arange(self.size)).tolist()
+        batches = [order[i:i + self.batch_size] for i in range(0, self.size, self.batch_size)]
+        if len(batches) > 1 and len(batches[-1]) == 1:
+            batches[-2].extend(batches.pop())
+        return iter(batches)
+
+    def __len__(self) -> int:
+        count = math.ceil(self.size / self.batch_size)
+        return count - 1 if count > 1 and self.size % self.batch_size == 1 else count
+
+
+def every_sample_loader(dataset: Dataset, batch_size: int, shuffle: bool = False,
+                        generator: torch.Generator | None = None) -> DataLoader:
+    """A DataLoader over every sample of `dataset` each pass, never with a batch of one (see EverySampleBatches)."""
+    return DataLoader(dataset, batch_sampler=EverySampleBatches(len(dataset), batch_size, shuffle, generator))
 
 
 @torch.no_grad()
@@ -125,7 +168,7 @@ def recalibrate_batchnorm(model: nn.Module, dataset: Dataset, batch_size: int = 
         m.momentum = None  # cumulative average over all batches
         m.train()
     try:
-        for images, _ in DataLoader(dataset, batch_size=batch_size, shuffle=False):
+        for images, _ in every_sample_loader(dataset, batch_size):
             model(images.to(device))
     finally:
         for m, momentum in zip(norms, momenta, strict=True):
