@@ -56,7 +56,11 @@ def cmd_train(args) -> int:
     from edgesplit.models.training import TrainConfig
     from edgesplit.progress import TqdmProgress
 
+    progress = TqdmProgress(disable=args.quiet)
     train_set, test_set = load_splits(args)
+    note = train_set.conversion_note(args.img_size is not None, args.channels is not None)
+    if note:
+        progress.message(note)
     info = train_set.info
     model = create_model(args.model, num_classes=info.num_classes, in_chans=info.channels, img_size=info.img_size,
                          seed=args.seed)
@@ -65,7 +69,7 @@ def cmd_train(args) -> int:
     print(f"training {args.model} on {info.name} ({len(train_set)} train / {len(test_set)} test images, "
           f"{info.channels}x{info.img_size}x{info.img_size}, {info.num_classes} classes)")
     result = train_classifier(model, train_set, test_set, config, device=args.device,
-                              progress=TqdmProgress(disable=args.quiet))
+                              progress=progress)
     out = Path(args.out)
     ckpt = save_checkpoint(model, out / "model.pt", metrics={"test_accuracy": result.test_accuracy})
     record = {"model": model.edgesplit_spec.to_dict(), "data": info.to_dict(), **result.to_dict()}

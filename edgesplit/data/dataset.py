@@ -77,6 +77,33 @@ class ImageDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         raise NotImplementedError
 
+    def native_shape(self) -> tuple[int, int, int] | None:
+        """(channels, height, width) of the stored images before conversion (the first one for files); None if
+        unknown."""
+        return None
+
+    def conversion_note(self, size_given: bool, channels_given: bool) -> str | None:
+        """One line saying how the images are converted by default, or None when nothing was chosen for the user.
+
+        `size_given` / `channels_given`: whether the caller chose the size / channel count itself (then
+        that conversion is theirs, not a default to point out).
+        """
+        native, info = self.native_shape(), self.info
+        if native is None:
+            return None
+        chosen = []
+        if not size_given and native[1:] != (info.img_size, info.img_size):
+            verb = "upscaled" if info.img_size > max(native[1:]) else "resized"
+            chosen.append(f"{verb} to {info.img_size} px (the data set's default; --img-size chooses)")
+        if not channels_given and native[0] != info.channels:
+            made = "made 3-channel" if info.channels == 3 else "made grayscale"
+            chosen.append(f"{made} (--channels chooses)")
+        if not chosen:
+            return None
+        kind = "gray" if native[0] == 1 else "color"
+        return (f"{info.name}: the images are {kind} {native[1]}x{native[2]}; {' and '.join(chosen)}: "
+                f"using {info.channels}x{info.img_size}x{info.img_size}")
+
     def tensors(self, progress: Progress | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """The whole split at once: (float32 N×C×H×W in [0, 1], int64 N labels), for fast batch work.
 
@@ -101,6 +128,9 @@ class ArrayImageDataset(ImageDataset):
         super().__init__(info, ids, labels)
         self.pixels = pixels
         self.scale = float(scale)
+
+    def native_shape(self) -> tuple[int, int, int] | None:
+        return tuple(int(d) for d in self.pixels.shape[1:4]) if self.pixels.ndim == 4 else None
 
     def _convert(self, start: int, stop: int) -> torch.Tensor:
         raw = torch.from_numpy(np.ascontiguousarray(self.pixels[start:stop])).to(torch.float32)

@@ -50,12 +50,42 @@ def _flatten(trees: list[dict[str, list[str]]], classes: list[str]) -> tuple[lis
     return files, np.asarray(labels, dtype=np.int64)
 
 
+def _loose_images(folder: Path) -> list[str]:
+    """Images lying directly in `folder` (not in a class sub-folder), sorted."""
+    return sorted(p.name for p in folder.iterdir() if p.is_file() and is_image(p.name) and not p.name.startswith("."))
+
+
+def _image_folders_beside(folder: Path) -> int:
+    """How many folders next to `folder` (itself included) hold images directly: the classes, had the user
+    passed the parent."""
+    try:
+        return sum(1 for d in folder.parent.iterdir() if d.is_dir() and _loose_images(d))
+    except OSError:
+        return 0
+
+
 def _scan(name: str, folder: Path, root: Path) -> dict[str, list[str]]:
+    try:
+        loose = _loose_images(folder)
+    except OSError as exc:
+        raise DataError(f"cannot read the data folder {folder} ({exc.strerror}): check its permissions") from None
+    if loose:
+        siblings = _image_folders_beside(folder)
+        fix = (f"pass its parent {folder.parent}, whose {siblings} folders of images would be the classes"
+               if folder == root and siblings >= 2 else "move the images into one folder per class")
+        raise DataError(f"{folder} holds {len(loose)} image(s) directly (e.g. {loose[0]}) instead of in class "
+                        f"sub-folders: data set '{name}' expects {root} to contain {EXPECTED[name]}; {fix}")
     tree = scan_classes(folder)
     if not tree:
         raise DataError(f"no images (.png .jpg .jpeg .bmp .gif .tif .tiff .webp) found under {folder}; "
                         f"data set '{name}' expects {root} to contain {EXPECTED[name]}")
     return tree
+
+
+def _require_classes(name: str, classes: list[str], root: Path) -> None:
+    if len(classes) < 2:
+        raise DataError(f"{root} has one class folder only ({classes[0]}): a classifier needs at least two; data "
+                        f"set '{name}' expects {root} to contain {EXPECTED[name]}")
 
 
 def select(name: str, root, split: str, seed: int, options: dict) -> Selection:
@@ -69,11 +99,13 @@ def select(name: str, root, split: str, seed: int, options: dict) -> Selection:
     if layout is None:
         tree = _scan(name, root, root)
         classes = list(tree)
+        _require_classes(name, classes, root)
         files, labels = _flatten([tree], classes)
         ids = pool_split(labels, split, seed)
     else:
         trees = {part: _scan(name, folder, root) for part, folder in layout.items()}
         classes = sorted({c for tree in trees.values() for c in tree})
+        _require_classes(name, classes, root)
         if split == "test":
             files, labels = _flatten([trees["test"]], classes)
             # The test folder is ordered by class; a seeded order keeps `limit` from taking one class only.

@@ -17,6 +17,7 @@ from edgesplit.data.transforms import convert
 from edgesplit.errors import DataError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+GRAY_MODES = ("1", "L", "LA", "I", "I;16", "F")  # PIL modes that hold one channel of intensity
 
 
 def is_image(name: str) -> bool:
@@ -72,6 +73,20 @@ class FileImageDataset(ImageDataset):
         self.files = list(files)
         self.native_channels = native_channels
         self.crop = crop
+
+    def native_shape(self) -> tuple[int, int, int] | None:
+        """The first file's channels (1 for gray modes) and its square crop's side, read from its header only."""
+        from PIL import Image
+
+        if not self.files:
+            return None
+        try:
+            with Image.open(self.files[0]) as img:
+                mode, (width, height) = img.mode, img.size
+        except (OSError, ValueError, SyntaxError):
+            return None
+        side = min(width, height) if self.crop is None else min(self.crop, width, height)
+        return (1 if mode in GRAY_MODES else 3), side, side
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         index = self._check_index(index)
