@@ -36,11 +36,12 @@ def register(sub) -> None:
     p = sub.add_parser("cuts", help="list a model's cut points with their costs", description=CUTS_HELP,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", help="zoo name ('edgesplit models') or any torchvision classifier name")
-    p.add_argument("--input", type=input_shape, default=(3, 32, 32), metavar="CxHxW",
-                   help="input shape per sample (default: 3x32x32)")
+    p.add_argument("--input", type=input_shape, default=None, metavar="CxHxW",
+                   help="input shape per sample (default: the checkpoint's, else 3x32x32)")
     p.add_argument("--granularity", choices=("block", "layer"), default="block")
     p.add_argument("--num-classes", type=int, default=None, help="classifier outputs (default 10)")
-    p.add_argument("--checkpoint", default=None, help="a checkpoint from 'edgesplit train' (sets the shape)")
+    p.add_argument("--checkpoint", default=None,
+                   help="a checkpoint from 'edgesplit train' (its shape and classes are the defaults)")
     p.add_argument("--cut", default=None, metavar="NAME",
                    help="show one cut and split the model there (checks tail(head(x)) == model(x))")
     p.add_argument("--json", action="store_true", help="print JSON (one object per cut) instead of a table")
@@ -76,10 +77,12 @@ def cmd_cuts(args) -> int:
     import torch
 
     from edgesplit.models import analyse, create_model
+    from edgesplit.progress import TqdmProgress
 
-    c, h, _ = args.input
+    c, h, _ = args.input or (None, None, None)  # None: the checkpoint's own shape (else 3x32x32)
     model = create_model(args.model, num_classes=args.num_classes, in_chans=c, img_size=h,
-                         checkpoint=args.checkpoint)
+                         checkpoint=args.checkpoint, progress=TqdmProgress(disable=args.json))
+    c, h = model.edgesplit_spec.in_chans, model.edgesplit_spec.img_size
     analysis = analyse(model, torch.zeros(1, c, h, h))
     if args.cut is not None:
         return _show_split(args, model, analysis, (c, h, h))
