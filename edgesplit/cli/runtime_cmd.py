@@ -91,19 +91,33 @@ def register_estimate(sub) -> None:
     p = sub.add_parser("estimate", help="roofline latency estimates per cut for a board not at hand",
                        description=ESTIMATE_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model")
-    p.add_argument("--input", type=input_shape, default=(3, 224, 224), metavar="CxHxW")
+    p.add_argument("--input", type=input_shape, default=None, metavar="CxHxW",
+                   help="input shape per sample (default: the checkpoint's, else 3x224x224)")
     p.add_argument("--device-profile", required=True, help="a profile from 'edgesplit devices'")
     p.add_argument("--precision", default="fp32,fp16,int8", help="comma list of fp32, fp16, int8")
     p.add_argument("--efficiency", type=float, default=0.5, help="fraction of peak assumed reachable (0-1]")
-    p.add_argument("--checkpoint", default=None)
+    p.add_argument("--checkpoint", default=None, help="a checkpoint from 'edgesplit train' (its shape is the default)")
     p.add_argument("--out", default=None, help="append rows (kind=estimate) to this JSON-lines file")
     p.set_defaults(func=cmd_estimate)
+
+
+def _estimate_input(args) -> tuple[int, int, int]:
+    """--input as given; else the checkpoint's own shape; else 3x224x224 (an explicit one that disagrees with
+    the checkpoint is refused when the model is built)."""
+    if args.input is not None:
+        return args.input
+    if args.checkpoint is not None:
+        from edgesplit.models.checkpoint import checkpoint_input_shape
+
+        return checkpoint_input_shape(args.checkpoint) or (3, 224, 224)
+    return 3, 224, 224
 
 
 def cmd_estimate(args) -> int:
     from edgesplit.runtime.estimates import estimate_cuts
     from edgesplit.runtime.results import append_row
 
+    args.input = _estimate_input(args)
     precisions = [p.strip() for p in args.precision.split(",") if p.strip()]
     rows = estimate_cuts(args.model, args.input, args.device_profile, precisions, args.checkpoint, args.efficiency)
     for row in rows:
