@@ -58,6 +58,9 @@ def register(sub) -> None:
     t.add_argument("--max-batch", type=int, default=32, help="largest batch the engine accepts")
     p.add_argument("--out", required=True, help="bundle folder to create")
     p.add_argument("--force", action="store_true", help="replace an existing bundle in --out")
+    p.add_argument("--sign-key", default=None, metavar="FILE",
+                   help="secret key file (16+ bytes, e.g. 'openssl rand -hex 32 > key'): sign the bundle with "
+                        "HMAC-SHA256 (signature.json); check it with 'bundle verify --verify-key FILE'")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_export)
 
@@ -67,6 +70,8 @@ def register(sub) -> None:
                         description="Recompute the sha256 of every file in BUNDLE and compare with manifest.json; "
                                     "exit 2 on any difference (tampered, truncated or incomplete bundle).")
     v.add_argument("bundle", help="bundle folder")
+    v.add_argument("--verify-key", "--sign-key", dest="verify_key", default=None, metavar="FILE",
+                   help="secret key file: also check the bundle's signature.json (refuses an unsigned bundle)")
     v.add_argument("--json", action="store_true")
     v.set_defaults(func=cmd_verify)
     from edgesplit.cli.runtime_cmd import register_bundle_actions
@@ -75,8 +80,12 @@ def register(sub) -> None:
 
 
 def cmd_export(args) -> int:
-    from edgesplit.export import ExportConfig, export_bundle
+    from edgesplit.export import ExportConfig
+    from edgesplit.export.bundle import read_key
+    from edgesplit.export.pipeline import export_bundle
     from edgesplit.progress import TqdmProgress
+
+    key = read_key(args.sign_key) if args.sign_key else None  # a bad key file fails before any work
 
     config = ExportConfig(
         model=args.model, cut=args.cut, precision=args.precision, checkpoint=args.checkpoint,
@@ -85,7 +94,8 @@ def cmd_export(args) -> int:
         calib_size=args.calib_size, calib_method=args.calib_method, calib_percentile=args.calib_percentile,
         eval_split=args.eval_split, eval_size=args.eval_size, seed=args.seed, trt_int8=args.trt_int8,
         trt_workspace_mb=args.trt_workspace_mb, max_batch=args.max_batch)
-    bundle = export_bundle(config, args.out, force=args.force, progress=TqdmProgress(disable=args.quiet))
+    bundle = export_bundle(config, args.out, force=args.force, progress=TqdmProgress(disable=args.quiet),
+                           sign_key=key)
     m = bundle.manifest
     fid = m["fidelity"]
     wire = m["wire"]
@@ -109,13 +119,18 @@ def cmd_export(args) -> int:
 
 
 def cmd_verify(args) -> int:
-    from edgesplit.export import verify_bundle
+    from edgesplit.export.bundle import key_id, read_key, verify_bundle
 
-    bundle = verify_bundle(args.bundle)
+    key = read_key(args.verify_key) if args.verify_key else None
+    bundle = verify_bundle(args.bundle, key)
     files = bundle.manifest["files"]
+    signed = key_id(key) if key else None
     if args.json:
-        print_json({"bundle": str(bundle.path), "ok": True, "sha256": bundle.sha256, "files": files})
+        print_json({"bundle": str(bundle.path), "ok": True, "sha256": bundle.sha256, "files": files,
+                    "signed_with_key": signed})
         return 0
-    print(f"{bundle.path}: OK ({len(files)} files match manifest.json; bundle sha256 {bundle.sha256[:16]}...)")
+    print(f"{bundle.path}: OK ({len(files)} files match manifest.json, which matches {bundle.onnx_path.name}'s "
+          f"inputs and outputs" + (f"; signature by key {signed} checked" if signed else "")
+          + f"; bundle sha256 {bundle.sha256[:16]}...)")
     print_table(["file", "bytes", "sha256"], [(n, r["bytes"], r["sha256"][:16] + "...") for n, r in files.items()])
     return 0

@@ -23,8 +23,10 @@ from edgesplit.progress import Progress, resolve
 
 
 def export_bundle(config: ExportConfig, out_dir: str | Path, force: bool = False,
-                  progress: Progress | None = None) -> Bundle:
-    """Export one head as a bundle folder; nothing is written to `out_dir` unless everything succeeded."""
+                  progress: Progress | None = None, sign_key: bytes | None = None) -> Bundle:
+    """Export one head as a bundle folder; nothing is written to `out_dir` unless everything succeeded.
+
+    With `sign_key` (`bundle.read_key`), the bundle carries signature.json (HMAC-SHA256 of its manifest)."""
     from edgesplit.models import create_model, split
 
     progress = resolve(progress)
@@ -101,7 +103,7 @@ def export_bundle(config: ExportConfig, out_dir: str | Path, force: bool = False
         stochastic = any(n.op_type.startswith("Random") for n in model_proto.graph.node)
         manifest = _manifest(config, spec, parts, shape, input_dtype, wire, scheme, calib_info, fidelity, engines,
                              int8=config.precision == "int8" or config.wire_format == "int8", stochastic=stochastic)
-        return write_bundle(out_dir, files, manifest, force=force)
+        return write_bundle(out_dir, files, manifest, force=force, sign_key=sign_key)
 
 
 def _load(config: ExportConfig, split: str, limit: int, shape) -> tuple[np.ndarray, dict]:
