@@ -35,6 +35,17 @@ def int_list(text: str) -> list[int]:
     return values
 
 
+def positive_int(text: str) -> int:
+    """An argparse type for counts and sizes that must be at least 1 (--batch-size, --limit...)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer (1 or more), got {text!r}")
+    return value
+
+
 def human(n: float, unit: str = "") -> str:
     for threshold, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
         if abs(n) >= threshold:

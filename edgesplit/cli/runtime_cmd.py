@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from edgesplit.cli.common import input_shape, int_list, print_table
+from edgesplit.cli.common import input_shape, int_list, positive_int, print_table
 
 PROFILE_HELP = """\
 Measure a bundle on this device (or on a board over ssh): latency percentiles per batch size,
@@ -46,6 +46,19 @@ def _device_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--checkpoint", default=None, help="for --backend torch: the checkpoint the bundle came from")
 
 
+def _verify_key_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--verify-key", default=None, metavar="FILE",
+                   help="secret key file: refuse the bundle unless it carries a signature made with this key "
+                        "(see 'edgesplit export --sign-key'); default: no signature check")
+
+
+def _bundle_for_running(args):
+    """The bundle, verified (hashes, manifest against graph) and, with --verify-key, its signature checked."""
+    from edgesplit.export.bundle import load_bundle, read_key
+
+    return load_bundle(args.bundle, key=read_key(args.verify_key) if args.verify_key else None)
+
+
 def register(sub, bundle_sub=None) -> None:
     p = sub.add_parser("profile", help="measure latency and memory of a bundle on this device or over ssh",
                        description=PROFILE_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -58,6 +71,7 @@ def register(sub, bundle_sub=None) -> None:
     p.add_argument("--json", action="store_true", help="print the rows as JSON")
     p.add_argument("--quiet", action="store_true")
     _device_arguments(p)
+    _verify_key_argument(p)
     p.set_defaults(func=cmd_profile)
 
     p = sub.add_parser("emit", help="save the exact features a bundle sends for a data split",
@@ -68,10 +82,12 @@ def register(sub, bundle_sub=None) -> None:
     p.add_argument("--split", default="attack", choices=("train", "test", "attack"))
     p.add_argument("--limit", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--out", required=True, help="FeatureFile to write (.npz)")
+    p.add_argument("--batch-size", type=positive_int, default=64, help="images per head call (default 64)")
+    p.add_argument("--out", required=True, help="FeatureFile to write (a new .npz file)")
+    p.add_argument("--force", action="store_true", help="replace an existing --out file")
     p.add_argument("--quiet", action="store_true")
     _device_arguments(p)
+    _verify_key_argument(p)
     p.set_defaults(func=cmd_emit)
 
 
@@ -138,6 +154,8 @@ def register_bundle_actions(bsub) -> None:
                                     "'edgesplit bundle unpack' or let profile/emit --device do it).")
     p.add_argument("bundle")
     p.add_argument("--out", required=True, help="archive path (.tar.gz)")
+    p.add_argument("--sign-key", default=None, metavar="FILE",
+                   help="secret key file: put an HMAC-SHA256 signature.json made with it into the archive")
     p.set_defaults(func=cmd_pack)
     p = bsub.add_parser("unpack", help="extract a packed bundle safely and verify it",
                         description="Extract ARCHIVE into --out, refusing absolute paths, '..' and links, "
@@ -145,6 +163,8 @@ def register_bundle_actions(bsub) -> None:
     p.add_argument("archive")
     p.add_argument("--out", required=True, help="bundle folder to create")
     p.add_argument("--force", action="store_true")
+    p.add_argument("--verify-key", default=None, metavar="FILE",
+                   help="secret key file: refuse the archive unless its bundle is signed with this key")
     p.set_defaults(func=cmd_unpack)
     p = bsub.add_parser("engine", help="on the board: build a TensorRT engine for this GPU into the bundle",
                         description="Build a TensorRT engine from BUNDLE's head.onnx on this machine's GPU and add "
@@ -190,15 +210,16 @@ def cmd_profile(args) -> int:
         if args.out:
             append_row(args.out, row)
 
+    bundle = _bundle_for_running(args)
     if args.device == "local":
         from edgesplit.runtime.profile import profile_bundle
 
-        rows = profile_bundle(args.bundle, args.backend, args.batch, timing, args.threads, args.checkpoint,
+        rows = profile_bundle(bundle, args.backend, args.batch, timing, args.threads, args.checkpoint,
                               progress=TqdmProgress(disable=args.quiet), on_row=keep)
     else:
         from edgesplit.runtime.remote_jobs import profile_remote
 
-        rows = profile_remote(_remote(args), args.bundle, args.backend, args.batch, timing, args.threads)
+        rows = profile_remote(_remote(args), bundle, args.backend, args.batch, timing, args.threads)
         for row in rows:
             keep(row)
     if args.json:
@@ -227,19 +248,20 @@ def cmd_profile(args) -> int:
 
 def cmd_emit(args) -> int:
     from edgesplit.progress import TqdmProgress
+    from edgesplit.runtime.featurefile import check_feature_path
 
+    check_feature_path(args.out, args.force)  # before any work: never overwrite a file by mistake
+    bundle = _bundle_for_running(args)
     if args.device == "local":
         from edgesplit.runtime.emit import emit_split
 
-        ff = emit_split(args.bundle, args.data, args.split, args.limit, args.data_root, args.seed, args.backend,
+        ff = emit_split(bundle, args.data, args.split, args.limit, args.data_root, args.seed, args.backend,
                         args.batch_size, args.threads, args.checkpoint, progress=TqdmProgress(disable=args.quiet))
         ff.save(args.out)
     else:
-        from edgesplit.export.bundle import load_bundle
         from edgesplit.runtime.emit import split_inputs
         from edgesplit.runtime.remote_jobs import emit_remote
 
-        bundle = load_bundle(args.bundle)
         images, ids, data = split_inputs(bundle, args.data, args.split, args.limit, args.data_root, args.seed)
         ff = emit_remote(_remote(args), bundle.path, images, ids, data, args.out, args.backend, args.batch_size,
                          args.threads)
@@ -251,16 +273,20 @@ def cmd_emit(args) -> int:
 
 
 def cmd_pack(args) -> int:
+    from edgesplit.export.bundle import key_id, read_key
     from edgesplit.runtime.pack import pack_bundle
 
-    path = pack_bundle(args.bundle, args.out)
-    print(f"wrote {path} ({path.stat().st_size} bytes)")
+    key = read_key(args.sign_key) if args.sign_key else None
+    path = pack_bundle(args.bundle, args.out, sign_key=key)
+    print(f"wrote {path} ({path.stat().st_size} bytes" + (f", signed with key {key_id(key)})" if key else ")"))
     return 0
 
 
 def cmd_unpack(args) -> int:
+    from edgesplit.export.bundle import read_key
     from edgesplit.runtime.pack import unpack_bundle
 
-    path = unpack_bundle(args.archive, args.out, force=args.force)
+    key = read_key(args.verify_key) if args.verify_key else None
+    path = unpack_bundle(args.archive, args.out, force=args.force, key=key)
     print(f"unpacked and verified {path}")
     return 0

@@ -11,22 +11,29 @@ from edgesplit.progress import Progress, resolve
 from edgesplit.runtime.backends import get_backend
 from edgesplit.runtime.environment import environment
 from edgesplit.runtime.measurement import measurement_row
+from edgesplit.runtime.memory import check_batch_fits, out_of_memory_advice
 from edgesplit.runtime.timing import TimingConfig, time_backend
 
 
 def profile_bundle(bundle_path, backend: str = "ort", batches=(1,), timing: TimingConfig | None = None,
                    threads: int | None = None, checkpoint: str | None = None, progress: Progress | None = None,
                    on_row: Callable[[dict], None] | None = None) -> list[dict]:
-    """Verify the bundle, then for each batch: load, time, measure memory; `on_row` gets each row at once."""
+    """Verify the bundle, then for each batch: load, time, measure memory; `on_row` gets each row at once.
+
+    Every batch's input and output must fit in the memory available before the first is run; an allocator
+    failure while running one (the head's activations) is a BackendError with the fix."""
     from edgesplit.devices.samplers import NvmlSampler, RssSampler, TegrastatsSampler
 
     timing = timing or TimingConfig()
     bundle = load_bundle(bundle_path)  # refuses a bundle whose files do not match
     env = environment()
     shape = tuple(bundle.input["shape"][1:])
+    for batch in batches:
+        check_batch_fits(bundle, batch)
     rows = []
     for batch in batches:
-        images = np.random.default_rng(0).random((batch, *shape), dtype=np.float32)
+        with out_of_memory_advice(batch):
+            images = np.random.default_rng(0).random((batch, *shape), dtype=np.float32)
         samplers = [RssSampler()]
         if NvmlSampler.available():
             samplers.append(NvmlSampler())
@@ -36,7 +43,7 @@ def profile_bundle(bundle_path, backend: str = "ort", batches=(1,), timing: Timi
             s.__enter__()
         try:
             runner = get_backend(backend, threads, checkpoint=checkpoint)
-            with runner:
+            with runner, out_of_memory_advice(batch):
                 runner.load(bundle)
                 samples = time_backend(runner, images, timing, progress)
                 info, device_memory = runner.info(), runner.memory()
