@@ -167,18 +167,18 @@ def test_every_command_that_loads_a_checkpoint_refuses_a_malformed_one(command, 
 # ----------------------------------------------------------------------------- item 12: sizes vs memory
 
 
-@pytest.mark.parametrize("argv, expected", [
-    (["cuts", "resnet18", "--num-classes", "100000000"], "of weights"),
-    (["cuts", "resnet18", "--input", "1x1000000x1000000"], "of activations for one image"),
-    (["export", "resnet18", "--cut", "layer1", "--num-classes", "100000000"], "of weights"),
-    (["estimate", "resnet18", "--input", "3x1000000x1000000", "--device-profile", PROFILE], "activations"),
+@pytest.mark.parametrize("argv, expected, fix", [
+    (["cuts", "resnet18", "--num-classes", "100000000"], "191.1 GB of weights", "use fewer --num-classes"),
+    (["cuts", "resnet18", "--input", "1x1000000x1000000"], "of activations for one image", "a smaller --input"),
+    (["export", "resnet18", "--cut", "layer1", "--num-classes", "100000000"], "of weights", "--num-classes"),
+    (["estimate", "resnet18", "--input", "3x1000000x1000000", "--device-profile", PROFILE], "activations",
+     "a smaller --input"),
 ])
-def test_a_model_too_big_for_memory_is_refused_before_allocating(argv, expected, capsys, tmp_path):
+def test_a_model_too_big_for_memory_is_refused_before_allocating(argv, expected, fix, capsys, tmp_path):
     if argv[0] == "export":
         argv = [*argv, "--out", str(tmp_path / "b")]
     line = run_error(capsys, *argv)
-    assert "needs at least" in line and "available" in line and expected in line
-    assert "--num-classes" in line and "--input" in line  # the fix
+    assert "needs at least" in line and "available:" in line and expected in line and fix in line
 
 
 def test_footprint_counts_weights_and_activations_without_allocating():

@@ -162,9 +162,12 @@ def _build_within_memory(spec: ModelSpec, seed: int | None) -> nn.Module:
 
     shape = f"{spec.in_chans}x{spec.img_size}x{spec.img_size}"
     what = f"model {spec.name!r} with {spec.num_classes} classes at {shape}"
-    fix = "use fewer --num-classes or a smaller --input (e.g. 3x224x224)"
-    check_fits(what, footprint(lambda: build(spec), (spec.in_chans, spec.img_size, spec.img_size)), fix)
-    with allocation_advice(f"building {what}", fix):
+    needs = footprint(lambda: build(spec), (spec.in_chans, spec.img_size, spec.img_size))
+    by_weights = needs is not None and needs.weights >= needs.total - needs.weights
+    fix = ("use fewer --num-classes or a smaller --input" if by_weights
+           else "use a smaller --input (e.g. 3x224x224)")
+    check_fits(what, needs, fix)
+    with allocation_advice(f"building {what}", "use fewer --num-classes or a smaller --input"):
         if seed is None:
             return build(spec)
         with torch.random.fork_rng(devices=[]):
