@@ -261,6 +261,16 @@ def test_a_rehashed_manifest_that_disagrees_with_the_graph_is_refused(bundle, ca
         profile_bundle(bundle, "ort", [1], FAST)  # every loader checks it
 
 
+def test_a_device_without_the_onnx_package_still_checks_the_manifest_against_the_graph(bundle, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "onnx", None)  # import onnx -> ImportError: onnxruntime reads the graph
+    assert verify_bundle(bundle)
+    rehash(bundle, lambda m: m["output"].update(shape=[None, 64, 8, 8]))
+    with pytest.raises(BundleError, match="manifest says output shape"):
+        verify_bundle(bundle)
+
+
 # --- 21: unpack verifies before anything reaches --out -------------------------------------------------------
 def tampered_archive(bundle_dir, path):
     """A packed bundle whose head.onnx has one byte flipped (the manifest still has the old hash)."""

@@ -152,11 +152,14 @@ def load_bundle(path: str | os.PathLike | Bundle, verify: bool = True, key: byte
 
 
 # the manifest against the graph ------------------------------------------------------------------------------
-def graph_io(onnx_path: str | os.PathLike) -> tuple[list[dict], list[dict]]:
+def graph_io(onnx_path: str | os.PathLike) -> tuple[list[dict], list[dict]] | None:
     """The graph's (inputs, outputs) as {name, shape, dtype}: shape None where undeclared, a dim None where
-    dynamic. Reads the graph only (external weights are not loaded)."""
-    import onnx
-
+    dynamic. Read with onnx (the graph only, external weights not loaded); on a device without onnx, with
+    onnxruntime; None where neither is installed (a TensorRT-only board: the file hashes still hold)."""
+    try:
+        import onnx
+    except ImportError:
+        return _graph_io_onnxruntime(onnx_path)
     try:
         model = onnx.load(str(onnx_path), load_external_data=False)
     except Exception as exc:  # protobuf DecodeError, OSError: a file that is not an ONNX model
@@ -179,6 +182,30 @@ def _io_record(value_info) -> dict:
     except (KeyError, ValueError, TypeError):
         dtype = f"ONNX element type {tensor.elem_type}"
     return {"name": value_info.name, "shape": shape, "dtype": dtype}
+
+
+_ORT_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(uint8)": "uint8",
+              "tensor(int8)": "int8"}
+
+
+def _graph_io_onnxruntime(onnx_path) -> tuple[list[dict], list[dict]] | None:
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return None
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    try:
+        session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime's Fail, InvalidGraph...
+        raise BundleError(f"{onnx_path} cannot be opened by onnxruntime ({type(exc).__name__}): re-export the "
+                          f"bundle") from None
+
+    def record(arg) -> dict:
+        shape = None if arg.shape is None else [d if isinstance(d, int) else None for d in arg.shape]
+        return {"name": arg.name, "shape": shape, "dtype": _ORT_TYPES.get(arg.type, arg.type)}
+
+    return [record(a) for a in session.get_inputs()], [record(a) for a in session.get_outputs()]
 
 
 def _shape_mismatch(declared, actual: list | None) -> bool:
@@ -209,8 +236,10 @@ def check_manifest_against_graph(path: str | os.PathLike, manifest: dict) -> Non
     """The manifest's input, output and wire records must describe head.onnx's declared I/O: a manifest edited
     and re-hashed so that it lies about a shape or dtype is refused, naming the first difference."""
     path = Path(path)
-    inputs, outputs = graph_io(path / HEAD)
-    for role, declared in (("input", inputs), ("output", outputs)):
+    io = graph_io(path / HEAD)
+    if io is None:  # neither onnx nor onnxruntime here: nothing can read the graph
+        return
+    for role, declared in zip(("input", "output"), io, strict=True):
         _check_io_record(path, role, manifest.get(role), declared)
     wire, out_dtype = manifest.get("wire"), manifest["output"]["dtype"]
     wire_dtype = wire.get("dtype") if isinstance(wire, dict) else None
