@@ -14,64 +14,149 @@ import datetime as dt
 import json
 import os
 import time
+from collections import Counter
 from functools import partial
 from pathlib import Path
 
+from edgesplit.atomic import temporary_name, write_text_atomic
+from edgesplit.bench.clock import StepClock
+from edgesplit.bench.lock import folder_lock
 from edgesplit.bench.spec import ModelEntry, SweepSpec
-from edgesplit.bench.store import ResultsStore
+from edgesplit.bench.store import ResultsStore, failed_steps, step_label
 from edgesplit.errors import BenchError, EdgesplitError
 from edgesplit.progress import Progress, resolve
 
 RESULTS = "results.jsonl"
+FOLDERS = ("models", "defended", "bundles", "features", "audits")
 
 
 def run_sweep(spec: SweepSpec, out_dir: str | Path, fresh: bool = False, append: bool = False,
               progress: Progress | None = None) -> Path:
-    """Run (or resume) the sweep into `out_dir`; returns the results file."""
+    """Run (or resume) the sweep into `out_dir`; returns the results file.
+
+    Before any step: OUT must be writable, no other sweep may hold it (`lock.folder_lock`), and every model
+    and cut of the spec must resolve.
+    """
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    results = out / RESULTS
-    if fresh and results.exists():
-        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        results.rename(out / f"results.{stamp}.jsonl")  # kept aside, never deleted
-    store = ResultsStore(results, spec.sha256, append=append)
-    _write_json(out / "spec.json", {"sha256": spec.sha256, "spec": spec.to_dict()})
-    runner = _Sweep(spec, out, store, resolve(progress))
-    for model in spec.models:
-        runner.model(model)
+    progress = resolve(progress)
+    check_writable(out)
+    with folder_lock(out, progress):
+        results = out / RESULTS
+        if fresh and results.exists():
+            stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+            results.rename(out / f"results.{stamp}.jsonl")  # kept aside, never deleted
+        store = ResultsStore(results, spec.sha256, append=append)
+        cuts = {entry.name: _resolve_cuts(entry, spec) for entry in spec.models}
+        write_text_atomic(out / "spec.json", json.dumps({"sha256": spec.sha256, "spec": spec.to_dict()}, indent=2)
+                          + "\n")
+        runner = _Sweep(spec, out, store, progress, cuts)
+        progress.message(runner.opening())
+        for model in spec.models:
+            runner.model(model)
+        progress.message(runner.closing())
     return results
 
 
-def _write_json(path: Path, obj) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    os.replace(tmp, path)
+def check_writable(out: Path) -> None:
+    """Create OUT and prove that files can be written in it (and in the step folders already there)."""
+    if out.exists() and not out.is_dir():
+        raise BenchError(f"--out {out} is a file, not a folder: choose a folder for the sweep")
+    for folder in (out, *(out / name for name in FOLDERS if (out / name).is_dir())):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            probe = temporary_name(folder / "write-test")
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            raise BenchError(f"cannot write in {folder} ({exc.strerror or exc}): choose a writable --out, "
+                             f"or fix the folder's permissions") from None
+
+
+def _resolve_cuts(entry: ModelEntry, spec: SweepSpec) -> list[str]:
+    """The cut names of one model, resolved before any step runs (a typo stops the sweep before the work)."""
+    import torch
+
+    from edgesplit.models import analyse, create_model
+
+    if entry.checkpoint is not None and not Path(entry.checkpoint).is_file():
+        raise BenchError(f"model {entry.name}: checkpoint {entry.checkpoint} does not exist: fix the path in the "
+                         f"spec, or use train_epochs instead")
+    c, h, _ = entry.input_shape
+    num_classes = None if entry.checkpoint else 10  # the cut points do not depend on the class count
+    model = create_model(entry.name, num_classes=num_classes, in_chans=None if entry.checkpoint else c,
+                         img_size=None if entry.checkpoint else h, checkpoint=entry.checkpoint, seed=spec.data.seed)
+    analysis = analyse(model, torch.zeros(1, c, h, h))
+    cuts = analysis.blocks if entry.cuts == "blocks" else [analysis.resolve(n) for n in entry.cuts]
+    if not cuts:
+        raise BenchError(f"model {entry.name} has no block cuts: list cuts = [...] in the spec")
+    return [cut.name for cut in cuts]
+
+
+def _per_precision(spec: SweepSpec) -> Counter:
+    """The steps one cut x precision runs: export, profile per backend x device, emit and the audits."""
+    steps = Counter(export=1, profile=len(spec.devices) * len(spec.backends))
+    if spec.audit:
+        steps.update(emit=1, audit=len(spec.decoders))
+    return steps
+
+
+def _times(steps: Counter, n: int) -> Counter:
+    return Counter({k: v * n for k, v in steps.items()})
+
+
+def planned_steps(spec: SweepSpec, entry: ModelEntry, cuts: int) -> Counter:
+    """How many steps of each kind the sweep of one model with `cuts` cuts runs."""
+    steps = Counter(train=int(entry.checkpoint is None and entry.train_epochs > 0), tail=cuts + 1,
+                    estimate=len(spec.estimate) * cuts * len(spec.precisions), defend=cuts * len(spec.defenses))
+    return steps + _times(_per_precision(spec), cuts * (1 + len(spec.defenses)) * len(spec.precisions))
 
 
 class _Sweep:
-    def __init__(self, spec: SweepSpec, out: Path, store: ResultsStore, progress: Progress) -> None:
-        self.spec, self.out, self.store, self.progress = spec, out, store, progress
+    def __init__(self, spec: SweepSpec, out: Path, store: ResultsStore, progress: Progress,
+                 cuts: dict[str, list[str]]) -> None:
+        self.spec, self.out, self.store, self.progress, self.cuts = spec, out, store, progress, cuts
         self.decoders: dict = {}  # FP32 decoders, reused as the transfer attacker of the other precisions
+        planned = sum((planned_steps(spec, m, len(cuts[m.name])) for m in spec.models), Counter())
+        self.clock = StepClock(planned, store.rows, spec.sha256)
+        self._digests: dict[tuple, str] = {}
+
+    def opening(self) -> str:
+        kept = sum(self.clock.finished_before.values())
+        return (f"sweep into {self.out}: {self.clock.total} steps" + (f", {kept} finished earlier (kept unless "
+                f"their inputs changed)" if kept else "") + f"; {self.clock.time_left()}")
+
+    def closing(self) -> str:
+        failed = len(failed_steps(self.store.rows, self.spec.sha256))
+        return (f"sweep done in {self.clock.elapsed()}: {self.clock.ran} steps run, {self.clock.reused} kept from "
+                f"earlier runs, {failed} failed")
 
     # one step -------------------------------------------------------------------------------------------
-    def step(self, fn, valid=None, **key) -> dict | None:
+    def step(self, fn, valid=None, inputs: dict | None = None, **key) -> dict | None:
         """Run `fn()` (returning the row's fields) unless this step is done; record ok / skipped / failed.
 
-        `valid(row)` says whether what a finished step produced is still there (a deleted bundle is rebuilt).
+        A finished row is kept only when it was made from the same `inputs` (name -> sha256 of the files the
+        step reads: a re-exported bundle redoes every step that used it) and `valid(row)` says what it
+        produced is still there (a deleted bundle is rebuilt). The row records its inputs.
         """
+        inputs = inputs or {}
         done = self.store.find(**key)
-        if done is not None and (valid is None or done["status"] != "ok" or valid(done)):
+        if (done is not None and done["status"] in ("ok", "skipped") and done.get("inputs", {}) == inputs
+                and (valid is None or done["status"] != "ok" or valid(done))):
+            self.clock.reached(key["step"], None)
             return done
-        label = " ".join(str(v) for k, v in key.items() if v is not None)
+        label = step_label(key)
         start = time.perf_counter()
         try:
             fields = fn()
             status = fields.pop("status", "ok")
         except (EdgesplitError, OSError) as exc:
             fields, status = {"reason": str(exc)}, "failed"
-        row = self.store.append({**key, **fields, "status": status, "seconds": time.perf_counter() - start})
+        row = self.store.append({**key, **fields, "inputs": inputs, "status": status,
+                                 "seconds": time.perf_counter() - start})
+        self.clock.reached(key["step"], row["seconds"])
         note = f" ({row['reason']})" if status != "ok" and row.get("reason") else ""
-        self.progress.message(f"{label}: {status} in {row['seconds']:.1f} s{note}")
+        self.progress.message(f"{self.clock.position()}: {label}: {status} in {row['seconds']:.1f} s{note}; "
+                              f"{self.clock.time_left()}")
         return row if status in ("ok", "skipped") else None
 
     def _exists(self, *fields_or_file):
@@ -85,6 +170,25 @@ class _Sweep:
 
         return check
 
+    def _bundle_unchanged(self, row: dict) -> bool:
+        """An export row still describes the bundle on disk (not deleted, not replaced by another export)."""
+        manifest = self.out / row["bundle"] / "manifest.json"
+        return manifest.is_file() and self.digest(manifest) == row.get("bundle_sha256")
+
+    def digest(self, path: Path) -> str:
+        """sha256 of a file, computed once per version of it (size and modification time)."""
+        from edgesplit.export.bundle import sha256_file
+
+        st = path.stat()
+        key = (str(path), st.st_size, st.st_mtime_ns)
+        if key not in self._digests:
+            self._digests[key] = sha256_file(path)
+        return self._digests[key]
+
+    def inputs(self, **paths) -> dict:
+        """{name: sha256} of the files a step reads (None: not used by this step)."""
+        return {name: self.digest(Path(path)) for name, path in paths.items() if path is not None}
+
     def rel(self, path: Path) -> str:
         return os.path.relpath(path, self.out)
 
@@ -95,64 +199,82 @@ class _Sweep:
         from edgesplit.models import analyse, create_model
 
         c, h, _ = entry.input_shape
+        cut_names = self.cuts[entry.name]
         checkpoint = entry.checkpoint
         if checkpoint is None and entry.train_epochs > 0:
             row = self.step(partial(self._train, entry), valid=self._exists("checkpoint"), step="train",
                             model=entry.name)
             if row is None:
+                self.clock.passed_over(planned_steps(self.spec, entry, len(cut_names)) - Counter(train=1))
                 return
             checkpoint = str(self.out / row["checkpoint"])
         num_classes = None if checkpoint else self._data_info(entry).num_classes
         model = create_model(entry.name, num_classes=num_classes, in_chans=None if checkpoint else c,
                              img_size=None if checkpoint else h, checkpoint=checkpoint, seed=self.spec.data.seed)
         analysis = analyse(model, torch.zeros(1, c, h, h))
-        cuts = analysis.blocks if entry.cuts == "blocks" else [analysis.resolve(n) for n in entry.cuts]
-        if not cuts:
-            raise BenchError(f"model {entry.name} has no block cuts: list cuts = [...] in the spec")
+        cuts = [analysis.resolve(n) for n in cut_names]
         weights = "checkpoint" if checkpoint else f"random-init (seed {self.spec.data.seed})"
-        self.step(partial(self._tail, model, None, entry), step="tail", model=entry.name, cut="input")
+        uses = self.inputs(checkpoint=checkpoint)
+        self.step(partial(self._tail, model, None, entry), inputs=uses, step="tail", model=entry.name, cut="input")
         for cut in cuts:
-            self.step(partial(self._tail, model, cut, entry), step="tail", model=entry.name, cut=cut.name)
+            self.step(partial(self._tail, model, cut, entry), inputs=uses, step="tail", model=entry.name,
+                      cut=cut.name)
         for profile in self.spec.estimate:
-            self._estimates(entry, checkpoint, profile, [c.name for c in cuts])
+            self._estimates(entry, checkpoint, profile, cut_names)
         for cut in cuts:
             self._unit(entry, checkpoint, cut.name, cut.name, None, weights)
             for defense in self.spec.defenses:
                 row = self.step(partial(self._defend, entry, checkpoint, cut.name, defense),
-                                valid=self._exists("checkpoint"), step="defend", model=entry.name, cut=cut.name,
-                                defense=defense.label)
-                if row is not None:
-                    self._unit(entry, str(self.out / row["checkpoint"]), cut.name, row["defended_cut"],
-                               defense.label, f"defended checkpoint ({defense.label})")
+                                valid=self._exists("checkpoint"), inputs=uses, step="defend", model=entry.name,
+                                cut=cut.name, defense=defense.label)
+                if row is None:
+                    self.clock.passed_over(_times(_per_precision(self.spec), len(self.spec.precisions)))
+                    continue
+                self._unit(entry, str(self.out / row["checkpoint"]), cut.name, row["defended_cut"],
+                           defense.label, f"defended checkpoint ({defense.label})")
 
     def _unit(self, entry: ModelEntry, checkpoint, cut: str, export_cut: str, defense: str | None, weights: str):
-        """Export -> profile -> emit -> audit of one cut (of the undefended model, or of one defense)."""
+        """Export -> profile -> emit -> audit of one cut (of the undefended model, or of one defense).
+
+        Each step names the sha256 of what it reads (checkpoint, bundle, feature files) as its inputs, so a
+        changed input redoes every step downstream of it.
+        """
         fp32_attack = previous_attack = None
         tag = "" if defense is None else f"-{_slug(defense)}"
+        per_precision = _per_precision(self.spec)
         for precision in self.spec.ordered_precisions:
             key = dict(model=entry.name, cut=cut, precision=precision, defense=defense)
             bundle = self.step(partial(self._export, entry, checkpoint, export_cut, precision, weights, tag),
-                               valid=self._exists("bundle", "manifest.json"), step="export", **key)
+                               valid=self._bundle_unchanged, inputs=self.inputs(checkpoint=checkpoint),
+                               step="export", **key)
             if bundle is None:
+                self.clock.passed_over(per_precision - Counter(export=1))
                 continue
             bundle_dir = self.out / bundle["bundle"]
+            uses = self.inputs(bundle=bundle_dir / "manifest.json")
             for device in self.spec.devices:
                 for backend in self.spec.backends:
                     self.step(partial(self._profile, bundle_dir, backend, device, precision, checkpoint),
-                              step="profile", backend=backend, device=device, **key)
+                              inputs=uses, step="profile", backend=backend, device=device, **key)
             if not self.spec.audit:
                 continue
             emitted = self.step(partial(self._emit, bundle_dir, entry, cut + tag, precision),
-                                valid=self._exists("attack_features", "test_features"), step="emit",
+                                valid=self._exists("attack_features", "test_features"), inputs=uses, step="emit",
                                 backend="ort", device="local", **key)
             if emitted is None:
+                self.clock.passed_over(Counter(audit=per_precision["audit"]))
                 continue
+            attack, test = self.out / emitted["attack_features"], self.out / emitted["test_features"]
             if precision == "fp32":
-                fp32_attack = self.out / emitted["attack_features"]
+                fp32_attack = attack
+            transfer = fp32_attack if precision != "fp32" else None
+            audit_uses = {**uses, **self.inputs(attack_features=attack, test_features=test,
+                                                transfer_features=transfer, start_features=previous_attack)}
             for decoder in self.spec.decoders:
                 self.step(partial(self._audit, bundle_dir, emitted, decoder, fp32_attack, previous_attack, entry,
-                                  cut + tag, precision), step="audit", decoder=decoder, **key)
-            previous_attack = self.out / emitted["attack_features"]  # the next precision's decoders start here
+                                  cut + tag, precision), valid=self._exists("audit"), inputs=audit_uses,
+                          step="audit", decoder=decoder, **key)
+            previous_attack = attack  # the next precision's decoders start here
 
     def _data_info(self, entry: ModelEntry):
         from edgesplit.data import load_dataset
@@ -177,23 +299,23 @@ class _Sweep:
         return time_tail(model, cut, entry.input_shape, self.spec.profile, self.progress)
 
     def _estimates(self, entry: ModelEntry, checkpoint, profile: str, cut_names: list[str]) -> None:
+        """One estimate row per cut x precision on board `profile` (one roofline pass serves them all)."""
         from edgesplit.runtime.estimates import estimate_cuts
 
-        device = f"estimate:{profile}"
-        if all(self.store.done(step="estimate", model=entry.name, cut=n, precision=p, device=device)
-               for n in cut_names for p in self.spec.precisions):
-            return
-        try:
-            rows = estimate_cuts(entry.name, entry.input_shape, profile, self.spec.precisions, checkpoint)
-        except EdgesplitError as exc:
-            self.store.append({"step": "estimate", "model": entry.name, "device": device, "status": "failed",
-                               "reason": str(exc)})
-            return
-        for r in rows:
-            if r["cut"] in cut_names:
-                fields = {"latency_ms": r["latency_ms"]["estimate"], "kind": "estimate",
-                          "payload_bytes": r["payload_bytes_per_sample"], "estimate": r}
-                self.step(partial(dict, fields), step="estimate", model=entry.name, cut=r["cut"], precision=r["precision"], device=device)
+        device, uses = f"estimate:{profile}", self.inputs(checkpoint=checkpoint)
+        keys = [dict(step="estimate", model=entry.name, cut=n, precision=p, device=device)
+                for n in cut_names for p in self.spec.precisions]
+        if all(self.store.done(**k) and self.store.find(**k).get("inputs", {}) == uses for k in keys):
+            rows, error = [], None  # every row is kept: step() only counts them
+        else:
+            try:
+                rows, error = estimate_cuts(entry.name, entry.input_shape, profile, self.spec.precisions,
+                                            checkpoint), None
+            except EdgesplitError as exc:
+                rows, error = [], exc
+        by_key = {(r["cut"], r["precision"]): r for r in rows}
+        for k in keys:
+            self.step(partial(_estimate_fields, by_key.get((k["cut"], k["precision"])), error), inputs=uses, **k)
 
     def _defend(self, entry: ModelEntry, checkpoint, cut: str, defense) -> dict:
         from edgesplit.bench.targets import load_splits
@@ -289,6 +411,15 @@ class _Sweep:
                        start_features=load_features(previous_attack) if previous_attack is not None else None)
         path = write_result(result, folder)
         return {"audit": self.rel(path), "grid": self.rel(folder / "grid.png"), **audit_row(result)}
+
+
+def _estimate_fields(row: dict | None, error: EdgesplitError | None) -> dict:
+    if error is not None:
+        raise error
+    if row is None:
+        return {"status": "skipped", "reason": "roofline estimates cover block cuts only"}
+    return {"latency_ms": row["latency_ms"]["estimate"], "kind": "estimate",
+            "payload_bytes": row["payload_bytes_per_sample"], "estimate": row}
 
 
 def audit_row(result: dict) -> dict:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from edgesplit.cli.common import print_table
@@ -48,6 +49,13 @@ The spec is TOML (or give --model and friends instead):
   attack_limit = 0
   eval_limit = 256
   learning_curve = true          # 25/50/100 % of the attacker's data at each cut's first precision
+
+One sweep at a time per --out (OUT/sweep.lock names the one running). The spec is checked whole
+before any work; each step's row records the sha256 of what it read, so a step whose inputs changed
+(a re-exported bundle, new features) is redone with everything downstream of it.
+
+exit status: 0 when every step finished or was skipped for a recorded reason; 1 when a step failed
+(each is named on stderr; run the same command again to retry it); 2 for a bad spec or --out.
 
 examples:
   edgesplit sweep spec.toml --out sweeps/r18
@@ -203,9 +211,23 @@ def cmd_sweep(args) -> int:
     spec = _spec_from_args(args)
     results = run_sweep(spec, args.out, fresh=args.fresh, append=args.append,
                         progress=TqdmProgress(disable=args.quiet))
-    _print_counts(read_results(results), spec.sha256)
+    rows = read_results(results)
+    _print_counts(rows, spec.sha256)
     print(f"results: {results}  (next: edgesplit plan {results} / edgesplit report {results} --out REPORT)")
-    return 0
+    return _failures(rows, spec.sha256, "sweep")
+
+
+def _failures(rows, spec_sha, command: str) -> int:
+    """Name every step of the spec whose latest row failed, on stderr; 1 when there is one, else 0."""
+    from edgesplit.bench.store import failed_steps, step_label
+
+    failed = failed_steps(rows, spec_sha)
+    for r in failed:
+        print(f"edgesplit {command}: failed: {step_label(r)}: {r.get('reason')}", file=sys.stderr)
+    if failed:
+        print(f"edgesplit {command}: {len(failed)} step(s) failed (listed above): fix the cause and run the same "
+              f"command again; the failed steps are retried and the finished ones kept", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def _print_counts(rows, spec_sha) -> None:
@@ -312,4 +334,4 @@ def cmd_demo(args) -> int:
     paths = write_report(results, out / "report", max_psnr=args.max_psnr, max_reid=args.max_reid)
     print(f"\nreport: {paths['html']}  (summary {paths['markdown']}; rows {results}); "
           f"{time.perf_counter() - start:.0f} s")
-    return 0
+    return _failures(rows, spec.sha256, "demo")

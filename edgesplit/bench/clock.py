@@ -1,0 +1,70 @@
+"""A sweep's step counter and time-left estimate ("step 12 of 40 ... about 6 min left").
+
+The estimate adds, for every kind of step not reached yet, the mean time that kind took (in this run and in
+the rows already in the results file), leaving out the steps the results file says are finished (a resumed
+sweep keeps those unless their inputs changed).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, defaultdict
+
+
+class StepClock:
+    def __init__(self, planned: Counter, rows: list[dict], spec_sha256: str) -> None:
+        self.total = sum(planned.values())
+        self.left = Counter(planned)  # per step kind: planned and not reached yet
+        self.count = 0
+        self.start = time.perf_counter()
+        self.ran = self.reused = 0
+        self.finished_before = Counter(r["step"] for r in rows if r.get("spec_sha256") == spec_sha256
+                                       and r.get("status") in ("ok", "skipped"))
+        self.seconds: dict[str, list[float]] = defaultdict(list)
+        for r in rows:
+            if r.get("status") == "ok" and isinstance(r.get("seconds"), (int, float)):
+                self.seconds[r["step"]].append(float(r["seconds"]))
+
+    def reached(self, step: str, seconds: float | None) -> None:
+        """One step accounted for: run for `seconds`, or kept from an earlier run (None)."""
+        self.count += 1
+        self.left[step] -= 1
+        if seconds is None:
+            self.reused += 1
+            self.finished_before[step] -= 1
+        else:
+            self.ran += 1
+            self.seconds[step].append(seconds)
+
+    def passed_over(self, steps: Counter) -> None:
+        """Steps that will not be reached (what they depend on failed): counted as accounted for."""
+        for step, n in steps.items():
+            self.count += n
+            self.left[step] -= n
+
+    def position(self) -> str:
+        return f"step {self.count} of {self.total}"
+
+    def time_left(self) -> str:
+        """'about 4 min left', or 'time left unknown' before any step has been timed."""
+        every = [s for times in self.seconds.values() for s in times]
+        if not every:
+            return "time left unknown"
+        overall = sum(every) / len(every)
+        seconds = 0.0
+        for step, n in self.left.items():
+            to_run = max(0, n - max(0, self.finished_before[step]))
+            times = self.seconds.get(step)
+            seconds += to_run * (sum(times) / len(times) if times else overall)
+        return f"about {duration(seconds)} left"
+
+    def elapsed(self) -> str:
+        return duration(time.perf_counter() - self.start)
+
+
+def duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
