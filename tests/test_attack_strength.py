@@ -87,6 +87,19 @@ def test_warm_start_begins_from_the_given_decoder_and_fraction_uses_fewer_rows()
         train_decoder(z, x, config, fraction=0)
 
 
+def test_small_attacker_sets_are_refit_on_every_sample_for_the_chosen_epochs():
+    z, x = _toy(n=48)  # a validation slice of 4: too few to pick a checkpoint, and 10 % of the attacker's data
+    small = train_decoder(z, x, DecoderConfig(epochs=6, patience=6, schedule="cosine"))
+    s = small.summary()
+    assert s["refit_samples"] == 48 and s["train_samples"] == 44 and s["best_epoch"] >= 1
+    norm = small.model.norm.mean.flatten()
+    assert torch.allclose(norm, torch.from_numpy(z).mean(dim=(0, 2, 3)), atol=1e-5), "statistics of all 48 rows"
+    large = train_decoder(*_toy(n=200), DecoderConfig(epochs=2))
+    assert large.summary()["refit_samples"] == 0, "a validation slice of 20 picks the checkpoint itself"
+    budget = train_decoder(z, x, DecoderConfig(epochs=300, budget_s=1e-6))
+    assert budget.refit_samples == 0, "a spent budget is not doubled by a refit"
+
+
 def test_decoder_families():
     assert resolve_families("auto") == ("deconv", "nonoverlap")
     assert resolve_families(["deconv", "auto"]) == ("deconv", "nonoverlap")

@@ -26,6 +26,7 @@ from edgesplit.errors import AttackError
 from edgesplit.progress import Progress, resolve
 
 MIN_SAMPLES = 32
+REFIT_BELOW = 16  # a validation slice smaller than this: retrain on all samples for the chosen epochs (_refit)
 SCHEDULES = ("restarts", "cosine", "plateau", "exponential", "constant")
 STEPS_PER_EPOCH = 40  # batch_size=0: the batch that gives about this many optimiser steps an epoch
 MIN_BATCH, MAX_BATCH = 8, 64
@@ -138,6 +139,7 @@ class TrainedDecoder:
     stopped_by: str = ""  # patience (converged) | epochs (ceiling reached) | budget (time budget spent)
     warm_start: str | None = None  # what the weights started from, when not a fresh initialisation
     start_val_mse: float | None = None  # a warm start's validation loss before fine-tuning (epoch 0)
+    refit_samples: int = 0  # > 0: the returned weights were retrained on this many (all) samples for best_epoch
 
     @property
     def converged(self) -> bool:
@@ -149,7 +151,7 @@ class TrainedDecoder:
         last = self.history[-1] if self.history else {}
         return {"config": self.config.to_dict(), "best_epoch": self.best_epoch, "epochs_run": len(self.history),
                 "converged": self.converged, "stopped_by": self.stopped_by, "batch_size": self.batch_size,
-                "train_samples": self.samples, "warm_start": self.warm_start,
+                "train_samples": self.samples, "warm_start": self.warm_start, "refit_samples": self.refit_samples,
                 "seconds": self.seconds, "images_per_second": self.images_per_second, "params": self.params,
                 "final_train_mse": last.get("train_mse"), "final_val_mse": best.get("val_mse"),
                 "best_val_mse": best.get("val_mse")}
@@ -205,11 +207,8 @@ def train_decoder(features: np.ndarray, images: np.ndarray, config: DecoderConfi
     step_sched, epoch_sched = _schedules(opt, config, config.epochs * steps_per_epoch, steps_per_epoch)
     result = TrainedDecoder(model, config, params=sum(p.numel() for p in model.parameters()), batch_size=batch,
                             samples=len(train_idx), warm_start=warm)
-    gan = config.adversarial_weight > 0
-    if gan:
-        disc = Discriminator(x.shape[1])
-        disc_opt = torch.optim.Adam(disc.parameters(), lr=config.lr, betas=(0.5, 0.999))
-    best, best_state, stale, seen, start = float("inf"), None, 0, 0, time.perf_counter()
+    stepper = _Stepper(model, opt, step_sched, config, x.shape[1], gen)
+    best, best_state, stale, start = float("inf"), None, 0, time.perf_counter()
     cycle_start = float("inf")
     if init is not None:  # the starting point is a candidate too: fine-tuning never ends worse than it began
         best = cycle_start = result.start_val_mse = evaluate_mse(model, z[val_idx], x[val_idx])
@@ -220,36 +219,9 @@ def train_decoder(features: np.ndarray, images: np.ndarray, config: DecoderConfi
     result.stopped_by = "epochs"
     with progress.task(f"decoder {config.decoder}", total=config.epochs) as task:
         for epoch in range(config.epochs):
-            model.train()
-            perm = train_idx[torch.randperm(len(train_idx), generator=gen)]
-            total, count = 0.0, 0
-            for i in range(0, len(perm), batch):
-                idx = perm[i: i + batch]
-                if len(idx) < 2:
-                    continue  # BatchNorm needs two samples
-                target = x[idx]
-                recon = model(_noisy(z[idx], config, gen))
-                mse = F.mse_loss(recon, target)
-                loss = mse
-                if gan:  # the decoder also tries to make reconstructions the discriminator calls real
-                    real, fake = disc(target), disc(recon.detach())
-                    d_loss = (F.binary_cross_entropy_with_logits(real, torch.ones_like(real))
-                              + F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake)))
-                    disc_opt.zero_grad(set_to_none=True)
-                    d_loss.backward()
-                    disc_opt.step()
-                    judged = disc(recon)
-                    loss = loss + config.adversarial_weight * F.binary_cross_entropy_with_logits(
-                        judged, torch.ones_like(judged))
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                if step_sched is not None:
-                    step_sched.step()
-                seen += len(idx)
-                total, count = total + mse.item() * len(idx), count + len(idx)
+            train_mse = stepper.epoch(z, x, train_idx, batch)
             val = evaluate_mse(model, z[val_idx], x[val_idx])
-            result.history.append({"epoch": epoch + 1, "train_mse": total / max(1, count), "val_mse": val,
+            result.history.append({"epoch": epoch + 1, "train_mse": train_mse, "val_mse": val,
                                    "lr": opt.param_groups[0]["lr"]})
             if isinstance(epoch_sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
                 epoch_sched.step(val)
@@ -272,12 +244,89 @@ def train_decoder(features: np.ndarray, images: np.ndarray, config: DecoderConfi
             if config.budget_s and time.perf_counter() - start > config.budget_s:
                 result.stopped_by = "budget"
                 break
-    result.seconds = time.perf_counter() - start
-    result.images_per_second = seen / result.seconds if result.seconds > 0 else 0.0
+    seen = stepper.seen
     if best_state is not None:
         model.load_state_dict(best_state)
-    model.eval()
+    if n_val < REFIT_BELOW and fraction == 1 and result.best_epoch > 0 and result.stopped_by != "budget":
+        seen += _refit(result, z, x, torch.cat([train_idx, val_idx]), init, gen, progress)
+    result.seconds = time.perf_counter() - start
+    result.images_per_second = seen / result.seconds if result.seconds > 0 else 0.0
+    result.model.eval()
     return result
+
+
+class _Stepper:
+    """One decoder's optimiser steps (and the GAN prior's discriminator, when the config has one)."""
+
+    def __init__(self, model, opt, step_sched, config: DecoderConfig, channels: int, gen) -> None:
+        self.model, self.opt, self.step_sched, self.config, self.gen = model, opt, step_sched, config, gen
+        self.seen = 0
+        self.disc = Discriminator(channels) if config.adversarial_weight > 0 else None
+        if self.disc is not None:
+            self.disc_opt = torch.optim.Adam(self.disc.parameters(), lr=config.lr, betas=(0.5, 0.999))
+
+    def epoch(self, z: torch.Tensor, x: torch.Tensor, rows: torch.Tensor, batch: int) -> float:
+        """One pass over `rows` in a fresh order; the mean training MSE."""
+        self.model.train()
+        perm = rows[torch.randperm(len(rows), generator=self.gen)]
+        total, count = 0.0, 0
+        for i in range(0, len(perm), batch):
+            idx = perm[i: i + batch]
+            if len(idx) < 2:
+                continue  # BatchNorm needs two samples
+            target = x[idx]
+            recon = self.model(_noisy(z[idx], self.config, self.gen))
+            mse = F.mse_loss(recon, target)
+            loss = mse if self.disc is None else mse + self._adversarial(target, recon)
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            self.opt.step()
+            if self.step_sched is not None:
+                self.step_sched.step()
+            self.seen += len(idx)
+            total, count = total + mse.item() * len(idx), count + len(idx)
+        return total / max(1, count)
+
+    def _adversarial(self, target, recon):
+        """Train the discriminator a step; the decoder's loss for making reconstructions it calls real."""
+        real, fake = self.disc(target), self.disc(recon.detach())
+        d_loss = (F.binary_cross_entropy_with_logits(real, torch.ones_like(real))
+                  + F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake)))
+        self.disc_opt.zero_grad(set_to_none=True)
+        d_loss.backward()
+        self.disc_opt.step()
+        judged = self.disc(recon)
+        return self.config.adversarial_weight * F.binary_cross_entropy_with_logits(judged, torch.ones_like(judged))
+
+
+def _refit(result: TrainedDecoder, z, x, rows, init, gen, progress) -> int:
+    """Retrain on every attacker sample, validation slice included, for the epochs the held-out run chose.
+
+    With few samples the validation slice is both a real share of the attacker's data (10 % of 40 faces)
+    and too small to pick a checkpoint reliably; an attacker who knows how long to train uses them all.
+    The validation loss of the refit model is no longer held out, so `final_val_mse` keeps the first run's.
+    """
+    config = result.config
+    model = Inverter(FeatureNorm(z[rows]), create_decoder(config.decoder, tuple(z.shape[1:]), tuple(x.shape[1:]),
+                                                          **config.decoder_kwargs))
+    if init is not None:
+        model.decoder.load_state_dict(init.model.decoder.state_dict())
+    batch = config.batch_for(len(rows))
+    opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
+                           betas=tuple(config.betas), amsgrad=config.amsgrad)
+    steps_per_epoch = math.ceil(len(rows) / batch)
+    step_sched, epoch_sched = _schedules(opt, config, config.epochs * steps_per_epoch, steps_per_epoch)
+    stepper = _Stepper(model, opt, step_sched, config, x.shape[1], gen)
+    with progress.task(f"decoder {config.decoder} (refit on all {len(rows)})", total=result.best_epoch) as task:
+        for epoch in range(result.best_epoch):
+            stepper.epoch(z, x, rows, batch)
+            if isinstance(epoch_sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                epoch_sched.step(result.history[epoch]["val_mse"])  # the held-out run's trajectory
+            elif epoch_sched is not None:
+                epoch_sched.step()
+            task.update(1)
+    result.model, result.refit_samples = model, len(rows)
+    return stepper.seen
 
 
 def _schedules(opt, config: DecoderConfig, steps: int, steps_per_epoch: int):
