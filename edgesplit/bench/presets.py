@@ -8,7 +8,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgesplit.attacks.decoders import AUTO, resolve_families
 from edgesplit.attacks.presets import Preset, get_preset
+from edgesplit.attacks.training import DecoderConfig
 from edgesplit.errors import AttackError, closest
 from edgesplit.progress import Progress, resolve
 
@@ -24,7 +26,9 @@ class PresetRun:
     cuts: tuple[str, ...] | None = None  # a subset of the preset's cuts
     attack_limit: int | None = None
     eval_limit: int | None = 256
-    epochs: int | None = None  # decoder epochs (None: the preset's)
+    epochs: int | None = None  # decoder epoch ceiling (None: the recipe's)
+    budget_s: float = 0.0  # seconds of decoder training per audit (0: until converged)
+    seed_recipe: bool = False  # True: the seed's own decoder training only; False: the audit's default attacker
     train_epochs: int = 5  # target training when no checkpoint is given
     seed: int = 0
 
@@ -43,8 +47,7 @@ def run_preset(name: str, out_dir: str | Path, run: PresetRun | None = None,
     if "fp32" not in run.precisions and len(run.precisions) > 0:
         run = dataclasses.replace(run, precisions=("fp32", *run.precisions))  # the transfer attacker needs it
     checkpoint, target = _target(preset, run, out, progress)
-    config = preset.decoder if run.epochs is None else dataclasses.replace(preset.decoder, epochs=run.epochs)
-    config = dataclasses.replace(config, seed=run.seed)
+    config, decoders = attacker(preset, run)
     rows = []
     for cut, seed_name, shape in cuts:
         fp32_attack = None
@@ -60,8 +63,9 @@ def run_preset(name: str, out_dir: str | Path, run: PresetRun | None = None,
             evaluation = emit_split(bundle, run.data, "test", run.eval_limit, run.root, run.seed, progress=progress)
             transfer = fp32_attack if precision != "fp32" else None
             result = audit(bundle, attack, evaluation, config, run.root, progress, unit / "grid.png",
-                           transfer_features=transfer)
-            result["preset"] = {"name": name, "seed_cut_name": seed_name}
+                           transfer_features=transfer, decoders=decoders)
+            result["preset"] = {"name": name, "seed_cut_name": seed_name,
+                                "recipe": "seed" if run.seed_recipe else "audit default"}
             write_result(result, unit)
             if precision == "fp32":
                 fp32_attack = attack
@@ -69,6 +73,27 @@ def run_preset(name: str, out_dir: str | Path, run: PresetRun | None = None,
     summary = {"preset": preset.to_dict(), "target": target, "data": run.data, "rows": rows}
     (out / "preset.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def attacker(preset: Preset, run: PresetRun) -> tuple[DecoderConfig, tuple[str, ...]]:
+    """The decoder config and families a preset run trains.
+
+    By default the audit's own attacker: the seed's decoder layout (and feature noise, part of its threat
+    setting) trained to convergence with the audit's recipe, beside the default worst-case families, the
+    strongest reported. A seed's fixed short schedule (5 epochs for one of them) would understate leakage
+    exactly as the old audit did. `seed_recipe` reproduces the seed's training as published instead (for
+    comparing with its paper), its decoder only.
+    """
+    seed = preset.decoder
+    if run.seed_recipe:
+        config = seed if run.epochs is None else dataclasses.replace(seed, epochs=run.epochs)
+        return dataclasses.replace(config, seed=run.seed, budget_s=run.budget_s), (seed.decoder,)
+    config = DecoderConfig(decoder=seed.decoder, decoder_kwargs=seed.decoder_kwargs, noise_mean=seed.noise_mean,
+                           noise_std=seed.noise_std, noise_at_test=seed.noise_at_test, seed=run.seed,
+                           budget_s=run.budget_s)
+    if run.epochs is not None:
+        config = dataclasses.replace(config, epochs=run.epochs)
+    return config, tuple(dict.fromkeys((*resolve_families(AUTO), seed.decoder)))
 
 
 def _selected_cuts(preset: Preset, wanted) -> tuple:

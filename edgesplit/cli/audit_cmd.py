@@ -63,7 +63,7 @@ def register(sub) -> None:
     p.add_argument("--decoder", default="auto",
                    help="decoder families, comma-separated: auto (deconv + nonoverlap, the default), all, or names")
     p.add_argument("--epochs", type=int, default=None,
-                   help="decoder epoch ceiling (default 150, or the preset's); training runs 15-epoch cosine "
+                   help="decoder epoch ceiling (default 150; with --seed-recipe the preset's); training runs 15-epoch cosine "
                         "cycles and stops once a cycle improves the validation PSNR by less than 0.5 dB")
     p.add_argument("--budget-s", type=float, default=0.0,
                    help="at most this many seconds of decoder training in all (default 0: until converged)")
@@ -79,6 +79,10 @@ def register(sub) -> None:
     p.add_argument("--list-decoders", action="store_true", help="list the decoders and exit")
     p.add_argument("--preset", default=None, help="run a seed's attack setting end to end (see --list-presets)")
     p.add_argument("--list-presets", action="store_true", help="list the presets and exit")
+    p.add_argument("--seed-recipe", action="store_true",
+                   help="with --preset: train only the seed's decoder with the seed's own optimiser, schedule and "
+                        "epochs, to compare with its paper (default: the audit's attacker, the seed's decoder "
+                        "layout beside the default families, each trained to convergence; the strongest counts)")
     p.add_argument("--precisions", default="fp32,int8", help="with --preset: head precisions to attack")
     p.add_argument("--cuts", default=None, help="with --preset: a subset of its cuts, comma-separated")
     p.add_argument("--attack-limit", type=int, default=None, help="with --preset: attacker samples (default all)")
@@ -234,7 +238,8 @@ def _presets(args) -> int:
                     precisions=tuple(p for p in args.precisions.split(",") if p),
                     cuts=tuple(c for c in args.cuts.split(",") if c) if args.cuts else None,
                     attack_limit=args.attack_limit, eval_limit=args.eval_limit or 256, epochs=args.epochs,
-                    train_epochs=args.train_epochs, seed=args.seed)
+                    train_epochs=args.train_epochs, seed=args.seed, seed_recipe=args.seed_recipe,
+                    budget_s=args.budget_s)
     summary = run_preset(args.preset, args.out, run, TqdmProgress(disable=args.quiet))
     target = summary["target"]
     how = (f"trained here on {target['data']} ({target['epochs']} epochs, test accuracy "
