@@ -19,6 +19,7 @@ import math
 from dataclasses import dataclass, field
 
 from edgesplit.errors import BenchError, closest
+from edgesplit.export.config import PRECISIONS
 
 
 @dataclass
@@ -114,6 +115,19 @@ def _order(rows: list[dict], cut: str) -> int:
     return 10 ** 6
 
 
+def known_precisions(names) -> tuple[str, ...] | None:
+    """Head precisions named by the user, lower-cased and checked: an unknown name (int4) is an error, never a
+    filter that silently drops every cut and leaves the whole model on the server."""
+    if names is None:
+        return None
+    out = tuple(dict.fromkeys(n.strip().lower() for n in names if n.strip()))
+    unknown = [n for n in out if n not in PRECISIONS]
+    if unknown or not out:
+        raise BenchError(f"unknown precision {unknown[0] if unknown else '(none)'!r}: use a comma list of "
+                         f"{', '.join(PRECISIONS)}")
+    return out
+
+
 def plan(rows: list[dict], model: str | None = None, source: str | None = None,
          bandwidths_mbit=(1.0, 10.0, 100.0, 1000.0), rtt_ms: float = 0.0, max_psnr: float | None = None,
          max_ssim: float | None = None, max_latency_ms: float | None = None, defense: str | None = None,
@@ -134,6 +148,7 @@ def plan(rows: list[dict], model: str | None = None, source: str | None = None,
     if any(b <= 0 for b in bandwidths_mbit) or rtt_ms < 0:
         raise BenchError("bandwidths must be > 0 Mbit/s and the round trip >= 0 ms")
     bound = {"max_psnr": max_psnr, "max_ssim": max_ssim, "max_reid": max_reid, "max_recognition": max_recognition}
+    precisions = known_precisions(precisions)
     options = [o for o in options_for(rows, model, source, defense)
                if precisions is None or o.cut == "input" or o.precision in precisions]
     audited = any(o.psnr is not None and o.cut != "input" for o in options)
