@@ -303,6 +303,15 @@ def test_a_bad_spec_is_one_line_naming_the_key_before_any_work(tmp_path, capsys,
     assert fake_steps == [] and not (tmp_path / "s" / "results.jsonl").exists(), "no step ran"
 
 
+def test_a_checkpoint_of_another_input_shape_is_refused_before_any_work(tmp_path, capsys, fake_steps):
+    from edgesplit.models import create_model, save_checkpoint
+
+    ckpt = save_checkpoint(create_model("classifier4", num_classes=10, in_chans=1, img_size=32), tmp_path / "c4.pt")
+    line = _one_error_line(capsys, ["sweep", "--model", "classifier4", "--checkpoint", str(ckpt),
+                                    "--out", str(tmp_path / "s"), "--quiet"])
+    assert 'input = "3x32x32" but checkpoint' in line and 'set input = "1x32x32"' in line and fake_steps == []
+
+
 def test_a_spec_that_is_not_utf8_is_one_line(tmp_path, capsys):
     spec = tmp_path / "spec.toml"
     spec.write_bytes(SPEC_TOML.encode().replace(b"classifier4", b"classifier\xff4"))

@@ -2,9 +2,10 @@
 
 Per model: (train) -> server tail latency per cut -> (roofline estimates) -> per cut x precision: export
 -> profile on every backend x device -> emit the attack/test splits -> audit with every decoder. Each
-finished step appends one row to OUT/results.jsonl (see `store.py`); a step whose row is there is not
-redone, and a later step reuses what an earlier one produced (a bundle is built once per
-model/cut/precision). Impossible combinations are recorded as `skipped` with the reason; a step that
+finished step appends one row to OUT/results.jsonl (see `store.py`) with the sha256 of every file it read;
+a step whose row is there, made from the same inputs, is not redone, and a later step reuses what an earlier
+one produced (a bundle is built once per model/cut/precision). A changed input (a bundle deleted and
+re-exported, features emitted again) redoes every step downstream of it. Impossible combinations are recorded as `skipped` with the reason; a step that
 fails is recorded as `failed` and retried on the next run, and the sweep goes on.
 """
 
@@ -85,6 +86,11 @@ def _resolve_cuts(entry: ModelEntry, spec: SweepSpec) -> list[str]:
     num_classes = None if entry.checkpoint else 10  # the cut points do not depend on the class count
     model = create_model(entry.name, num_classes=num_classes, in_chans=None if entry.checkpoint else c,
                          img_size=None if entry.checkpoint else h, checkpoint=entry.checkpoint, seed=spec.data.seed)
+    built = getattr(model, "edgesplit_spec", None)
+    if entry.checkpoint and built is not None and (built.in_chans, built.img_size) != (c, h):
+        raise BenchError(f"model {entry.name}: input = \"{entry.input}\" but checkpoint {entry.checkpoint} was built "
+                         f"for {built.in_chans}x{built.img_size}x{built.img_size}: set input = "
+                         f"\"{built.in_chans}x{built.img_size}x{built.img_size}\" in the spec (or --input)")
     analysis = analyse(model, torch.zeros(1, c, h, h))
     cuts = analysis.blocks if entry.cuts == "blocks" else [analysis.resolve(n) for n in entry.cuts]
     if not cuts:
