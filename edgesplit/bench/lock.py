@@ -83,9 +83,13 @@ def _holder(fd: int) -> dict:
 
 
 def _write(fd: int, holder: dict) -> None:
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, (json.dumps(holder) + "\n").encode(), 0)
-    os.fsync(fd)
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, (json.dumps(holder) + "\n").encode(), 0)
+        os.fsync(fd)
+    except OSError as exc:
+        raise BenchError(f"cannot write the sweep lock ({exc.strerror or exc}): free some space in --out or "
+                         f"choose another") from None
 
 
 def _describe(holder: dict) -> str:
