@@ -367,3 +367,26 @@ def test_sweep_with_a_defense_keys_its_rows_and_reports_them(tmp_path):
     assert "Defenses" in page and "noise(std=0.2)" in page and "none (baseline)" in page
     with pytest.raises(BenchError, match="no parameter 'sigma'"):
         spec_from_dict({**raw, "sweep": {**raw["sweep"], "defenses": [{"name": "noise", "params": {"sigma": 1}}]}})
+
+
+def test_server_tails_run_with_the_hosts_threads_whatever_ran_before():
+    """A torch head profiled with one thread used to leave every later tail on one thread (issue 13.15)."""
+    import torch
+
+    from edgesplit.bench.server import server_threads, time_tail
+    from edgesplit.bench.spec import ProfileSpec
+    from edgesplit.models import create_model
+    from edgesplit.models.cuts import analyse
+
+    model = create_model("classifier4", img_size=32, in_chans=1, num_classes=10).eval()
+    cut = analyse(model, torch.zeros(1, 1, 32, 32)).resolve("features.1")
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        quick = ProfileSpec(warmup=1, iters=3, min_seconds=0.0)
+        whole, tail = time_tail(model, None, (1, 32, 32), quick), time_tail(model, cut, (1, 32, 32), quick)
+        assert whole["threads"] == tail["threads"] == server_threads() >= 1
+        assert torch.get_num_threads() == 1, "the caller's setting is restored"
+        assert whole["payload_bytes"] == 32 * 32 and "payload_bytes" not in tail
+    finally:
+        torch.set_num_threads(before)
