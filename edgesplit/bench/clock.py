@@ -47,15 +47,15 @@ class StepClock:
 
     def time_left(self) -> str:
         """'about 4 min left', or 'time left unknown' before any step has been timed."""
+        to_run = {step: max(0, n - max(0, self.finished_before[step])) for step, n in self.left.items()}
+        if not any(to_run.values()):
+            return "no steps left to run"
         every = [s for times in self.seconds.values() for s in times]
         if not every:
             return "time left unknown"
         overall = sum(every) / len(every)
-        seconds = 0.0
-        for step, n in self.left.items():
-            to_run = max(0, n - max(0, self.finished_before[step]))
-            times = self.seconds.get(step)
-            seconds += to_run * (sum(times) / len(times) if times else overall)
+        seconds = sum(n * (sum(self.seconds[step]) / len(self.seconds[step]) if self.seconds.get(step) else overall)
+                      for step, n in to_run.items())
         return f"about {duration(seconds)} left"
 
     def elapsed(self) -> str:
