@@ -224,7 +224,7 @@ def test_report_renders_in_headless_chromium(sweep, tmp_path):
 def test_a_killed_sweep_resumes_without_losing_or_duplicating_rows(tmp_path):
     out = tmp_path / "s"
     cmd = [sys.executable, "-m", "edgesplit.cli.main", "sweep", "--model", "classifier4", "--input", "1x32x32",
-           "--precisions", "fp32,int8", "--no-audit", "--iters", "5", "--out", str(out), "--quiet"]
+           "--precisions", "fp32,int8", "--no-audit", "--iters", "5", "--min-seconds", "0", "--out", str(out), "--quiet"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     results = out / "results.jsonl"
     deadline = time.monotonic() + 240

@@ -277,7 +277,7 @@ BAD_SPECS = [
     (SPEC_TOML + '[profile]\nbatches = ["a", 2]\n', "[profile] batches must be a list of whole numbers"),
     (SPEC_TOML.replace('input = "1x32x32"', "input = 32"), 'input must be a string, e.g. input = "3x32x32"'),
     (SPEC_TOML.replace('cuts = ["features.1"]', "cuts = 5"), "cuts must be a string or a list of strings"),
-    (SPEC_TOML + '[profile]\niters = "50"\n', "[profile] iters must be a whole number, e.g. iters = 50"),
+    (SPEC_TOML + '[profile]\niters = "50"\n', "[profile] iters must be a whole number, e.g. iters = 200"),
     (SPEC_TOML + "[profile]\niters = 0\n", "[profile] iters must be at least 1"),
     (SPEC_TOML + "[attack]\nepochs = 1.5\n", "[attack] epochs must be a whole number"),
     (SPEC_TOML.replace("[sweep]\n", '[sweep]\naudit = "yes"\n'), "[sweep] audit must be true or false"),

@@ -21,9 +21,9 @@
 
     [profile]
     batches = [1]
-    warmup = 10
-    iters = 50
-    min_seconds = 0.5
+    warmup = 20
+    iters = 200
+    min_seconds = 2.0
     threads = 0
 
     [attack]
@@ -39,7 +39,7 @@
     defenses = [{name = "noise", params = {std = 0.1}, epochs = 5}, "normalize"]   (in [sweep])
 
 The whole spec is checked before any work: unknown keys are refused with the closest known one, and a value
-of the wrong type or range with the key and the form it takes (`iters must be a whole number, e.g. iters = 50`).
+of the wrong type or range with the key and the form it takes (`iters must be a whole number, e.g. iters = 200`).
 The spec's sha256 (of its canonical JSON) tags every result row, so a results file is never silently shared
 by two specs.
 """
@@ -120,9 +120,9 @@ class DataSpec:
 @dataclass(frozen=True)
 class ProfileSpec:
     batches: tuple[int, ...] = (1,)
-    warmup: int = 10
-    iters: int = 50
-    min_seconds: float = 0.5
+    warmup: int = 20  # the standalone 'edgesplit profile' defaults: at 50 calls / 0.5 s, the demo's
+    iters: int = 200  # sub-millisecond heads read -14 % to +41 % off Polygraphy (benchmarks/sweep_timing.py)
+    min_seconds: float = 2.0
     threads: int = 0  # 0: the runtime's default
 
     def __post_init__(self) -> None:

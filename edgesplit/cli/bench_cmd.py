@@ -37,9 +37,9 @@ The spec is TOML (or give --model and friends instead):
 
   [profile]
   batches = [1]
-  warmup = 10
-  iters = 50
-  min_seconds = 0.5
+  warmup = 20                    # the standalone 'edgesplit profile' settings: sub-millisecond heads need
+  iters = 200                    # this many calls to agree with a peer within 5 %
+  min_seconds = 2.0
   threads = 0
 
   [attack]
@@ -72,26 +72,35 @@ def register(sub) -> None:
     p = sub.add_parser("sweep", help="cuts x precisions x backends x devices x decoders, resumable",
                        description=SWEEP_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("spec", nargs="?", help="sweep spec (TOML); or use --model")
-    p.add_argument("--model", help="instead of a spec: one model (with --input, --cuts, ...)")
+    p.add_argument("--model", help="instead of a spec: one model from the zoo (with --input, --cuts, ...; "
+                                   "default: none, the spec file)")
     p.add_argument("--input", default="3x32x32", help="with --model: CxHxW")
     p.add_argument("--cuts", default="blocks", help="with --model: 'blocks' or comma-separated cut names")
-    p.add_argument("--checkpoint", default=None, help="with --model: trained weights")
+    p.add_argument("--checkpoint", default=None,
+                   help="with --model: trained weights (default: none: --train-epochs trains them, or random)")
     p.add_argument("--train-epochs", type=int, default=0, help="with --model and no checkpoint: train it first")
-    p.add_argument("--precisions", default="fp32,fp16,int8")
-    p.add_argument("--backends", default="ort")
-    p.add_argument("--devices", default="local")
+    p.add_argument("--precisions", default="fp32,fp16,int8",
+                   help="head precisions, comma-separated from fp32, fp16, int8")
+    p.add_argument("--backends", default="ort",
+                   help="runtimes that time the heads, comma-separated: ort, ort-cuda, ort-trt, tensorrt, torch, "
+                        "torch-cuda")
+    p.add_argument("--devices", default="local",
+                   help="where heads run, comma-separated: local and/or ssh://user@host[:port]")
     p.add_argument("--estimate", default="", help="board profiles to estimate head latency for")
     p.add_argument("--decoders", default="auto",
                    help="decoder families of the attacker, comma-separated: auto (worst case over deconv and "
                         "nonoverlap, the default), all, or names from 'edgesplit audit --list-decoders'")
     p.add_argument("--no-audit", action="store_true", help="export and profile only")
-    p.add_argument("--data", default="digits")
-    p.add_argument("--data-root", default=None)
+    p.add_argument("--data", default="digits",
+                   help="data set for training, calibration and the attacker ('edgesplit datasets' lists them)")
+    p.add_argument("--data-root", default=None,
+                   help="folder with a local copy of --data (default: none; digits and faces are embedded)")
     p.add_argument("--attack-epochs", type=int, default=150,
                    help="decoder epoch ceiling (default 150; training stops earlier once it converges)")
     p.add_argument("--attack-budget", type=float, default=0.0,
                    help="at most this many seconds of decoder training per audit (default 0: until converged)")
-    p.add_argument("--iters", type=int, default=50, help="timed iterations per profile")
+    p.add_argument("--iters", type=int, default=200, help="at least this many timed calls per profile")
+    p.add_argument("--min-seconds", type=float, default=2.0, help="and at least this many seconds per profile")
     p.add_argument("--threads", type=int, default=0,
                    help="threads for the device heads (0: the runtime's default); the server tail uses all")
     p.add_argument("--out", required=True, help="folder for results.jsonl, bundles, features, audits")
@@ -118,7 +127,8 @@ def register(sub) -> None:
                                    "OUT/report.md, OUT/results.csv and OUT/figures/*.png from a sweep's results.")
     _plan_args(p)
     p.add_argument("--out", required=True, help="report folder")
-    p.add_argument("--csv", default=None, help="also write the rows as CSV to this path")
+    p.add_argument("--csv", default=None,
+                   help="also write the rows as CSV to this path (default: none; OUT/results.csv is always written)")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("demo", help="the whole job on embedded data: train, sweep, audit, plan, report",
@@ -143,7 +153,8 @@ def register(sub) -> None:
                         f"in the report.")
     p.add_argument("--max-reid", type=float, default=0.05,
                    help="privacy bound for the golden zone: top-1 re-identification rate (default 0.05)")
-    p.add_argument("--max-psnr", type=float, default=None, help="also bound the attacker's PSNR (dB)")
+    p.add_argument("--max-psnr", type=float, default=None,
+                   help="also bound the attacker's PSNR in dB (default: none)")
     p.add_argument("--fresh", action="store_true")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_demo)
@@ -155,17 +166,22 @@ def _plan_args(p) -> None:
     p.add_argument("--rtt-ms", type=float, default=10.0, help="network round trip added to every option")
     p.add_argument("--max-reid", type=float, default=None,
                    help="privacy bound: top-1 re-identification rate of the strongest attacker (e.g. 0.05: at most "
-                        "5 %% of held-out images picked out from their reconstruction)")
+                        "5 %% of held-out images picked out from their reconstruction; default: none)")
     p.add_argument("--max-recognition", type=float, default=None,
-                   help="privacy bound: share of reconstructions an independent classifier labels correctly")
-    p.add_argument("--max-psnr", type=float, default=None, help="privacy bound: strongest attacker's PSNR (dB)")
-    p.add_argument("--max-ssim", type=float, default=None, help="privacy bound: strongest attacker's SSIM")
-    p.add_argument("--max-latency-ms", type=float, default=None, help="latency bound for the golden zone")
+                   help="privacy bound: share of reconstructions an independent classifier labels correctly, "
+                        "0-1 (default: none)")
+    p.add_argument("--max-psnr", type=float, default=None,
+                   help="privacy bound: strongest attacker's PSNR in dB (default: none)")
+    p.add_argument("--max-ssim", type=float, default=None,
+                   help="privacy bound: strongest attacker's SSIM, 0-1 (default: none)")
+    p.add_argument("--max-latency-ms", type=float, default=None,
+                   help="latency bound for the golden zone in ms (default: none)")
     p.add_argument("--model", default=None, help="which model of the sweep (default: the first)")
     p.add_argument("--head", default=None,
                    help="head latency source: BACKEND@DEVICE (measured, default the first) or estimate:PROFILE")
     p.add_argument("--precisions", default=None,
-                   help="only these head precisions (e.g. fp32 for a device without int8 kernels)")
+                   help="only these head precisions, comma-separated from fp32, fp16, int8, any case (e.g. fp32 "
+                        "for a device without int8 kernels; default: all measured)")
 
 
 def _floats(text: str) -> tuple[float, ...]:
@@ -199,7 +215,7 @@ def _spec_from_args(args):
                   "devices": args.devices, "estimate": args.estimate, "decoders": args.decoders,
                   "audit": not args.no_audit},
         "data": {"name": args.data, "root": args.data_root},
-        "profile": {"iters": args.iters, "threads": args.threads},
+        "profile": {"iters": args.iters, "min_seconds": args.min_seconds, "threads": args.threads},
         "attack": {"epochs": args.attack_epochs, "budget_s": args.attack_budget},
     })
 
@@ -320,7 +336,7 @@ def cmd_demo(args) -> int:
                   "precisions": ["fp32", "fp16", "int8"], "backends": ["ort"], "decoders": ["auto"],
                   "estimate": ["raspberry-pi-5-8gb"]},
         "data": {"name": args.data},
-        "profile": {"iters": 100, "min_seconds": 0.3},
+        "profile": {},  # the sweep's defaults: within 5 % of a peer on the demo's sub-millisecond heads
         "attack": {"epochs": args.attack_epochs, "eval_limit": 256, "budget_s": args.attack_budget},
     })
     print(f"== edgesplit demo: classifier4 on the embedded {args.data}; every block cut at fp32/fp16/int8 on "
