@@ -40,57 +40,84 @@ examples:
 def register(sub) -> None:
     p = sub.add_parser("audit", help="train a decoder on emitted features; how well are inputs rebuilt?",
                        description=AUDIT_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--bundle", help="the bundle the features came from")
-    p.add_argument("--head", default=None, help="audit an ONNX head edgesplit did not make: it is wrapped into a "
-                                                "bundle (OUT/bundle) and its attack/test features are emitted first")
-    p.add_argument("--wire-scale", type=float, default=None, help="with --head emitting int8/uint8: its scale")
-    p.add_argument("--wire-zero-point", type=int, default=None, help="with --head emitting int8/uint8: zero-point")
-    p.add_argument("--features", help="FeatureFile of the attacker's samples (attack split)")
-    p.add_argument("--eval-features", default=None, help="FeatureFile to score on (default: emit the test split)")
-    p.add_argument("--eval-limit", type=int, default=None, help="when emitting the test split: at most N samples")
-    p.add_argument("--transfer-features", default=None,
+    p.add_argument("--bundle", metavar="DIR",
+                   help="the bundle the features came from (required unless --head or --preset)")
+    p.add_argument("--head", default=None, metavar="ONNX",
+                   help="audit an ONNX head edgesplit did not make: it is wrapped into a bundle (OUT/bundle) "
+                        "and its attack/test features are emitted first (default: none, audit --bundle)")
+    p.add_argument("--wire-scale", type=float, default=None, metavar="SCALE",
+                   help="with --head emitting int8/uint8: its scale (default: none; required for such "
+                        "a head)")
+    p.add_argument("--wire-zero-point", type=int, default=None, metavar="N",
+                   help="with --head emitting int8/uint8: its zero-point (default: none; required for "
+                        "such a head)")
+    p.add_argument("--features", metavar="NPZ",
+                   help="FeatureFile of the attacker's samples, the attack split from 'edgesplit emit' "
+                        "(required unless --head or --preset)")
+    p.add_argument("--eval-features", default=None, metavar="NPZ",
+                   help="FeatureFile to score on (default: emit the test split)")
+    p.add_argument("--eval-limit", type=int, default=None, metavar="N",
+                   help="when emitting the test split: at most N samples (default: all; 256 with --preset)")
+    p.add_argument("--transfer-features", default=None, metavar="NPZ",
                    help="attack-split FeatureFile of another bundle of the same head (e.g. its fp32 bundle): "
-                        "also score a decoder trained on those (the transfer attacker)")
-    p.add_argument("--data", default="digits", help="data set the features were emitted from")
-    p.add_argument("--data-root", default=None)
+                        "also score a decoder trained on those (the transfer attacker; default: none)")
+    p.add_argument("--data", default="digits", metavar="NAME", help="data set the features were emitted from")
+    p.add_argument("--data-root", default=None, metavar="DIR",
+                   help="folder with a local copy of the data set (default: none; digits and faces are "
+                        "embedded and need none)")
     p.add_argument("--attack", default="adaptive", choices=("adaptive", "gan", "whitebox", "query-free"),
                    help="adaptive: decoder on the wire features (default); gan: with a GAN prior; whitebox: "
                         "optimise inputs through the head's weights (needs --checkpoint); query-free: shadow head "
                         "trained through the tail, no queries")
-    p.add_argument("--checkpoint", default=None, help="the checkpoint the bundle was exported from (whitebox, "
-                                                      "query-free)")
-    p.add_argument("--whitebox-steps", type=int, default=300)
-    p.add_argument("--decoder", default="auto",
+    p.add_argument("--checkpoint", default=None, metavar="FILE",
+                   help="the checkpoint the bundle was exported from, for whitebox and query-free; with "
+                        "--preset the target (default: none; --preset then trains one)")
+    p.add_argument("--whitebox-steps", type=int, default=300, metavar="N",
+                   help="with --attack whitebox: optimisation steps per batch of inputs")
+    p.add_argument("--decoder", default="auto", metavar="LIST",
                    help="decoder families, comma-separated: auto (deconv + nonoverlap, the default), all, or names")
-    p.add_argument("--epochs", type=int, default=None,
+    p.add_argument("--epochs", type=int, default=None, metavar="N",
                    help="decoder epoch ceiling (default 150; with --seed-recipe the preset's); training runs 15-epoch cosine "
                         "cycles and stops once a cycle improves the validation PSNR by less than 0.5 dB")
-    p.add_argument("--budget-s", type=float, default=0.0,
+    p.add_argument("--budget-s", type=float, default=0.0, metavar="SECONDS",
                    help="at most this many seconds of decoder training in all (default 0: until converged)")
-    p.add_argument("--batch-size", type=int, default=0, help="decoder batch (default 0: about 40 steps an epoch)")
+    p.add_argument("--batch-size", type=int, default=0, metavar="N",
+                   help="decoder batch (default 0: about 40 steps an epoch)")
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
     p.add_argument("--no-learning-curve", action="store_true",
                    help="skip retraining the strongest decoder on 25 %% and 50 %% of the attacker's data")
-    p.add_argument("--noise-std", type=float, default=0.0, help="Gaussian noise on the features during training")
-    p.add_argument("--noise-mean", type=float, default=0.0)
+    p.add_argument("--noise-std", type=float, default=0.0, metavar="STD",
+                   help="std of Gaussian noise added to the features during training (default: 0, none)")
+    p.add_argument("--noise-mean", type=float, default=0.0, metavar="MEAN",
+                   help="mean of that noise (default: 0)")
     p.add_argument("--noise-at-test", action="store_true", help="also add the noise when reconstructing")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", help="folder for audit.json and grid.png")
+    p.add_argument("--seed", type=int, default=0, metavar="N",
+                   help="seed of decoder training and, with --head or --preset, of the data split")
+    p.add_argument("--out", metavar="DIR",
+                   help="folder for audit.json and grid.png (required unless --list-decoders or "
+                        "--list-presets)")
     p.add_argument("--list-decoders", action="store_true", help="list the decoders and exit")
-    p.add_argument("--preset", default=None, help="run a seed's attack setting end to end (see --list-presets)")
+    p.add_argument("--preset", default=None, metavar="NAME",
+                   help="run a seed's attack setting end to end (see --list-presets; default: none, audit "
+                        "--bundle's features)")
     p.add_argument("--list-presets", action="store_true", help="list the presets and exit")
     p.add_argument("--seed-recipe", action="store_true",
                    help="with --preset: train only the seed's decoder with the seed's own optimiser, schedule and "
                         "epochs, to compare with its paper (default: the audit's attacker, the seed's decoder "
                         "layout beside the default families, each trained to convergence; the strongest counts)")
-    p.add_argument("--precisions", default="fp32,int8", help="with --preset: head precisions to attack")
-    p.add_argument("--cuts", default=None, help="with --preset: a subset of its cuts, comma-separated")
-    p.add_argument("--attack-limit", type=int, default=None, help="with --preset: attacker samples (default all)")
-    p.add_argument("--train-epochs", type=int, default=5,
+    p.add_argument("--precisions", default="fp32,int8", metavar="LIST",
+                   help="with --preset: head precisions to attack, comma-separated; fp32 is always added, "
+                        "the transfer attacker trains on it")
+    p.add_argument("--cuts", default=None, metavar="LIST",
+                   help="with --preset: a subset of its cuts, comma-separated (default: all of them)")
+    p.add_argument("--attack-limit", type=int, default=None, metavar="N",
+                   help="with --preset: attacker samples (default all)")
+    p.add_argument("--train-epochs", type=int, default=5, metavar="N",
                    help="with --preset and no --checkpoint: epochs to train the target first")
     p.add_argument("--decoder-option", action="append", default=[], metavar="KEY=VALUE",
-                   help="decoder constructor option, repeatable (e.g. depth=deep, stem=false, width=128)")
-    p.add_argument("--quiet", action="store_true")
+                   help="decoder constructor option, repeatable, e.g. depth=deep, stem=false, width=128 "
+                        "(default: none, each decoder's own)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_audit)
 
 

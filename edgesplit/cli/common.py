@@ -78,8 +78,35 @@ def print_json(obj) -> None:
     sys.stdout.write("\n")
 
 
+class DefaultsShown(argparse.RawDescriptionHelpFormatter):
+    """Descriptions as written; every option's help ends with its default unless it already says it."""
+
+    def _get_help_string(self, action) -> str:
+        text = action.help or ""
+        default = action.default
+        # identity, not `in (None, False)`: a default of 0 equals False and must still be shown
+        if (not action.option_strings or "default" in text.lower() or action.required
+                or default is None or default is False or default is argparse.SUPPRESS or default == []):
+            return text
+        shown = "none" if default == "" else "%(default)s"  # '' would read '(default: )'
+        return f"{text} (default: {shown})"
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        """Wrapped as argparse does, but never inside a hyphenated word: '--list-presets' stays whole."""
+        import textwrap
+
+        return textwrap.wrap(self._whitespace_matcher.sub(" ", text).strip(), width, break_on_hyphens=False)
+
+
 class OneLineParser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line ('edgesplit cuts: error: ...') and exit code 2."""
+    """argparse, but a usage error is one line ('edgesplit cuts: error: ...') and exit code 2, and --help
+    shows every option's default (`DefaultsShown`)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        wanted = kwargs.get("formatter_class", argparse.HelpFormatter)
+        if wanted in (argparse.HelpFormatter, argparse.RawDescriptionHelpFormatter):
+            kwargs["formatter_class"] = DefaultsShown
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):  # noqa: D401 - argparse API
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")

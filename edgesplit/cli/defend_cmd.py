@@ -30,20 +30,32 @@ def register(sub) -> None:
     p = sub.add_parser("defend", help="fine-tune a model with a defense at a cut (noise, CEM, pruning, ...)",
                        description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", nargs="?", help="model name (zoo or torchvision)")
-    p.add_argument("--cut", help="block cut to defend (a module path, e.g. features.1 or layer2)")
-    p.add_argument("--defense", help="defense name (see --list)")
-    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="defense parameter, repeatable")
-    p.add_argument("--checkpoint", default=None, help="the undefended model to start from (recommended)")
-    p.add_argument("--input", default=None, help="CxHxW without a checkpoint (default: the data's shape)")
-    p.add_argument("--data", default="digits")
-    p.add_argument("--data-root", default=None)
-    p.add_argument("--epochs", type=int, default=5)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", help="output folder")
+    p.add_argument("--cut", metavar="NAME",
+                   help="block cut to defend, a module path, e.g. features.1 or layer2 (required)")
+    p.add_argument("--defense", metavar="NAME", help="defense name, see --list (required)")
+    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                   help="defense parameter, repeatable (default: none, the defense's own; see --list)")
+    p.add_argument("--checkpoint", default=None, metavar="FILE",
+                   help="the undefended model to start from, recommended (default: none: random weights "
+                        "seeded by --seed)")
+    p.add_argument("--input", default=None, metavar="CxHxW",
+                   help="input shape without a checkpoint (default: the data's shape)")
+    p.add_argument("--data", default="digits", metavar="NAME",
+                   help="data set ('edgesplit datasets'): fine-tuned on its train split, scored on its "
+                        "test split")
+    p.add_argument("--data-root", default=None, metavar="DIR",
+                   help="folder with a local copy of the data set (default: none; digits and faces are "
+                        "embedded and need none)")
+    p.add_argument("--epochs", type=int, default=5, metavar="N",
+                   help="fine-tuning passes over the train split")
+    p.add_argument("--batch-size", type=int, default=64, metavar="N", help="images per optimiser step")
+    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
+    p.add_argument("--seed", type=int, default=0, metavar="N",
+                   help="seed of the data split, of fine-tuning and of the random weights "
+                        "without --checkpoint")
+    p.add_argument("--out", metavar="DIR", help="output folder for model.pt and defend.json (required)")
     p.add_argument("--list", action="store_true", help="list the defenses and their parameters")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_defend)
 
 

@@ -33,34 +33,50 @@ def register(sub) -> None:
                        description=EXPORT_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", help="zoo name ('edgesplit models')")
     p.add_argument("--cut", required=True, help="cut name ('edgesplit cuts MODEL')")
-    p.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp32")
-    p.add_argument("--checkpoint", default=None, help="weights from 'edgesplit train' (else random init, seeded)")
+    p.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp32",
+                   help="the head's arithmetic, see above")
+    p.add_argument("--checkpoint", default=None, metavar="FILE",
+                   help="weights from 'edgesplit train' (default: none: random weights seeded by --seed)")
     p.add_argument("--input", type=input_shape, default=None, metavar="CxHxW",
                    help="input shape (default: the checkpoint's, else 3x32x32)")
-    p.add_argument("--num-classes", type=int, default=None)
-    p.add_argument("--wire", choices=("fp32", "fp16", "int8"), default=None, help="what the device sends")
-    p.add_argument("--format", choices=("onnx", "tensorrt"), default="onnx")
+    p.add_argument("--num-classes", type=int, default=None, metavar="N",
+                   help="classifier outputs (default: the checkpoint's, else 10)")
+    p.add_argument("--wire", choices=("fp32", "fp16", "int8"), default=None,
+                   help="what the device sends (default: the precision's own)")
+    p.add_argument("--format", choices=("onnx", "tensorrt"), default="onnx",
+                   help="onnx, or tensorrt: also build an engine for this machine's GPU")
     p.add_argument("--target", default="auto", help="INT8 layout (see above; default: auto)")
     g = p.add_argument_group("calibration and evaluation data")
-    g.add_argument("--calib-data", default="digits", help="data set for calibration and the fidelity check")
-    g.add_argument("--data-root", default=None, help="local copy of the data set (all but digits)")
-    g.add_argument("--calib-split", default="train", choices=("train", "test", "attack"))
-    g.add_argument("--calib-size", type=int, default=256)
-    g.add_argument("--calib-method", choices=("minmax", "entropy", "percentile"), default="minmax")
-    g.add_argument("--calib-percentile", type=float, default=99.99)
-    g.add_argument("--eval-split", default="test", choices=("train", "test", "attack"))
-    g.add_argument("--eval-size", type=int, default=512)
-    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--calib-data", default="digits", metavar="NAME",
+                   help="data set ('edgesplit datasets') for INT8 calibration and the fidelity check")
+    g.add_argument("--data-root", default=None, metavar="DIR",
+                   help="folder with a local copy of --calib-data (default: none; digits and faces are "
+                        "embedded and need none)")
+    g.add_argument("--calib-split", default="train", choices=("train", "test", "attack"),
+                   help="split calibrated on, for an int8 head or wire; must differ from --eval-split")
+    g.add_argument("--calib-size", type=int, default=256, metavar="N",
+                   help="calibration images for an int8 head or wire, 16 to 8192")
+    g.add_argument("--calib-method", choices=("minmax", "entropy", "percentile"), default="minmax",
+                   help="how INT8 ranges are chosen from the calibration images")
+    g.add_argument("--calib-percentile", type=float, default=99.99, metavar="P",
+                   help="with --calib-method percentile: the percentile kept, at least 90 and under 100")
+    g.add_argument("--eval-split", default="test", choices=("train", "test", "attack"),
+                   help="held-out split of the fidelity check")
+    g.add_argument("--eval-size", type=int, default=512, metavar="N", help="images in the fidelity check")
+    g.add_argument("--seed", type=int, default=0, metavar="N",
+                   help="seed of the data splits and of the random weights without --checkpoint")
     t = p.add_argument_group("TensorRT")
     t.add_argument("--trt-int8", choices=("explicit", "implicit"), default="explicit",
                    help="explicit: from the Q/DQ graph; implicit: TensorRT's entropy calibrator + calib.cache")
-    t.add_argument("--trt-workspace-mb", type=int, default=1024)
-    t.add_argument("--max-batch", type=int, default=32, help="largest batch the engine accepts")
+    t.add_argument("--trt-workspace-mb", type=int, default=1024, metavar="MIB",
+                   help="TensorRT builder workspace in MiB")
+    t.add_argument("--max-batch", type=int, default=32, metavar="N", help="largest batch the engine accepts")
     p.add_argument("--out", required=True, help="bundle folder to create")
     p.add_argument("--force", action="store_true", help="replace an existing bundle in --out")
     p.add_argument("--sign-key", default=None, metavar="FILE",
                    help="secret key file (16+ bytes, e.g. 'openssl rand -hex 32 > key'): sign the bundle with "
-                        "HMAC-SHA256 (signature.json); check it with 'bundle verify --verify-key FILE'")
+                        "HMAC-SHA256 (signature.json); check it with 'bundle verify --verify-key FILE' "
+                        "(default: unsigned)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_export)
 
@@ -71,8 +87,9 @@ def register(sub) -> None:
                                     "exit 2 on any difference (tampered, truncated or incomplete bundle).")
     v.add_argument("bundle", help="bundle folder")
     v.add_argument("--verify-key", "--sign-key", dest="verify_key", default=None, metavar="FILE",
-                   help="secret key file: also check the bundle's signature.json (refuses an unsigned bundle)")
-    v.add_argument("--json", action="store_true")
+                   help="secret key file: also check the bundle's signature.json (refuses an unsigned "
+                        "bundle; default: hashes only, no signature check)")
+    v.add_argument("--json", action="store_true", help="machine-readable output")
     v.set_defaults(func=cmd_verify)
     from edgesplit.cli.runtime_cmd import register_bundle_actions
 

@@ -38,12 +38,16 @@ def register(sub) -> None:
     p.add_argument("model", help="zoo name ('edgesplit models') or any torchvision classifier name")
     p.add_argument("--input", type=input_shape, default=None, metavar="CxHxW",
                    help="input shape per sample (default: the checkpoint's, else 3x32x32)")
-    p.add_argument("--granularity", choices=("block", "layer"), default="block")
-    p.add_argument("--num-classes", type=int, default=None, help="classifier outputs (default 10)")
-    p.add_argument("--checkpoint", default=None,
+    p.add_argument("--granularity", choices=("block", "layer"), default="block",
+                   help="block: the architecture's natural blocks; layer: every node where one "
+                        "tensor crosses")
+    p.add_argument("--num-classes", type=int, default=None, metavar="N",
+                   help="classifier outputs (default: the checkpoint's, else 10)")
+    p.add_argument("--checkpoint", default=None, metavar="FILE",
                    help="a checkpoint from 'edgesplit train' (its shape and classes are the defaults)")
     p.add_argument("--cut", default=None, metavar="NAME",
-                   help="show one cut and split the model there (checks tail(head(x)) == model(x))")
+                   help="show one cut and split the model there (checks tail(head(x)) == model(x)); "
+                        "default: list every cut")
     p.add_argument("--json", action="store_true", help="print JSON (one object per cut) instead of a table")
     p.set_defaults(func=cmd_cuts)
 

@@ -36,14 +36,22 @@ examples:
 def _device_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("where to run")
     g.add_argument("--backend", default="ort", choices=("ort", "ort-cuda", "ort-trt", "tensorrt", "torch",
-                                                         "torch-cuda"))
-    g.add_argument("--threads", type=int, default=None, help="intra-op threads (default: the backend's)")
-    g.add_argument("--device", default="local", help="local (default) or ssh://user@host[:port]")
-    g.add_argument("--ssh-identity", default=None, help="private key for --device ssh://")
-    g.add_argument("--ssh-option", action="append", default=[], metavar="OPT",
-                   help="extra ssh -o option, e.g. StrictHostKeyChecking=accept-new (repeatable)")
-    g.add_argument("--remote-python", default="python3", help="python with edgesplit installed on the device")
-    g.add_argument("--checkpoint", default=None, help="for --backend torch: the checkpoint the bundle came from")
+                                                         "torch-cuda"),
+                   help="runtime that runs the head (see the backends above)")
+    g.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="intra-op threads (default: the backend's)")
+    g.add_argument("--device", default="local", metavar="URL",
+                   help="local (default) or ssh://user@host[:port]")
+    g.add_argument("--ssh-identity", default=None, metavar="FILE",
+                   help="private key for --device ssh:// (default: ssh's own keys and agent)")
+    g.add_argument("--ssh-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="extra ssh -o option, repeatable, e.g. StrictHostKeyChecking=accept-new "
+                        "(default: none)")
+    g.add_argument("--remote-python", default="python3", metavar="PATH",
+                   help="python with edgesplit installed on the device")
+    g.add_argument("--checkpoint", default=None, metavar="FILE",
+                   help="for --backend torch/torch-cuda: the checkpoint the bundle was exported from "
+                        "(default: none: the bundle's seeded random weights; needed when it came from one)")
 
 
 def _verify_key_argument(p: argparse.ArgumentParser) -> None:
@@ -63,13 +71,16 @@ def register(sub, bundle_sub=None) -> None:
     p = sub.add_parser("profile", help="measure latency and memory of a bundle on this device or over ssh",
                        description=PROFILE_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("bundle", help="bundle folder from 'edgesplit export'")
-    p.add_argument("--batch", type=int_list, default=[1], help="comma-separated batch sizes (default 1)")
-    p.add_argument("--warmup", type=int, default=20)
-    p.add_argument("--iters", type=int, default=200, help="at least this many timed calls")
-    p.add_argument("--min-seconds", type=float, default=2.0, help="and at least this long")
-    p.add_argument("--out", default=None, help="append the rows to this JSON-lines file")
+    p.add_argument("--batch", type=int_list, default=[1], metavar="N[,N...]",
+                   help="comma-separated batch sizes (default 1)")
+    p.add_argument("--warmup", type=int, default=20, metavar="N", help="untimed calls before timing")
+    p.add_argument("--iters", type=int, default=200, metavar="N", help="at least this many timed calls")
+    p.add_argument("--min-seconds", type=float, default=2.0, metavar="SECONDS",
+                   help="and at least this many seconds of timed calls")
+    p.add_argument("--out", default=None, metavar="FILE",
+                   help="append the rows to this JSON-lines file (default: print only)")
     p.add_argument("--json", action="store_true", help="print the rows as JSON")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
     _device_arguments(p)
     _verify_key_argument(p)
     p.set_defaults(func=cmd_profile)
@@ -77,15 +88,23 @@ def register(sub, bundle_sub=None) -> None:
     p = sub.add_parser("emit", help="save the exact features a bundle sends for a data split",
                        description=EMIT_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("bundle", help="bundle folder")
-    p.add_argument("--data", default="digits")
-    p.add_argument("--data-root", default=None)
-    p.add_argument("--split", default="attack", choices=("train", "test", "attack"))
-    p.add_argument("--limit", type=int, default=None)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch-size", type=positive_int, default=64, help="images per head call (default 64)")
+    p.add_argument("--data", default="digits", metavar="NAME",
+                   help="data set ('edgesplit datasets') whose images are run")
+    p.add_argument("--data-root", default=None, metavar="DIR",
+                   help="folder with a local copy of the data set (default: none; digits and faces are "
+                        "embedded and need none)")
+    p.add_argument("--split", default="attack", choices=("train", "test", "attack"),
+                   help="which split's images: attack, the attacker's own; test, the audit's "
+                        "held-out images")
+    p.add_argument("--limit", type=int, default=None, metavar="N",
+                   help="only the first N images of the split (default: all)")
+    p.add_argument("--seed", type=int, default=0, metavar="N",
+                   help="seed of the train/test/attack split: the one the model was trained with keeps "
+                        "the attack split out of its training data")
+    p.add_argument("--batch-size", type=positive_int, default=64, metavar="N", help="images per head call")
     p.add_argument("--out", required=True, help="FeatureFile to write (a new .npz file)")
     p.add_argument("--force", action="store_true", help="replace an existing --out file")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
     _device_arguments(p)
     _verify_key_argument(p)
     p.set_defaults(func=cmd_emit)
@@ -109,11 +128,16 @@ def register_estimate(sub) -> None:
     p.add_argument("model")
     p.add_argument("--input", type=input_shape, default=None, metavar="CxHxW",
                    help="input shape per sample (default: the checkpoint's, else 3x224x224)")
-    p.add_argument("--device-profile", required=True, help="a profile from 'edgesplit devices'")
-    p.add_argument("--precision", default="fp32,fp16,int8", help="comma list of fp32, fp16, int8")
-    p.add_argument("--efficiency", type=float, default=0.5, help="fraction of peak assumed reachable (0-1]")
-    p.add_argument("--checkpoint", default=None, help="a checkpoint from 'edgesplit train' (its shape is the default)")
-    p.add_argument("--out", default=None, help="append rows (kind=estimate) to this JSON-lines file")
+    p.add_argument("--device-profile", required=True, metavar="NAME",
+                   help="a profile from 'edgesplit devices'")
+    p.add_argument("--precision", default="fp32,fp16,int8", metavar="LIST",
+                   help="comma-separated precisions: any of fp32, fp16, int8")
+    p.add_argument("--efficiency", type=float, default=0.5, metavar="FRACTION",
+                   help="fraction of the published peaks assumed reachable, in (0, 1]")
+    p.add_argument("--checkpoint", default=None, metavar="FILE",
+                   help="a checkpoint from 'edgesplit train' (its shape is the default)")
+    p.add_argument("--out", default=None, metavar="FILE",
+                   help="append rows (kind=estimate) to this JSON-lines file (default: print only)")
     p.set_defaults(func=cmd_estimate)
 
 
@@ -155,16 +179,18 @@ def register_bundle_actions(bsub) -> None:
     p.add_argument("bundle")
     p.add_argument("--out", required=True, help="archive path (.tar.gz)")
     p.add_argument("--sign-key", default=None, metavar="FILE",
-                   help="secret key file: put an HMAC-SHA256 signature.json made with it into the archive")
+                   help="secret key file: put an HMAC-SHA256 signature.json made with it into the archive "
+                        "(default: the bundle's own signature.json, if it has one)")
     p.set_defaults(func=cmd_pack)
     p = bsub.add_parser("unpack", help="extract a packed bundle safely and verify it",
                         description="Extract ARCHIVE into --out, refusing absolute paths, '..' and links, "
                                     "then verify every hash.")
     p.add_argument("archive")
     p.add_argument("--out", required=True, help="bundle folder to create")
-    p.add_argument("--force", action="store_true")
+    p.add_argument("--force", action="store_true", help="replace an existing --out folder")
     p.add_argument("--verify-key", default=None, metavar="FILE",
-                   help="secret key file: refuse the archive unless its bundle is signed with this key")
+                   help="secret key file: refuse the archive unless its bundle is signed with this key "
+                        "(default: hashes only, no signature check)")
     p.set_defaults(func=cmd_unpack)
     p = bsub.add_parser("engine", help="on the board: build a TensorRT engine for this GPU into the bundle",
                         description="Build a TensorRT engine from BUNDLE's head.onnx on this machine's GPU and add "
@@ -175,8 +201,10 @@ def register_bundle_actions(bsub) -> None:
     p.add_argument("bundle")
     p.add_argument("--precision", choices=("fp32", "fp16", "int8"),
                    help="builder precision; default: the bundle's (required for an imported --head)")
-    p.add_argument("--max-batch", type=int, default=32, help="largest batch of the optimisation profile")
-    p.add_argument("--workspace-mb", type=int, default=1024, help="TensorRT builder workspace (MiB)")
+    p.add_argument("--max-batch", type=int, default=32, metavar="N",
+                   help="largest batch of the optimisation profile")
+    p.add_argument("--workspace-mb", type=int, default=1024, metavar="MIB",
+                   help="TensorRT builder workspace in MiB")
     p.set_defaults(func=cmd_engine)
 
 

@@ -18,12 +18,20 @@ examples:
 
 def add_data_arguments(p: argparse.ArgumentParser, default: str = "digits") -> None:
     g = p.add_argument_group("data")
-    g.add_argument("--data", default=default, help=f"data set name ('edgesplit datasets'; default {default})")
-    g.add_argument("--data-root", default=None, help="folder holding a local copy (all but digits need one)")
-    g.add_argument("--img-size", type=int, default=None, help="resize images to this square size")
-    g.add_argument("--channels", type=int, choices=(1, 3), default=None, help="force 1 or 3 channels")
-    g.add_argument("--limit", type=int, default=None, help="use only the first N samples of each split")
-    g.add_argument("--seed", type=int, default=0, help="seed of the train/test/attack split and of training")
+    g.add_argument("--data", default=default, metavar="NAME",
+                   help=f"data set name ('edgesplit datasets'; default {default})")
+    g.add_argument("--data-root", default=None, metavar="DIR",
+                   help="folder with a local copy of the data set (default: none; digits and faces are "
+                        "embedded and need none)")
+    g.add_argument("--img-size", type=int, default=None, metavar="PIXELS",
+                   help="resize images to this square size (default: the data set's own: 28 for the MNIST "
+                        "family, 32 for digits, faces and CIFAR, 64 for image folders and CelebA)")
+    g.add_argument("--channels", type=int, choices=(1, 3), default=None,
+                   help="force 1 (gray) or 3 (RGB) channels (default: the data set's own)")
+    g.add_argument("--limit", type=int, default=None, metavar="N",
+                   help="use only the first N samples of each split (default: all)")
+    g.add_argument("--seed", type=int, default=0, metavar="N",
+                   help="seed of the train/test/attack split, the initial weights and training")
 
 
 def register(sub) -> None:
@@ -32,11 +40,14 @@ def register(sub) -> None:
     p.add_argument("model", help="zoo name ('edgesplit models')")
     add_data_arguments(p)
     g = p.add_argument_group("training")
-    g.add_argument("--epochs", type=int, default=8)
-    g.add_argument("--batch-size", type=int, default=64)
-    g.add_argument("--lr", type=float, default=1e-3)
-    g.add_argument("--optimizer", choices=("adam", "sgd"), default="adam")
-    g.add_argument("--label-smoothing", type=float, default=0.0)
+    g.add_argument("--epochs", type=int, default=8, metavar="N", help="passes over the train split")
+    g.add_argument("--batch-size", type=int, default=64, metavar="N", help="images per optimiser step")
+    g.add_argument("--lr", type=float, default=1e-3,
+                   help="peak learning rate, decayed to 0 on a cosine schedule")
+    g.add_argument("--optimizer", choices=("adam", "sgd"), default="adam",
+                   help="adam, or sgd with Nesterov momentum 0.9")
+    g.add_argument("--label-smoothing", type=float, default=0.0, metavar="EPS",
+                   help="cross-entropy label smoothing, 0 to 1 (default: 0, none)")
     g.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
     p.add_argument("--out", required=True, help="output folder (created)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
