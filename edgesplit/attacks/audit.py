@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from edgesplit.atomic import atomic_path, write_text_atomic
 from edgesplit.attacks.decoders import AUTO, resolve_families
 from edgesplit.attacks.metrics import all_metrics, summarise_all
 from edgesplit.attacks.pairing import check_features, images_for, pair
@@ -347,7 +348,8 @@ def save_grid(originals: np.ndarray, reconstructions: np.ndarray, path: str | Pa
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
+    with atomic_path(path, ".png") as tmp:
+        fig.savefig(tmp, dpi=100)
     plt.close(fig)
     return path
 
@@ -355,8 +357,4 @@ def save_grid(originals: np.ndarray, reconstructions: np.ndarray, path: str | Pa
 def write_result(result: dict, out_dir: str | Path) -> Path:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    path = out / "audit.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    tmp.replace(path)
-    return path
+    return write_text_atomic(out / "audit.json", json.dumps(result, indent=2) + "\n")

@@ -8,6 +8,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgesplit.atomic import write_text_atomic
 from edgesplit.attacks.decoders import AUTO, resolve_families
 from edgesplit.attacks.presets import Preset, get_preset
 from edgesplit.attacks.training import DecoderConfig
@@ -71,7 +72,7 @@ def run_preset(name: str, out_dir: str | Path, run: PresetRun | None = None,
                 fp32_attack = attack
             rows.append(_row(cut, seed_name, precision, result, bundle.manifest["wire"]["bytes_per_sample"]))
     summary = {"preset": preset.to_dict(), "target": target, "data": run.data, "rows": rows}
-    (out / "preset.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_text_atomic(out / "preset.json", json.dumps(summary, indent=2) + "\n")
     return summary
 
 

@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from edgesplit.atomic import write_text_atomic
 from edgesplit.cli.common import print_table
 
 HELP = """\
@@ -98,7 +99,7 @@ def cmd_defend(args) -> int:
     out = Path(args.out)
     ckpt = save_checkpoint(model, out / "model.pt", metrics={"test_accuracy": report["test_accuracy"]})
     report["checkpoint"] = ckpt.name
-    (out / "defend.json").write_text(json.dumps(report, indent=2) + "\n")
+    write_text_atomic(out / "defend.json", json.dumps(report, indent=2) + "\n")
     shown = ", ".join(f"{k}={v}" for k, v in report["params"].items() if k != "keep") or "defaults"
     print(f"{args.defense} at {args.cut} ({shown}): test accuracy {report['test_accuracy_before']:.4f} -> "
           f"{report['test_accuracy']:.4f} after {args.epochs} epochs")

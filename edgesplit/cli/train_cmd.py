@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from edgesplit.atomic import write_text_atomic
+
 TRAIN_HELP = """\
 Train a zoo model as a classifier on a data set and write OUT/model.pt (a weights-only
 checkpoint that records the architecture) and OUT/train.json (data, settings, per-epoch figures).
@@ -84,7 +86,7 @@ def cmd_train(args) -> int:
     out = Path(args.out)
     ckpt = save_checkpoint(model, out / "model.pt", metrics={"test_accuracy": result.test_accuracy})
     record = {"model": model.edgesplit_spec.to_dict(), "data": info.to_dict(), **result.to_dict()}
-    (out / "train.json").write_text(json.dumps(record, indent=2))
+    write_text_atomic(out / "train.json", json.dumps(record, indent=2) + "\n")
     print(f"test accuracy {result.test_accuracy:.4f} after {config.epochs} epochs ({result.seconds:.0f} s); "
           f"wrote {ckpt} and {out / 'train.json'}")
     return 0

@@ -13,13 +13,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from edgesplit.atomic import atomic_path
 from edgesplit.errors import ModelError
 from edgesplit.models.registry import ModelSpec
 from edgesplit.progress import Progress, resolve
@@ -73,12 +73,8 @@ def save_checkpoint(model: nn.Module, path: str | os.PathLike, metrics: dict | N
     }
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")  # unique: concurrent saves never collide
-    try:
+    with atomic_path(path) as tmp:  # a unique name: concurrent saves never collide
         torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 
