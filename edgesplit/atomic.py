@@ -33,6 +33,16 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
         tmp.unlink(missing_ok=True)  # only still there when the block failed
 
 
+def probe_writable(folder: str | os.PathLike) -> None:
+    """Create `folder` (with its parents) and write and remove an empty file in it: OSError when a writer could
+    not, so a command can say so before its expensive step rather than after it."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    probe = temporary_name(folder / "write-test")
+    probe.write_bytes(b"")
+    probe.unlink()
+
+
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     """Write `text` (UTF-8) to `path` atomically; returns the path."""
     with atomic_path(path) as tmp:

@@ -80,6 +80,19 @@ def test_emit_refuses_an_existing_out_file_unless_force(bundle, tmp_path, capsys
     assert len(load_features(existing).ids) == 8
 
 
+def test_emit_into_an_unwritable_place_is_refused_before_emitting(bundle, tmp_path, capsys, monkeypatch):
+    """Item 13: the folder is checked before the features are computed, not when they are saved."""
+    import edgesplit.runtime.emit as emit_module
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    computed = []
+    monkeypatch.setattr(emit_module, "emit_arrays", lambda *a, **k: computed.append(1))
+    line = one_line_error(capsys, "emit", str(bundle), "--limit", "8", "--out", str(blocker / "f.npz"), "--quiet")
+    assert line.startswith("edgesplit emit: error: cannot write in") and "choose a writable --out" in line
+    assert not computed, "nothing was emitted first"
+
+
 # --- 8: heads whose weights are external data ----------------------------------------------------------------
 def tiny_head(folder, external: bool = True, channels: int = 32):
     """A conv head (1x1x16x16 -> 1x32x16x16, 1152 bytes of weights) saved as torch.onnx.export's dynamo exporter does: head.onnx with

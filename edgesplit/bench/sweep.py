@@ -19,7 +19,7 @@ from collections import Counter
 from functools import partial
 from pathlib import Path
 
-from edgesplit.atomic import temporary_name, write_text_atomic
+from edgesplit.atomic import probe_writable, write_text_atomic
 from edgesplit.bench.clock import StepClock
 from edgesplit.bench.lock import folder_lock
 from edgesplit.bench.spec import ModelEntry, SweepSpec
@@ -64,10 +64,7 @@ def check_writable(out: Path) -> None:
         raise BenchError(f"--out {out} is a file, not a folder: choose a folder for the sweep")
     for folder in (out, *(out / name for name in FOLDERS if (out / name).is_dir())):
         try:
-            folder.mkdir(parents=True, exist_ok=True)
-            probe = temporary_name(folder / "write-test")
-            probe.write_bytes(b"")
-            probe.unlink()
+            probe_writable(folder)
         except OSError as exc:
             raise BenchError(f"cannot write in {folder} ({exc.strerror or exc}): choose a writable --out, "
                              f"or fix the folder's permissions") from None

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgesplit.atomic import atomic_path
+from edgesplit.atomic import atomic_path, probe_writable
 from edgesplit.errors import BackendError, BundleError
 from edgesplit.export.wire import WireFormat
 
@@ -61,6 +61,11 @@ def check_feature_path(path: str | os.PathLike, force: bool = False) -> Path:
         raise BackendError(f"{path} is a folder: pass a .npz file name with --out")
     if path.exists() and not force:
         raise BackendError(f"{path} already exists: pass --force to replace it, or choose another --out")
+    try:
+        probe_writable(path.parent)  # before the features are computed, not after
+    except OSError as exc:
+        raise BackendError(f"cannot write in {path.parent} ({exc.strerror or exc}): choose a writable --out, "
+                           f"or fix the folder's permissions") from None
     return path
 
 
