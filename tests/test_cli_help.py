@@ -50,3 +50,13 @@ def test_help_never_breaks_a_hyphenated_word_across_lines(name, sub):
 
     broken = [line.strip() for line in sub.format_help().splitlines() if re.search(r"[A-Za-z]-$", line.rstrip())]
     assert not broken, f"edgesplit {name} --help breaks a word after: {broken}"
+
+
+def test_defend_input_is_parsed_like_every_other_shape(capsys):
+    from edgesplit.cli.main import main
+
+    with pytest.raises(SystemExit) as exc:  # once: ValueError traceback from "3x".split("x")
+        main(["defend", "classifier4", "--cut", "features.1", "--defense", "noise", "--input", "3x", "--out", "d"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "malformed input shape '3x'" in err[0]

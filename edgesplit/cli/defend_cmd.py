@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from edgesplit.atomic import write_text_atomic
-from edgesplit.cli.common import print_table
+from edgesplit.cli.common import input_shape, print_table
 
 HELP = """\
 Insert a defense at CUT, fine-tune the model with it on --data's train split, and write OUT/model.pt
@@ -39,7 +39,7 @@ def register(sub) -> None:
     p.add_argument("--checkpoint", default=None, metavar="FILE",
                    help="the undefended model to start from, recommended (default: none: random weights "
                         "seeded by --seed)")
-    p.add_argument("--input", default=None, metavar="CxHxW",
+    p.add_argument("--input", type=input_shape, default=None, metavar="CxHxW",
                    help="input shape without a checkpoint (default: the data's shape)")
     p.add_argument("--data", default="digits", metavar="NAME",
                    help="data set ('edgesplit datasets'): fine-tuned on its train split, scored on its "
@@ -84,7 +84,7 @@ def cmd_defend(args) -> int:
     if probe is not None:
         c, size = probe.edgesplit_spec.in_chans, probe.edgesplit_spec.img_size
     elif args.input:
-        c, size = (int(v) for v in args.input.lower().split("x")[:2])
+        c, size = args.input[:2]
     else:
         c, size = None, None
     common = dict(root=args.data_root, img_size=size, channels=c, seed=args.seed)
