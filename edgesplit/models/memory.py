@@ -9,19 +9,14 @@ failures that still happen (batches, training) become one line of advice through
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from torch import nn
 
 from edgesplit.errors import ModelError
-
-MEMINFO = Path("/proc/meminfo")
-CGROUP = Path("/sys/fs/cgroup")
-ALLOCATOR_FAILURES = ("can't allocate", "not enough memory", "out of memory")
+from edgesplit.hostmemory import available_bytes, says_out_of_memory
 
 
 @dataclass(frozen=True)
@@ -44,37 +39,6 @@ def human_bytes(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     raise AssertionError("unreachable")
-
-
-def available_bytes() -> int | None:
-    """Memory this process can still allocate: MemAvailable, capped by a cgroup v2 limit; None if unknown."""
-    limits = [v for v in (_meminfo_available(), _cgroup_headroom()) if v is not None]
-    if limits:
-        return min(limits)
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
-def _meminfo_available() -> int | None:
-    try:
-        for line in MEMINFO.read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
-
-
-def _cgroup_headroom() -> int | None:
-    try:
-        limit = (CGROUP / "memory.max").read_text().strip()
-        if limit == "max":
-            return None
-        return max(int(limit) - int((CGROUP / "memory.current").read_text().strip()), 0)
-    except (OSError, ValueError):
-        return None
 
 
 def footprint(build: Callable[[], nn.Module], input_shape: tuple[int, ...]) -> Footprint | None:
@@ -122,9 +86,9 @@ def check_fits(what: str, needs: Footprint | None, fix: str, available: int | No
 
 def is_allocator_failure(exc: BaseException) -> bool:
     """True for torch's out-of-memory errors (CPU allocator or CUDA) and MemoryError."""
-    if isinstance(exc, (MemoryError, torch.OutOfMemoryError)):
+    if isinstance(exc, torch.OutOfMemoryError):
         return True
-    return isinstance(exc, RuntimeError) and any(s in str(exc) for s in ALLOCATOR_FAILURES)
+    return isinstance(exc, (MemoryError, RuntimeError)) and says_out_of_memory(exc)
 
 
 @contextlib.contextmanager

@@ -1,0 +1,53 @@
+"""How much memory this process can still allocate, and whether an exception says that an allocation failed.
+
+Stdlib only (the device side uses it): /proc/meminfo's MemAvailable capped by a cgroup v2 limit, else
+sysconf. `edgesplit.models.memory` (will a model fit?) and `edgesplit.runtime.memory` (will a batch fit?)
+build their checks on it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+MEMINFO = Path("/proc/meminfo")
+CGROUP = Path("/sys/fs/cgroup")
+# How onnxruntime, numpy, torch, CUDA and TensorRT say that an allocation failed (lower case).
+OUT_OF_MEMORY = ("failed to allocate", "unable to allocate", "can't allocate", "bad_alloc", "out of memory",
+                 "memoryallocation", "not enough memory")
+
+
+def available_bytes() -> int | None:
+    """Memory this process can still allocate: MemAvailable, capped by a cgroup v2 limit; None if unknown."""
+    known = [v for v in (_meminfo_available(), _cgroup_headroom()) if v is not None]
+    if known:
+        return min(known)
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def says_out_of_memory(exc: BaseException) -> bool:
+    """True for MemoryError and for an exception whose message is an allocator's out-of-memory message."""
+    return isinstance(exc, MemoryError) or any(s in str(exc).lower() for s in OUT_OF_MEMORY)
+
+
+def _meminfo_available() -> int | None:
+    try:
+        for line in MEMINFO.read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def _cgroup_headroom() -> int | None:
+    try:
+        limit = (CGROUP / "memory.max").read_text().strip()
+        if limit == "max":
+            return None
+        return max(int(limit) - int((CGROUP / "memory.current").read_text().strip()), 0)
+    except (OSError, ValueError):
+        return None
