@@ -78,7 +78,7 @@ def register(sub) -> None:
     p.add_argument("--cuts", default="blocks", help="with --model: 'blocks' or comma-separated cut names")
     p.add_argument("--checkpoint", default=None,
                    help="with --model: trained weights (default: none: --train-epochs trains them, or random)")
-    p.add_argument("--train-epochs", type=int, default=0, help="with --model and no checkpoint: train it first")
+    p.add_argument("--train-epochs", type=int, default=0, help="with --model and no checkpoint: train it this many epochs first (default 0: random weights)")
     p.add_argument("--precisions", default="fp32,fp16,int8",
                    help="head precisions, comma-separated from fp32, fp16, int8")
     p.add_argument("--backends", default="ort",
