@@ -303,12 +303,13 @@ def test_unpack_of_a_tampered_archive_writes_nothing_into_out(bundle, tmp_path, 
     with pytest.raises(BundleError, match="bad.tar.gz: head.onnx does not match its sha256"):
         unpack_bundle(archive, tmp_path / "fresh")
     assert not (tmp_path / "fresh").exists()
-    keep = tmp_path / "existing"
+    keep = tmp_path / "existing"  # an older bundle that --force may replace, but only with a verified one
     keep.mkdir()
+    (keep / "manifest.json").write_text("{}")
     (keep / "mine.txt").write_text("mine")
     line = one_line_error(capsys, "bundle", "unpack", str(archive), "--out", str(keep), "--force")
     assert "does not match its sha256" in line and ".existing." not in line
-    assert sorted(os.listdir(keep)) == ["mine.txt"], "a failed unpack leaves --out as it was"
+    assert sorted(os.listdir(keep)) == ["manifest.json", "mine.txt"], "a failed unpack leaves --out as it was"
     assert sorted(os.listdir(tmp_path)) == ["bad.tar.gz", "c4", "existing"], "no staging folder left"
 
 
@@ -414,3 +415,38 @@ def test_export_signs_the_bundle(tmp_path, key, capsys):
     verify_bundle(tmp_path / "e", key.read_bytes())
     archive = pack_bundle(tmp_path / "e", tmp_path / "e.tar.gz")  # the bundle's own signature travels
     unpack_bundle(archive, tmp_path / "e2", key=key.read_bytes())
+
+
+def test_force_never_replaces_a_folder_that_is_not_a_bundle(bundle, tmp_path, capsys):
+    """`bundle unpack --force` into a project folder used to delete it (the folder was replaced whole)."""
+    from edgesplit.runtime.pack import pack_bundle
+
+    archive = pack_bundle(bundle, tmp_path / "b.tar.gz")
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "thesis.tex").write_text("years of work")
+    line = one_line_error(capsys, "bundle", "unpack", str(archive), "--out", str(project), "--force")
+    assert "not a bundle" in line and (project / "thesis.tex").read_text() == "years of work"
+    assert main(["bundle", "unpack", str(archive), "--out", str(tmp_path / "again")]) == 0
+    assert main(["bundle", "unpack", str(archive), "--out", str(tmp_path / "again"), "--force"]) == 0
+
+
+def test_a_signature_with_non_ascii_characters_is_refused_in_one_line(bundle, tmp_path, capsys):
+    import json
+    import shutil
+
+    from edgesplit.errors import BundleError
+    from edgesplit.export.bundle import verify_bundle
+
+    key = tmp_path / "key"
+    key.write_bytes(b"k" * 32)
+    signed = tmp_path / "signed"
+    shutil.copytree(bundle, signed)
+    assert main(["bundle", "pack", str(signed), "--out", str(tmp_path / "s.tar.gz"), "--sign-key", str(key)]) == 0
+    assert main(["bundle", "unpack", str(tmp_path / "s.tar.gz"), "--out", str(tmp_path / "u"),
+                 "--verify-key", str(key)]) == 0
+    record = json.loads((tmp_path / "u" / "signature.json").read_text())
+    record["signature"] = "é" * 64
+    (tmp_path / "u" / "signature.json").write_text(json.dumps(record))
+    with pytest.raises(BundleError, match="signature does not match"):
+        verify_bundle(tmp_path / "u", key.read_bytes())

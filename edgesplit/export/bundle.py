@@ -312,7 +312,8 @@ def check_signature(path: str | os.PathLike, manifest: dict, key: bytes) -> None
     if record.get("key_id") != key_id(key):
         raise BundleError(f"bundle {path} was signed with key {record.get('key_id')}, not this key "
                           f"({key_id(key)}): pass the key it was signed with")
-    if not hmac.compare_digest(str(record.get("signature")), signature_record(manifest, key)["signature"]):
+    given = str(record.get("signature")).encode("utf-8", "replace")  # bytes: str compare_digest rejects non-ASCII
+    if not hmac.compare_digest(given, signature_record(manifest, key)["signature"].encode()):
         raise BundleError(f"bundle {path}: its signature does not match the manifest (changed after signing): "
                           f"refusing the bundle; re-copy it from its source")
 
@@ -334,19 +335,27 @@ def move_into_place(tmp: Path, out: Path) -> None:
         return
     old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
     os.replace(out, old / out.name)
-    os.replace(tmp, out)
+    try:
+        os.replace(tmp, out)
+    except BaseException:  # the old bundle goes back where it was
+        os.replace(old / out.name, out)
+        shutil.rmtree(old, ignore_errors=True)
+        raise
     shutil.rmtree(old, ignore_errors=True)
 
 
 def check_output_folder(out_dir: str | os.PathLike, force: bool) -> Path:
-    """Refuse to overwrite a non-empty folder (a bundle or anything else) unless `force`."""
+    """Refuse to overwrite a non-empty folder: a bundle unless `force`, anything else (a project folder given
+    as --out by mistake) even with `force`, since replacing it would delete it."""
     out = Path(out_dir)
     if out.exists():
         if not out.is_dir():
             raise BundleError(f"output {out} exists and is not a folder: choose another --out")
+        if any(out.iterdir()) and not (out / MANIFEST).exists():
+            raise BundleError(f"output folder {out} already holds other files (it is not a bundle): choose another "
+                              f"--out, or empty it yourself; --force only replaces a bundle")
         if any(out.iterdir()) and not force:
-            what = "a bundle" if (out / MANIFEST).exists() else "other files"
-            raise BundleError(f"output folder {out} already holds {what}: pass --force to replace it, "
+            raise BundleError(f"output folder {out} already holds a bundle: pass --force to replace it, "
                               f"or choose another --out")
     return out
 
