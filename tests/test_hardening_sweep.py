@@ -393,3 +393,32 @@ def test_the_torch_free_catalogue_names_every_loadable_data_set():
     from edgesplit.data.registry import SPECS
 
     assert list_datasets() == sorted(SPECS)
+
+
+def test_an_engine_added_to_a_bundle_keeps_its_export_and_audits_and_redoes_its_profile(tmp_path, fake_steps,
+                                                                                    monkeypatch):
+    """Review finding: 'edgesplit bundle engine' rewrites the manifest; keying the export on the manifest's sha256
+    re-exported the bundle on every resume (deleting the engine) and redid its emit and audits."""
+    def export(self, entry, checkpoint, cut, precision, weights, tag=""):
+        fake_steps.append(("export", precision))
+        folder = self.out / "bundles" / entry.name / f"{cut}{tag}-{precision}"
+        manifest = _write(folder / "manifest.json", json.dumps(
+            {"files": {"head.onnx": {"sha256": uuid.uuid4().hex}}, "input": {"shape": [1, 1, 32, 32]},
+             "wire": {"format": precision}, "engines": {}}))
+        return {"bundle": self.rel(folder), "bundle_sha256": _sha(manifest), "head_identity": self.head_identity(folder)}
+
+    monkeypatch.setattr(sweep_module._Sweep, "_export", export)
+    out = tmp_path / "s"
+    spec = spec_from_dict(SPEC)
+    run_sweep(spec, out)
+    fp32 = next(r for r in _raw_rows(out) if r["step"] == "export" and r["precision"] == "fp32")
+    manifest = out / fp32["bundle"] / "manifest.json"
+    m = json.loads(manifest.read_text())
+    m["engines"] = {"head.h200.engine": {"precision": "fp32"}}  # what 'bundle engine' adds
+    manifest.write_text(json.dumps(m))
+    fake_steps.clear()
+    run_sweep(spec, out)
+    assert fake_steps == [("profile", "fp32")], "only the profile sees the engine; the head is the same"
+    fake_steps.clear()
+    run_sweep(spec, out)
+    assert fake_steps == [], "and nothing on the next resume"

@@ -12,6 +12,7 @@ fails is recorded as `failed` and retried on the next run, and the sweep goes on
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import os
 import time
@@ -174,9 +175,25 @@ class _Sweep:
         return check
 
     def _bundle_unchanged(self, row: dict) -> bool:
-        """An export row still describes the bundle on disk (not deleted, not replaced by another export)."""
-        manifest = self.out / row["bundle"] / "manifest.json"
-        return manifest.is_file() and self.digest(manifest) == row.get("bundle_sha256")
+        """An export row still describes the head on disk (not deleted, not replaced by another export). An
+        engine added by 'edgesplit bundle engine' rewrites the manifest but not the head: the export stands."""
+        bundle_dir = self.out / row["bundle"]
+        if not (bundle_dir / "manifest.json").is_file():
+            return False
+        if "head_identity" in row:
+            return self.head_identity(bundle_dir) == row["head_identity"]
+        return self.digest(bundle_dir / "manifest.json") == row.get("bundle_sha256")
+
+    def head_identity(self, bundle_dir: Path) -> str:
+        """What emission and audits depend on: the head graph's sha256 and the input and wire the manifest gives
+        it, not the rest of the manifest (engines, fidelity). A manifest without them: its own sha256."""
+        manifest = bundle_dir / "manifest.json"
+        try:
+            m = json.loads(manifest.read_text())
+            core = {"head": m["files"]["head.onnx"]["sha256"], "input": m["input"], "wire": m["wire"]}
+        except (OSError, ValueError, KeyError, TypeError):
+            return self.digest(manifest)
+        return hashlib.sha256(json.dumps(core, sort_keys=True).encode()).hexdigest()
 
     def digest(self, path: Path) -> str:
         """sha256 of a file, computed once per version of it (size and modification time)."""
@@ -254,11 +271,12 @@ class _Sweep:
                 self.clock.passed_over(per_precision - Counter(export=1))
                 continue
             bundle_dir = self.out / bundle["bundle"]
-            uses = self.inputs(bundle=bundle_dir / "manifest.json")
-            for device in self.spec.devices:
+            for device in self.spec.devices:  # a profile depends on the whole manifest (an engine added: redone)
                 for backend in self.spec.backends:
                     self.step(partial(self._profile, bundle_dir, backend, device, precision, checkpoint),
-                              inputs=uses, step="profile", backend=backend, device=device, **key)
+                              inputs=self.inputs(bundle=bundle_dir / "manifest.json"), step="profile",
+                              backend=backend, device=device, **key)
+            uses = {"bundle": self.head_identity(bundle_dir)}
             if not self.spec.audit:
                 continue
             emitted = self.step(partial(self._emit, bundle_dir, entry, cut + tag, precision),
@@ -349,7 +367,8 @@ class _Sweep:
         path = self.out / "bundles" / entry.name / f"{cut}{tag}-{precision}"
         bundle = export_bundle(config, path, force=True, progress=self.progress)
         m = bundle.manifest
-        return {"bundle": self.rel(bundle.path), "bundle_sha256": bundle.sha256, "weights": weights,
+        return {"bundle": self.rel(bundle.path), "bundle_sha256": bundle.sha256,
+                "head_identity": self.head_identity(bundle.path), "weights": weights,
                 "payload_bytes": m["wire"]["bytes_per_sample"], "wire": m["wire"]["format"],
                 "feature_shape": m["output"]["shape"][1:], "macs": m["cut"]["macs"], "params": m["cut"]["params"],
                 "head_onnx_bytes": m["fidelity"]["head_onnx_bytes"], "fidelity": m["fidelity"],
