@@ -98,6 +98,8 @@ def test_small_attacker_sets_are_refit_on_every_sample_for_the_chosen_epochs():
     assert large.summary()["refit_samples"] == 0, "a validation slice of 20 picks the checkpoint itself"
     budget = train_decoder(z, x, DecoderConfig(epochs=300, budget_s=1e-6))
     assert budget.refit_samples == 0, "a spent budget is not doubled by a refit"
+    roomy = train_decoder(z, x, DecoderConfig(epochs=3, patience=6, schedule="cosine", budget_s=600))
+    assert roomy.refit_samples == 48, "a refit that fits in the budget still runs"
 
 
 def test_decoder_families():

@@ -163,7 +163,7 @@ def _learning_curve(family, trained, z, train_images, observed, originals, full_
         points.append({"fraction": fraction, "samples": part.samples, "psnr": float(np.mean(m["psnr"])),
                        "ssim": float(np.mean(m["ssim"])), "epochs_run": len(part.history),
                        "converged": part.converged})
-    points.append({"fraction": 1.0, "samples": trained.samples, "psnr": full_psnr["psnr"],
+    points.append({"fraction": 1.0, "samples": trained.refit_samples or trained.samples, "psnr": full_psnr["psnr"],
                    "ssim": full_psnr["ssim"], "epochs_run": len(trained.history), "converged": trained.converged})
     gain = points[-1]["psnr"] - points[-2]["psnr"]
     return {"decoder": family, "points": points, "gain_last_doubling_db": gain,

@@ -247,7 +247,10 @@ def train_decoder(features: np.ndarray, images: np.ndarray, config: DecoderConfi
     seen = stepper.seen
     if best_state is not None:
         model.load_state_dict(best_state)
-    if n_val < REFIT_BELOW and fraction == 1 and result.best_epoch > 0 and result.stopped_by != "budget":
+    spent = time.perf_counter() - start
+    refit_cost = spent / len(result.history) * result.best_epoch * len(z) / len(train_idx) if result.history else 0
+    within_budget = not config.budget_s or spent + refit_cost <= config.budget_s
+    if n_val < REFIT_BELOW and fraction == 1 and result.best_epoch > 0 and within_budget:
         seen += _refit(result, z, x, torch.cat([train_idx, val_idx]), init, gen, progress)
     result.seconds = time.perf_counter() - start
     result.images_per_second = seen / result.seconds if result.seconds > 0 else 0.0
