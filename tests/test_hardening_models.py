@@ -228,6 +228,15 @@ def test_image_folder_without_class_folders_is_refused(tmp_path, capsys):
     assert not (tmp_path / "run").exists()
 
 
+def test_a_stray_image_beside_the_class_folders_is_not_refused(tmp_path):
+    for i in range(6):
+        _png(tmp_path / "pets" / "cats" / f"{i}.png", 20 * i)
+        _png(tmp_path / "pets" / "dogs" / f"{i}.png", 200)
+    _png(tmp_path / "pets" / "preview.png")
+    data = load_dataset("imagefolder", root=tmp_path / "pets", split="train")
+    assert data.info.num_classes == 2
+
+
 def test_image_folder_with_one_class_only_is_refused(tmp_path, capsys):
     for i in range(6):
         _png(tmp_path / "one" / "cats" / f"{i}.png", 20 * i)

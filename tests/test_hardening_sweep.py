@@ -279,6 +279,7 @@ BAD_SPECS = [
     (SPEC_TOML.replace('cuts = ["features.1"]', "cuts = 5"), "cuts must be a string or a list of strings"),
     (SPEC_TOML + '[profile]\niters = "50"\n', "[profile] iters must be a whole number, e.g. iters = 200"),
     (SPEC_TOML + "[profile]\niters = 0\n", "[profile] iters must be at least 1"),
+    (SPEC_TOML + "[profile]\nmin_seconds = inf\n", "[profile] min_seconds must be a finite number, got inf"),
     (SPEC_TOML + "[attack]\nepochs = 1.5\n", "[attack] epochs must be a whole number"),
     (SPEC_TOML.replace("[sweep]\n", '[sweep]\naudit = "yes"\n'), "[sweep] audit must be true or false"),
     (SPEC_TOML.replace('precisions = ["fp32", "int8"]', "precisions = 5"), "[sweep] precisions must be a list"),

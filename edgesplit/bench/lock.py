@@ -58,6 +58,10 @@ def _acquire(path: Path) -> int:
             os.close(fd)
             raise BenchError(f"{path.parent} is in use by another sweep ({_describe(holder)}): wait for it to "
                              f"finish or stop it, or use another --out") from None
+        except OSError as exc:  # a filesystem without flock (some NFS / CIFS mounts)
+            os.close(fd)
+            raise BenchError(f"cannot lock {path} ({exc.strerror or exc}): this filesystem does not support file "
+                             f"locks; use an --out on a local disk") from None
         if _same_file(fd, path):
             return fd
         os.close(fd)  # the holder removed the file between our open and our lock: open the new one

@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import types
 import typing
 from dataclasses import MISSING, asdict, dataclass, field, fields
@@ -232,6 +233,8 @@ _WRONG = object()
 def _at_least(where: str, record, **minimum) -> None:
     for key, low in minimum.items():
         value = getattr(record, key)
+        if not math.isfinite(value):  # TOML allows nan and inf: min_seconds = inf would never end
+            raise BenchError(f"{where} {key} must be a finite number, got {value!r}")
         if value < low:
             raise BenchError(f"{where} {key} must be at least {low}, got {value!r}")
 
@@ -328,12 +331,6 @@ def _is_record(hint) -> bool:
     """A field holding spec records (models, defenses, sections), parsed by its own function."""
     args = typing.get_args(hint)
     return hint in _SECTIONS.values() or (typing.get_origin(hint) is tuple and args[0] in (ModelEntry, DefenseEntry))
-
-
-def _list(value, where: str, example: str) -> list:
-    if not isinstance(value, list):
-        raise BenchError(f"{where} must be a list, e.g. {example}; got {_show(value)}")
-    return value
 
 
 def _model(raw, i: int) -> ModelEntry:

@@ -69,13 +69,15 @@ def _scan(name: str, folder: Path, root: Path) -> dict[str, list[str]]:
         loose = _loose_images(folder)
     except OSError as exc:
         raise DataError(f"cannot read the data folder {folder} ({exc.strerror}): check its permissions") from None
-    if loose:
+    if loose and sum(1 for d in folder.iterdir() if d.is_dir()) < 2:  # a stray preview beside classes is fine
         siblings = _image_folders_beside(folder)
         fix = (f"pass its parent {folder.parent}, whose {siblings} folders of images would be the classes"
                if folder == root and siblings >= 2 else "move the images into one folder per class")
         raise DataError(f"{folder} holds {len(loose)} image(s) directly (e.g. {loose[0]}) instead of in class "
                         f"sub-folders: data set '{name}' expects {root} to contain {EXPECTED[name]}; {fix}")
     tree = scan_classes(folder)
+    if loose:  # beside two or more class folders, images lying in the root are not a class of their own
+        tree = {k: v for k, v in tree.items() if any(Path(f).parent != folder for f in v)}
     if not tree:
         raise DataError(f"no images (.png .jpg .jpeg .bmp .gif .tif .tiff .webp) found under {folder}; "
                         f"data set '{name}' expects {root} to contain {EXPECTED[name]}")

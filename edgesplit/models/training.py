@@ -33,8 +33,9 @@ class TrainConfig:
     recalibrate_bn: bool = True
 
     def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ModelError(f"epochs and batch_size must be >= 1 (got {self.epochs}, {self.batch_size})")
+        if self.epochs < 1 or self.batch_size < 2:  # BatchNorm needs two samples a batch
+            raise ModelError(f"epochs must be >= 1 and batch_size >= 2 (BatchNorm needs two samples a batch); got "
+                             f"{self.epochs}, {self.batch_size}")
         if not self.lr > 0:
             raise ModelError(f"learning rate must be > 0, got {self.lr}")
         if self.optimizer not in OPTIMIZERS:
