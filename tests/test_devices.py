@@ -292,6 +292,27 @@ def test_rss_sampler_sees_an_allocation():
         RssSampler(interval_s=0)
 
 
+def test_rss_sampler_uses_the_kernels_peak_without_a_thread_and_polls_only_where_it_must(monkeypatch):
+    """A 5 ms polling thread shares the GIL with the timing loop beside it (issue 13.15)."""
+    import mmap
+    import threading
+
+    import edgesplit.devices.samplers as samplers
+
+    size = 50 * 1024 * 1024
+    before = threading.active_count()
+    with RssSampler() as rss:
+        assert threading.active_count() == before, "no polling thread where the kernel keeps the peak"
+        with mmap.mmap(-1, size) as block:  # allocated and freed between two would-be polls
+            block.write(b"\x01" * size)
+    assert rss.kernel_peak and "VmHWM" in rss.summary()["source"]
+    assert rss.peak_above_baseline_bytes >= 40 * 1024 * 1024, "a peak that came and went is still seen"
+    monkeypatch.setattr(samplers, "_reset_kernel_peak", lambda: False)
+    with RssSampler() as polled:
+        assert threading.active_count() == before + 1, "elsewhere a thread polls"
+    assert not polled.kernel_peak and polled.samples >= 1
+
+
 def test_nvml_sampler_absent_here():
     import importlib.util
 

@@ -362,6 +362,7 @@ def test_the_sweep_reports_step_k_of_n_and_the_time_left_through_progress(tmp_pa
     # tail x2 (input, features.1), then per precision: export, profile, emit, audit
     assert [m.split(":")[0] for m in steps] == [f"step {k} of 10" for k in range(1, 11)]
     assert all(" left" in m for m in steps) and any("about " in m for m in steps)
+    assert any("more than" in m and "audit steps not timed yet" in m for m in steps), "no guess for audits"
     assert messages[0].startswith("sweep into ") and "10 steps" in messages[0]
     assert messages[-1].startswith("sweep done in ")
     assert capsys.readouterr().out == "", "the library reports through progress, never print"

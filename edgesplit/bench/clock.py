@@ -46,16 +46,19 @@ class StepClock:
         return f"step {self.count} of {self.total}"
 
     def time_left(self) -> str:
-        """'about 4 min left', or 'time left unknown' before any step has been timed."""
+        """'about 4 min left' from each step kind's mean time; 'more than ... left' while a kind still to run has
+        not been timed; 'time left unknown' before any step has been timed."""
         to_run = {step: max(0, n - max(0, self.finished_before[step])) for step, n in self.left.items()}
         if not any(to_run.values()):
             return "no steps left to run"
         every = [s for times in self.seconds.values() for s in times]
         if not every:
             return "time left unknown"
-        overall = sum(every) / len(every)
-        seconds = sum(n * (sum(self.seconds[step]) / len(self.seconds[step]) if self.seconds.get(step) else overall)
-                      for step, n in to_run.items())
+        seconds = sum(n * sum(self.seconds[step]) / len(self.seconds[step])
+                      for step, n in to_run.items() if n and self.seconds.get(step))
+        untimed = sorted(step for step, n in to_run.items() if n and not self.seconds.get(step))
+        if untimed:  # an audit can take 100 times an export: no guess from the other kinds
+            return f"more than {duration(seconds)} left ({', '.join(untimed)} steps not timed yet)"
         return f"about {duration(seconds)} left"
 
     def elapsed(self) -> str:
