@@ -7,7 +7,9 @@ build their checks on it.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 MEMINFO = Path("/proc/meminfo")
@@ -31,6 +33,21 @@ def available_bytes() -> int | None:
 def says_out_of_memory(exc: BaseException) -> bool:
     """True for MemoryError and for an exception whose message is an allocator's out-of-memory message."""
     return isinstance(exc, MemoryError) or any(s in str(exc).lower() for s in OUT_OF_MEMORY)
+
+
+@contextlib.contextmanager
+def out_of_memory_as(error: Callable[[str], Exception], what: str, fix: str,
+                     is_failure: Callable[[BaseException], bool] = says_out_of_memory) -> Iterator[None]:
+    """Turn an allocator failure inside the block into `error("out of memory WHAT (N available): FIX")`, one
+    line; an error of that type raised inside passes through unchanged."""
+    try:
+        yield
+    except Exception as exc:
+        if isinstance(exc, error) or not is_failure(exc):  # type: ignore[arg-type]
+            raise
+        available = available_bytes()
+        have = f" ({available / 2**30:.2f} GiB available)" if available is not None else ""
+        raise error(f"out of memory {what}{have}: {fix}") from None
 
 
 def _meminfo_available() -> int | None:

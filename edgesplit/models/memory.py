@@ -8,15 +8,14 @@ failures that still happen (batches, training) become one line of advice through
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from edgesplit.errors import ModelError
-from edgesplit.hostmemory import available_bytes, says_out_of_memory
+from edgesplit.hostmemory import available_bytes, out_of_memory_as, says_out_of_memory
 
 
 @dataclass(frozen=True)
@@ -91,14 +90,6 @@ def is_allocator_failure(exc: BaseException) -> bool:
     return isinstance(exc, (MemoryError, RuntimeError)) and says_out_of_memory(exc)
 
 
-@contextlib.contextmanager
-def allocation_advice(what: str, fix: str) -> Iterator[None]:
+def allocation_advice(what: str, fix: str):
     """Turn an allocator failure inside the block into a one-line ModelError: what ran out, and the fix."""
-    try:
-        yield
-    except Exception as exc:
-        if not is_allocator_failure(exc):
-            raise
-        available = available_bytes()
-        have = f" ({human_bytes(available)} available)" if available is not None else ""
-        raise ModelError(f"out of memory {what}{have}: {fix}") from None
+    return out_of_memory_as(ModelError, what, fix, is_allocator_failure)

@@ -6,13 +6,10 @@ Torch-free (the device runner uses it); what is available comes from `edgesplit.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-
 import numpy as np
 
 from edgesplit.errors import BackendError
-from edgesplit.hostmemory import available_bytes, says_out_of_memory
+from edgesplit.hostmemory import available_bytes, out_of_memory_as
 
 
 def gib(n: float) -> str:
@@ -47,17 +44,7 @@ def check_batch_fits(bundle, batch: int, available: int | None = None) -> None:
                        f"(fewer still, for the head's activations)")
 
 
-@contextlib.contextmanager
-def out_of_memory_advice(batch: int) -> Iterator[None]:
+def out_of_memory_advice(batch: int):
     """Turn an allocator failure while running a batch into one BackendError line with the fix."""
-    try:
-        yield
-    except BackendError:
-        raise
-    except Exception as exc:
-        if not says_out_of_memory(exc):
-            raise
-        available = available_bytes()
-        have = f" ({gib(available)} available)" if available is not None else ""
-        raise BackendError(f"out of memory running batch {batch}{have}: use a smaller batch (--batch / "
-                           f"--batch-size), or close what else uses memory") from None
+    return out_of_memory_as(BackendError, f"running batch {batch}",
+                            "use a smaller batch (--batch / --batch-size), or close what else uses memory")
