@@ -1,0 +1,28 @@
+"""The words every package shares: head precisions, wire formats, and how many bytes a value takes.
+
+Torch-free and dependency-free on purpose: the device runner, the board profiles and the CLI all read it.
+Every other module takes these names from here instead of spelling them out again.
+"""
+
+from __future__ import annotations
+
+PRECISIONS = ("fp32", "fp16", "int8")  # what a head computes in
+WIRES = ("fp32", "fp16", "int8")  # what crosses the network (an int8 wire carries a scale and zero-point)
+
+# Bytes one value takes at each precision (weights, activations and wire values alike).
+BYTES_PER_VALUE = {"fp32": 4, "fp16": 2, "int8": 1}
+
+# numpy dtype names a wire payload may have for each wire format.
+WIRE_DTYPES = {"fp32": ("float32",), "fp16": ("float16",), "int8": ("int8", "uint8")}
+
+# A head exported at a precision sends that precision's wire unless told otherwise.
+DEFAULT_WIRE = {p: p for p in PRECISIONS}
+
+
+def precision_list(text: str) -> list[str]:
+    """'FP32, int8' -> ['fp32', 'int8'] (order kept, duplicates dropped); unknown names raise ValueError."""
+    names = [part.strip().lower() for part in str(text).split(",") if part.strip()]
+    bad = [n for n in names if n not in PRECISIONS]
+    if bad or not names:
+        raise ValueError(f"unknown precision {bad[0]!r}" if bad else "no precision given")
+    return list(dict.fromkeys(names))
