@@ -26,3 +26,17 @@ def precision_list(text: str) -> list[str]:
     if bad or not names:
         raise ValueError(f"unknown precision {bad[0]!r}" if bad else "no precision given")
     return list(dict.fromkeys(names))
+
+
+def parse_chw(text: str) -> tuple[int, int, int]:
+    """'3x32x32' -> (3, 32, 32): channels x height x width ('X' or '×' too, spaces around numbers allowed).
+
+    The one parser of an input shape written as text (the CLI's --input, a sweep spec's `input`). It checks the
+    form only; which sizes a caller accepts (square, at least 8 pixels) is the caller's to say. A malformed text
+    raises ValueError naming the form expected.
+    """
+    parts = str(text).replace("X", "x").replace("×", "x").split("x")
+    if len(parts) != 3 or not all(part.strip().isdecimal() for part in parts):
+        raise ValueError(f"{text!r} is not CHANNELSxHEIGHTxWIDTH, e.g. 3x32x32")
+    c, h, w = (int(part) for part in parts)
+    return c, h, w
