@@ -55,6 +55,7 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
 from edgesplit.errors import BenchError, EdgesplitError, closest
+from edgesplit.vocab import parse_chw
 
 PRECISIONS = ("fp32", "fp16", "int8")
 
@@ -73,9 +74,8 @@ class ModelEntry:
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
-        parts = self.input.lower().split("x")
         try:
-            c, h, w = (int(p) for p in parts)
+            c, h, w = parse_chw(self.input)
         except ValueError:
             raise BenchError(f"model {self.name}: input {self.input!r} is not CxHxW (e.g. 3x32x32)") from None
         if h != w or min(c, h) < 1:
