@@ -10,7 +10,6 @@ Torch-free: the device runner uses this module as it is.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 import os
 import shutil
@@ -19,24 +18,16 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+from edgesplit.digest import sha256_file
 from edgesplit.errors import BundleError
+from edgesplit.export.graph_io import check_manifest_against_graph
+from edgesplit.export.signing import SIGNATURE, check_signature, signature_record
 from edgesplit.export.wire import WireFormat
 
 SCHEMA = "edgesplit.bundle"
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
 HEAD = "head.onnx"
-SIGNATURE = "signature.json"
-SIGNATURE_ALGORITHM = "hmac-sha256"
-MIN_KEY_BYTES = 16
-
-
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -130,7 +121,7 @@ def verify_bundle(path: str | os.PathLike, key: bytes | None = None) -> Bundle:
         if digest != record.get("sha256"):
             raise BundleError(f"bundle {path}: {name} does not match its sha256 in the manifest (modified after "
                               f"export); re-export or re-copy the bundle")
-    check_manifest_against_graph(path, manifest)
+    check_manifest_against_graph(path, manifest, HEAD)
     if key is not None:
         check_signature(path, manifest, key)
     return Bundle(path, manifest)
@@ -149,173 +140,6 @@ def load_bundle(path: str | os.PathLike | Bundle, verify: bool = True, key: byte
     if verify or key is not None:
         return verify_bundle(path, key)
     return Bundle(Path(path), read_manifest(path))
-
-
-# the manifest against the graph ------------------------------------------------------------------------------
-def graph_io(onnx_path: str | os.PathLike) -> tuple[list[dict], list[dict]] | None:
-    """The graph's (inputs, outputs) as {name, shape, dtype}: shape None where undeclared, a dim None where
-    dynamic. Read with onnx (the graph only, external weights not loaded); on a device without onnx, with
-    onnxruntime; None where neither is installed (a TensorRT-only board: the file hashes still hold)."""
-    try:
-        import onnx
-    except ImportError:
-        return _graph_io_onnxruntime(onnx_path)
-    try:
-        model = onnx.load(str(onnx_path), load_external_data=False)
-    except Exception as exc:  # protobuf DecodeError, OSError: a file that is not an ONNX model
-        raise BundleError(f"{onnx_path} is not a readable ONNX model ({type(exc).__name__}): re-export the "
-                          f"bundle") from None
-    initializers = {i.name for i in model.graph.initializer}
-    inputs = [_io_record(i) for i in model.graph.input if i.name not in initializers]
-    return inputs, [_io_record(o) for o in model.graph.output]
-
-
-def _io_record(value_info) -> dict:
-    import onnx
-
-    tensor = value_info.type.tensor_type
-    shape = None
-    if tensor.HasField("shape"):
-        shape = [d.dim_value if d.HasField("dim_value") else None for d in tensor.shape.dim]
-    try:
-        dtype = onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type).name
-    except (KeyError, ValueError, TypeError):
-        dtype = f"ONNX element type {tensor.elem_type}"
-    return {"name": value_info.name, "shape": shape, "dtype": dtype}
-
-
-_ORT_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(uint8)": "uint8",
-              "tensor(int8)": "int8"}
-
-
-def _graph_io_onnxruntime(onnx_path) -> tuple[list[dict], list[dict]] | None:
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        return None
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    try:
-        session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # onnxruntime's Fail, InvalidGraph...
-        raise BundleError(f"{onnx_path} cannot be opened by onnxruntime ({type(exc).__name__}): re-export the "
-                          f"bundle") from None
-
-    def record(arg) -> dict:
-        shape = None if arg.shape is None else [d if isinstance(d, int) else None for d in arg.shape]
-        return {"name": arg.name, "shape": shape, "dtype": _ORT_TYPES.get(arg.type, arg.type)}
-
-    return [record(a) for a in session.get_inputs()], [record(a) for a in session.get_outputs()]
-
-
-def _shape_mismatch(declared, actual: list | None) -> bool:
-    """True when the manifest's shape cannot be the graph's: another rank, or a fixed size that differs."""
-    if not isinstance(declared, list):
-        return True
-    if actual is None:  # the graph does not declare a shape: nothing to compare
-        return False
-    if len(declared) != len(actual):
-        return True
-    return any(g is not None and d != g for d, g in zip(declared, actual, strict=True))
-
-
-def _numel(dims) -> int | None:
-    n = 1
-    for d in dims:
-        if not isinstance(d, int) or isinstance(d, bool):
-            return None
-        n *= d
-    return n
-
-
-_ITEMSIZE = {"float32": 4, "float16": 2, "uint8": 1, "int8": 1}
-_REEXPORT = "re-export the bundle (its manifest was edited and re-hashed, or written by another tool)"
-
-
-def check_manifest_against_graph(path: str | os.PathLike, manifest: dict) -> None:
-    """The manifest's input, output and wire records must describe head.onnx's declared I/O: a manifest edited
-    and re-hashed so that it lies about a shape or dtype is refused, naming the first difference."""
-    path = Path(path)
-    io = graph_io(path / HEAD)
-    if io is None:  # neither onnx nor onnxruntime here: nothing can read the graph
-        return
-    for role, declared in zip(("input", "output"), io, strict=True):
-        _check_io_record(path, role, manifest.get(role), declared)
-    wire, out_dtype = manifest.get("wire"), manifest["output"]["dtype"]
-    wire_dtype = wire.get("dtype") if isinstance(wire, dict) else None
-    if wire_dtype != out_dtype:
-        raise BundleError(f"bundle {path}: the manifest says wire dtype {wire_dtype}, {HEAD} emits {out_dtype}: "
-                          f"{_REEXPORT}")
-    per_sample = _numel(manifest["output"]["shape"][1:])
-    if per_sample is not None and wire.get("bytes_per_sample") != per_sample * _ITEMSIZE.get(out_dtype, 0):
-        raise BundleError(f"bundle {path}: the manifest says {wire.get('bytes_per_sample')} wire bytes per sample, "
-                          f"its output shape {manifest['output']['shape']} in {out_dtype} makes "
-                          f"{per_sample * _ITEMSIZE.get(out_dtype, 0)}: {_REEXPORT}")
-
-
-def _check_io_record(path: Path, role: str, record, declared: list[dict]) -> None:
-    if not isinstance(record, dict):
-        raise BundleError(f"bundle {path}: manifest.json has no {role} record: {_REEXPORT}")
-    graph = next((g for g in declared if g["name"] == record.get("name")), None)
-    if graph is None:
-        names = ", ".join(repr(g["name"]) for g in declared)
-        raise BundleError(f"bundle {path}: the manifest's {role} {record.get('name')!r} is not an {role} of "
-                          f"{HEAD} (it has {names}): {_REEXPORT}")
-    if record.get("dtype") != graph["dtype"]:
-        raise BundleError(f"bundle {path}: the manifest says {role} dtype {record.get('dtype')}, {HEAD} declares "
-                          f"{graph['dtype']}: {_REEXPORT}")
-    if _shape_mismatch(record.get("shape"), graph["shape"]):
-        raise BundleError(f"bundle {path}: the manifest says {role} shape {record.get('shape')}, {HEAD} declares "
-                          f"{graph['shape']}: {_REEXPORT}")
-
-
-# signing with a user's key ----------------------------------------------------------------------------------
-def read_key(path: str | os.PathLike) -> bytes:
-    """A signing key: the bytes of a secret file (at least MIN_KEY_BYTES; 'openssl rand -hex 32 > key')."""
-    path = Path(path)
-    try:
-        key = path.read_bytes()
-    except OSError as exc:
-        raise BundleError(f"cannot read key file {path} ({exc.strerror or exc}): pass a readable file that holds "
-                          f"your secret key") from None
-    if len(key) < MIN_KEY_BYTES:
-        raise BundleError(f"key file {path} holds {len(key)} bytes; a key needs at least {MIN_KEY_BYTES}: make "
-                          f"one with 'openssl rand -hex 32 > {path.name}'")
-    return key
-
-
-def key_id(key: bytes) -> str:
-    """Names a key without revealing it: the first 16 hex digits of its sha256."""
-    return hashlib.sha256(key).hexdigest()[:16]
-
-
-def signature_record(manifest: dict, key: bytes) -> dict:
-    """signature.json: HMAC-SHA256 of the manifest digest (which pins every file's sha256) under `key`."""
-    digest = str(manifest["digest"])
-    return {"algorithm": SIGNATURE_ALGORITHM, "key_id": key_id(key), "digest": digest,
-            "signature": hmac.new(key, digest.encode(), hashlib.sha256).hexdigest()}
-
-
-def check_signature(path: str | os.PathLike, manifest: dict, key: bytes) -> None:
-    """Refuse an unsigned bundle, one signed with another key, or one whose manifest changed after signing."""
-    path = Path(path)
-    try:
-        record = json.loads((path / SIGNATURE).read_text())
-    except FileNotFoundError:
-        raise BundleError(f"bundle {path} is not signed (it has no {SIGNATURE}) and a key was given: sign it "
-                          f"with 'edgesplit export --sign-key' or 'edgesplit bundle pack --sign-key'") from None
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
-        record = None
-    if not isinstance(record, dict) or record.get("algorithm") != SIGNATURE_ALGORITHM:
-        raise BundleError(f"bundle {path}: {SIGNATURE} is not an {SIGNATURE_ALGORITHM} signature: refusing the "
-                          f"bundle; re-copy it from its source")
-    if record.get("key_id") != key_id(key):
-        raise BundleError(f"bundle {path} was signed with key {record.get('key_id')}, not this key "
-                          f"({key_id(key)}): pass the key it was signed with")
-    given = str(record.get("signature")).encode("utf-8", "replace")  # bytes: str compare_digest rejects non-ASCII
-    if not hmac.compare_digest(given, signature_record(manifest, key)["signature"].encode()):
-        raise BundleError(f"bundle {path}: its signature does not match the manifest (changed after signing): "
-                          f"refusing the bundle; re-copy it from its source")
 
 
 # writing ----------------------------------------------------------------------------------------------------
