@@ -98,8 +98,8 @@ def register(sub) -> None:
 
 def cmd_export(args) -> int:
     from edgesplit.export import ExportConfig
-    from edgesplit.export.bundle import read_key
     from edgesplit.export.pipeline import export_bundle
+    from edgesplit.export.signing import read_key
     from edgesplit.progress import TqdmProgress
 
     key = read_key(args.sign_key) if args.sign_key else None  # a bad key file fails before any work
@@ -136,7 +136,8 @@ def cmd_export(args) -> int:
 
 
 def cmd_verify(args) -> int:
-    from edgesplit.export.bundle import key_id, read_key, verify_bundle
+    from edgesplit.export.bundle import verify_bundle
+    from edgesplit.export.signing import key_id, read_key
 
     key = read_key(args.verify_key) if args.verify_key else None
     bundle = verify_bundle(args.bundle, key)

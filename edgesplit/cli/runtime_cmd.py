@@ -62,7 +62,8 @@ def _verify_key_argument(p: argparse.ArgumentParser) -> None:
 
 def _bundle_for_running(args):
     """The bundle, verified (hashes, manifest against graph) and, with --verify-key, its signature checked."""
-    from edgesplit.export.bundle import load_bundle, read_key
+    from edgesplit.export.bundle import load_bundle
+    from edgesplit.export.signing import read_key
 
     return load_bundle(args.bundle, key=read_key(args.verify_key) if args.verify_key else None)
 
@@ -301,7 +302,7 @@ def cmd_emit(args) -> int:
 
 
 def cmd_pack(args) -> int:
-    from edgesplit.export.bundle import key_id, read_key
+    from edgesplit.export.signing import key_id, read_key
     from edgesplit.runtime.pack import pack_bundle
 
     key = read_key(args.sign_key) if args.sign_key else None
@@ -311,7 +312,7 @@ def cmd_pack(args) -> int:
 
 
 def cmd_unpack(args) -> int:
-    from edgesplit.export.bundle import read_key
+    from edgesplit.export.signing import read_key
     from edgesplit.runtime.pack import unpack_bundle
 
     key = read_key(args.verify_key) if args.verify_key else None

@@ -13,13 +13,12 @@ from pathlib import Path
 from edgesplit.atomic import atomic_path
 from edgesplit.errors import BundleError
 from edgesplit.export.bundle import (
-    SIGNATURE,
     check_output_folder,
     load_bundle,
     move_into_place,
-    signature_record,
     verify_bundle,
 )
+from edgesplit.export.signing import SIGNATURE, signature_record
 
 
 def pack_bundle(bundle_dir, archive: str | os.PathLike, sign_key: bytes | None = None) -> Path:
