@@ -14,12 +14,11 @@ def images_for(features, bundle, root: str | None = None) -> np.ndarray:
 
 def pair(features, bundle, root: str | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(images, labels) of the attacker's own copies of the FeatureFile's samples, in its row order."""
-    from edgesplit.data import load_dataset
+    from edgesplit.data.for_input import load_split_for
 
     data = features.meta["data"]
-    c, h, _ = bundle.input["shape"][1:]
-    ds = load_dataset(data["name"], root=root, split=data["split"], img_size=h, channels=c, seed=data["seed"],
-                      **data.get("options", {}))
+    ds = load_split_for(bundle.input["shape"][1:], data["name"], root=root, split=data["split"], seed=data["seed"],
+                        **data.get("options", {}))
     position = {int(i): k for k, i in enumerate(ds.ids)}
     missing = [int(i) for i in features.ids if int(i) not in position]
     if missing:

@@ -107,10 +107,9 @@ def export_bundle(config: ExportConfig, out_dir: str | Path, force: bool = False
 
 
 def _load(config: ExportConfig, split: str, limit: int, shape) -> tuple[np.ndarray, dict]:
-    from edgesplit.data import load_dataset
+    from edgesplit.data.for_input import load_split_for
 
-    ds = load_dataset(config.calib_data, root=config.calib_root, split=split, img_size=shape[1],
-                      channels=shape[0], seed=config.seed, limit=limit)
+    ds = load_split_for(shape, config.calib_data, root=config.calib_root, split=split, seed=config.seed, limit=limit)
     images, labels = ds.tensors()
     info = {"data": config.calib_data, "split": split, "size": int(len(ds)), "seed": config.seed,
             "ids_sha256": _ids_hash(ds.ids), "labels": labels.numpy()}

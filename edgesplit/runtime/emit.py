@@ -56,10 +56,9 @@ def emit_split(bundle_path, data: str, split: str = "attack", limit: int | None 
 
 def split_inputs(bundle: Bundle, data: str, split: str, limit, root, seed) -> tuple[np.ndarray, np.ndarray, dict]:
     """Images of a data split at the bundle's input shape, their ids, and a record of which split it was."""
-    from edgesplit.data import load_dataset
+    from edgesplit.data.for_input import load_split_for
 
-    c, h, _ = bundle.input["shape"][1:]
-    ds = load_dataset(data, root=root, split=split, img_size=h, channels=c, seed=seed, limit=limit)
+    ds = load_split_for(bundle.input["shape"][1:], data, root=root, split=split, seed=seed, limit=limit)
     images, _labels = ds.tensors()
     ids = np.asarray(ds.ids, dtype=np.int64)
     info = ds.info
