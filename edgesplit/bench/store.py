@@ -13,11 +13,10 @@ last line (a crash inside a write) is dropped when the file is next opened.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from pathlib import Path
 
+from edgesplit.atomic import append_json_line, read_json_lines
 from edgesplit.errors import BenchError
-from edgesplit.runtime.results import append_line, read_json_lines
 
 SCHEMA = "edgesplit.sweep-row"
 KEY_FIELDS = ("step", "model", "cut", "precision", "backend", "device", "decoder", "defense")
@@ -60,7 +59,7 @@ class ResultsStore:
         row = {"schema": SCHEMA, "schema_version": 1, "spec_sha256": self.spec_sha256,
                "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                **{k: None for k in KEY_FIELDS}, **row}
-        append_line(self.path, json.dumps(row, sort_keys=True, default=_jsonable), BenchError)
+        append_json_line(self.path, row, BenchError, default=_jsonable)
         self.rows.append(row)
         self._latest[row_key(row)] = row
         return row
