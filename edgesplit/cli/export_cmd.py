@@ -1,10 +1,20 @@
-"""`edgesplit export` and `edgesplit bundle verify`."""
+"""`edgesplit export`: a model's head as a deployable bundle."""
 
 from __future__ import annotations
 
 import argparse
 
-from edgesplit.cli.common import input_shape, print_json, print_table
+from edgesplit.cli.arguments import (
+    add_checkpoint,
+    add_data,
+    add_input,
+    add_precision,
+    add_quiet,
+    add_seed,
+    add_wire,
+    progress,
+)
+from edgesplit.cli.common import print_table
 
 EXPORT_HELP = """\
 Export the head of MODEL (everything up to --cut) as a deployable bundle folder:
@@ -33,25 +43,19 @@ def register(sub) -> None:
                        description=EXPORT_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", help="zoo name ('edgesplit models')")
     p.add_argument("--cut", required=True, help="cut name ('edgesplit cuts MODEL')")
-    p.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp32",
-                   help="the head's arithmetic, see above")
-    p.add_argument("--checkpoint", default=None, metavar="FILE",
-                   help="weights from 'edgesplit train' (default: none: random weights seeded by --seed)")
-    p.add_argument("--input", type=input_shape, default=None, metavar="CxHxW",
-                   help="input shape (default: the checkpoint's, else 3x32x32)")
+    add_precision(p, help="the head's arithmetic, see above", default="fp32")
+    add_checkpoint(p, help="weights from 'edgesplit train' (default: none: random weights seeded by --seed)")
+    add_input(p, help="input shape (default: the checkpoint's, else 3x32x32)")
     p.add_argument("--num-classes", type=int, default=None, metavar="N",
                    help="classifier outputs (default: the checkpoint's, else 10)")
-    p.add_argument("--wire", choices=("fp32", "fp16", "int8"), default=None,
-                   help="what the device sends (default: the precision's own)")
+    add_wire(p, help="what the device sends (default: the precision's own)")
     p.add_argument("--format", choices=("onnx", "tensorrt"), default="onnx",
                    help="onnx, or tensorrt: also build an engine for this machine's GPU")
     p.add_argument("--target", default="auto", help="INT8 layout (see above; default: auto)")
     g = p.add_argument_group("calibration and evaluation data")
-    g.add_argument("--calib-data", default="digits", metavar="NAME",
-                   help="data set ('edgesplit datasets') for INT8 calibration and the fidelity check")
-    g.add_argument("--data-root", default=None, metavar="DIR",
-                   help="folder with a local copy of --calib-data (default: none; digits and faces are "
-                        "embedded and need none)")
+    add_data(g, flag="--calib-data", help="data set ('edgesplit datasets') for INT8 calibration and the fidelity check",
+             root_help="folder with a local copy of --calib-data (default: none; digits and faces are "
+                       "embedded and need none)")
     g.add_argument("--calib-split", default="train", choices=("train", "test", "attack"),
                    help="split calibrated on, for an int8 head or wire; must differ from --eval-split")
     g.add_argument("--calib-size", type=int, default=256, metavar="N",
@@ -63,8 +67,7 @@ def register(sub) -> None:
     g.add_argument("--eval-split", default="test", choices=("train", "test", "attack"),
                    help="held-out split of the fidelity check")
     g.add_argument("--eval-size", type=int, default=512, metavar="N", help="images in the fidelity check")
-    g.add_argument("--seed", type=int, default=0, metavar="N",
-                   help="seed of the data splits and of the random weights without --checkpoint")
+    add_seed(g, help="seed of the data splits and of the random weights without --checkpoint")
     t = p.add_argument_group("TensorRT")
     t.add_argument("--trt-int8", choices=("explicit", "implicit"), default="explicit",
                    help="explicit: from the Q/DQ graph; implicit: TensorRT's entropy calibrator + calib.cache")
@@ -77,30 +80,14 @@ def register(sub) -> None:
                    help="secret key file (16+ bytes, e.g. 'openssl rand -hex 32 > key'): sign the bundle with "
                         "HMAC-SHA256 (signature.json); check it with 'bundle verify --verify-key FILE' "
                         "(default: unsigned)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_quiet(p)
     p.set_defaults(func=cmd_export)
-
-    b = sub.add_parser("bundle", help="bundle utilities: verify, pack, unpack, engine", description="Work with bundle folders.")
-    bsub = b.add_subparsers(dest="bundle_command", metavar="ACTION", required=True)
-    v = bsub.add_parser("verify", help="recompute every file's sha256 and compare with the manifest",
-                        description="Recompute the sha256 of every file in BUNDLE and compare with manifest.json; "
-                                    "exit 2 on any difference (tampered, truncated or incomplete bundle).")
-    v.add_argument("bundle", help="bundle folder")
-    v.add_argument("--verify-key", "--sign-key", dest="verify_key", default=None, metavar="FILE",
-                   help="secret key file: also check the bundle's signature.json (refuses an unsigned "
-                        "bundle; default: hashes only, no signature check)")
-    v.add_argument("--json", action="store_true", help="machine-readable output")
-    v.set_defaults(func=cmd_verify)
-    from edgesplit.cli.runtime_cmd import register_bundle_actions
-
-    register_bundle_actions(bsub)
 
 
 def cmd_export(args) -> int:
     from edgesplit.export import ExportConfig
     from edgesplit.export.pipeline import export_bundle
     from edgesplit.export.signing import read_key
-    from edgesplit.progress import TqdmProgress
 
     key = read_key(args.sign_key) if args.sign_key else None  # a bad key file fails before any work
 
@@ -111,7 +98,7 @@ def cmd_export(args) -> int:
         calib_size=args.calib_size, calib_method=args.calib_method, calib_percentile=args.calib_percentile,
         eval_split=args.eval_split, eval_size=args.eval_size, seed=args.seed, trt_int8=args.trt_int8,
         trt_workspace_mb=args.trt_workspace_mb, max_batch=args.max_batch)
-    bundle = export_bundle(config, args.out, force=args.force, progress=TqdmProgress(disable=args.quiet),
+    bundle = export_bundle(config, args.out, force=args.force, progress=progress(args),
                            sign_key=key)
     m = bundle.manifest
     fid = m["fidelity"]
@@ -132,23 +119,4 @@ def cmd_export(args) -> int:
         *[(f"engine {name}", f"TensorRT {r['tensorrt_version']} on {r['gpu']} (sm {r['compute_capability']})")
           for name, r in m.get("engines", {}).items()],
     ])
-    return 0
-
-
-def cmd_verify(args) -> int:
-    from edgesplit.export.bundle import verify_bundle
-    from edgesplit.export.signing import key_id, read_key
-
-    key = read_key(args.verify_key) if args.verify_key else None
-    bundle = verify_bundle(args.bundle, key)
-    files = bundle.manifest["files"]
-    signed = key_id(key) if key else None
-    if args.json:
-        print_json({"bundle": str(bundle.path), "ok": True, "sha256": bundle.sha256, "files": files,
-                    "signed_with_key": signed})
-        return 0
-    print(f"{bundle.path}: OK ({len(files)} files match manifest.json, which matches {bundle.onnx_path.name}'s "
-          f"inputs and outputs" + (f"; signature by key {signed} checked" if signed else "")
-          + f"; bundle sha256 {bundle.sha256[:16]}...)")
-    print_table(["file", "bytes", "sha256"], [(n, r["bytes"], r["sha256"][:16] + "...") for n, r in files.items()])
     return 0

@@ -8,8 +8,10 @@ from collections.abc import Sequence
 from edgesplit.cli import (
     audit_cmd,
     bench_cmd,
+    bundle_cmd,
     defend_cmd,
     devices_cmd,
+    estimate_cmd,
     export_cmd,
     models_cmd,
     runtime_cmd,
@@ -52,8 +54,9 @@ def build_parser() -> OneLineParser:
     models_cmd.register(sub)
     train_cmd.register(sub)
     export_cmd.register(sub)
+    bundle_cmd.register(sub)
     runtime_cmd.register(sub)
-    runtime_cmd.register_estimate(sub)
+    estimate_cmd.register(sub)
     devices_cmd.register(sub)
     audit_cmd.register(sub)
     defend_cmd.register(sub)
