@@ -62,6 +62,17 @@ class Registry(Generic[T]):
     def entries(self, sort: bool = False) -> list[T]:
         return [self._loaded()[n] for n in self.names(sort)]
 
+    def __getitem__(self, name: str) -> T:
+        """`registry[name]`, as for the dicts the registries replaced (an unknown name raises like `get`)."""
+        return self.get(name)
+
+    def values(self) -> list[T]:
+        """The entries in registration order, as `dict.values()` gave them."""
+        return self.entries()
+
+    def items(self) -> list[tuple[str, T]]:
+        return [(n, self._loaded()[n]) for n in self.names()]
+
     def find(self, name: str) -> T | None:
         return self._loaded().get(name)
 

@@ -17,7 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from edgesplit.errors import AttackError, closest
+from edgesplit.errors import AttackError
+from edgesplit.registry import Registry
 
 MAX_UPSAMPLING = 6  # 64x: beyond this no decoder here is meaningful
 
@@ -241,24 +242,24 @@ class DecoderEntry:
     worst_case: bool = False  # one of the families the audit trains by default (decoders="auto")
 
 
-_DECODERS = {
-    "deconv": DecoderEntry("deconv", DeconvDecoder, "transposed convs k4 s2 halving channels (GPZ Inversion_4)",
-                           worst_case=True),
-    "upsample": DecoderEntry("upsample", UpsampleDecoder, "bicubic 2x upsampling + conv-BN-ReLU pairs"),
-    "nonoverlap": DecoderEntry("nonoverlap", NonOverlapDecoder,
-                               "transposed convs with kernel = stride, BN + hard-swish; depth light|medium|deep "
-                               "(reconstruction seed)", worst_case=True),
-    "resnet": DecoderEntry("resnet", ResNetDecoder, "64-ch pre-activation residual decoder (CEM res_normN8C64)"),
-    "attention": DecoderEntry("attention", AttentionDecoder, "residual blocks with channel+spatial attention"),
-}
+DECODERS: Registry[DecoderEntry] = Registry("decoder", AttackError)
+for _entry in [
+    DecoderEntry("deconv", DeconvDecoder, "transposed convs k4 s2 halving channels (GPZ Inversion_4)", worst_case=True),
+    DecoderEntry("upsample", UpsampleDecoder, "bicubic 2x upsampling + conv-BN-ReLU pairs"),
+    DecoderEntry("nonoverlap", NonOverlapDecoder, "transposed convs with kernel = stride, BN + hard-swish; depth "
+                 "light|medium|deep (reconstruction seed)", worst_case=True),
+    DecoderEntry("resnet", ResNetDecoder, "64-ch pre-activation residual decoder (CEM res_normN8C64)"),
+    DecoderEntry("attention", AttentionDecoder, "residual blocks with channel+spatial attention"),
+]:
+    DECODERS.add(_entry.name, _entry)
 
 
 def list_decoders() -> list[str]:
-    return sorted(_DECODERS)
+    return DECODERS.names(sort=True)
 
 
 def decoder_entries() -> list[DecoderEntry]:
-    return [_DECODERS[n] for n in list_decoders()]
+    return DECODERS.entries(sort=True)
 
 
 AUTO = "auto"
@@ -273,10 +274,10 @@ def resolve_families(names) -> tuple[str, ...]:
             out += [e.name for e in decoder_entries() if e.worst_case]
         elif name == "all":
             out += list_decoders()
-        elif name in _DECODERS:
+        elif name in DECODERS:
             out.append(name)
         else:
-            raise AttackError(f"unknown decoder {name!r} ({closest(name, [AUTO, 'all', *list_decoders()])})")
+            raise DECODERS.unknown(name, [AUTO, "all", *list_decoders()])
     if not out:
         raise AttackError("no decoder named: give one or more of " + ", ".join([AUTO, "all", *list_decoders()]))
     return tuple(dict.fromkeys(out))
@@ -284,10 +285,10 @@ def resolve_families(names) -> tuple[str, ...]:
 
 def create_decoder(name: str, feature_shape: tuple[int, ...], image_shape: tuple[int, int, int], **kwargs) -> nn.Module:
     """A decoder mapping features of `feature_shape` to images of `image_shape` (values in [0, 1])."""
-    if name not in _DECODERS:
-        raise AttackError(f"unknown decoder {name!r} ({closest(name, list_decoders())})")
+    if name not in DECODERS:
+        raise DECODERS.unknown(name, list_decoders())
     try:
-        decoder = _DECODERS[name].factory(plan(tuple(feature_shape), tuple(image_shape)), **kwargs)
+        decoder = DECODERS.get(name).factory(plan(tuple(feature_shape), tuple(image_shape)), **kwargs)
     except TypeError as exc:
         raise AttackError(f"decoder {name!r} does not take these options ({exc})") from None
     decoder.edgesplit_decoder = {"name": name, "feature_shape": list(feature_shape), "image_shape": list(image_shape),

@@ -19,7 +19,8 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from edgesplit.attacks.training import DecoderConfig
-from edgesplit.errors import AttackError, closest
+from edgesplit.errors import AttackError
+from edgesplit.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,8 @@ def _recon(depth: str) -> Preset:
              "test")
 
 
-PRESETS: dict[str, Preset] = {p.name: p for p in [
+PRESETS: Registry[Preset] = Registry("preset", AttackError, hint="'edgesplit audit --list-presets' lists them")
+for _preset in [
     Preset("efficient-split-dnn-privacy", "efficient-split-dnn-privacy (attacker.py, Phase2_Quantization_FX.py)",
            "mobilenet_v3_small", 224, (("features", "features", (576, 7, 7)),),
            DecoderConfig(decoder="deconv", decoder_kwargs={"stem": False, "output": "tanh", "refine": 0}, lr=1e-3, epochs=5,
@@ -86,15 +88,15 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
                          schedule="cosine", min_lr_ratio=0.01, epochs=50, batch_size=256),
            model_kwargs={"bottleneck": {"after": "features.7", "channels": 8, "activation": "sigmoid"}},
            note="head conv64-pool-conv128-pool (128x8x8) then conv to 8 channels + BN + sigmoid: 512 values"),
-]}
+]:
+    PRESETS.add(_preset.name, _preset)
 
 
 def list_presets() -> list[str]:
-    return sorted(PRESETS)
+    return PRESETS.names(sort=True)
 
 
 def get_preset(name: str) -> Preset:
     if name not in PRESETS:
-        raise AttackError(f"unknown preset {name!r} ({closest(name, list_presets())}); "
-                          f"'edgesplit audit --list-presets' lists them")
-    return PRESETS[name]
+        raise PRESETS.unknown(name, list_presets())
+    return PRESETS.get(name)

@@ -5,6 +5,9 @@
 
 from __future__ import annotations
 
+from edgesplit.errors import DataError
+from edgesplit.registry import Registry
+
 ABOUT = {
     "digits": "embedded: scikit-learn's 1,797 handwritten 8x8 digits (offline, the default)",
     "faces": "embedded: scikit-image's LFW subset, 200 grayscale 25x25 crops, 100 faces / 100 non-faces",
@@ -23,11 +26,23 @@ ABOUT = {
 EMBEDDED = ("digits", "faces")  # shipped with a package: no root needed
 
 
+def dataset_registry(entries: dict) -> Registry:
+    """A registry of data sets by name (sorted): `get` of an unknown name says the closest and lists them all."""
+    names = sorted(entries)
+    registry: Registry = Registry("data set", DataError, hint=f"available: {', '.join(names)}")
+    for name in names:
+        registry.add(name, entries[name])
+    return registry
+
+
+DATASETS: Registry[str] = dataset_registry(ABOUT)  # name -> what it reads
+
+
 def list_datasets() -> list[str]:
     """Names accepted by `load_dataset`, sorted."""
-    return sorted(ABOUT)
+    return DATASETS.names()
 
 
 def describe_datasets() -> list[tuple[str, str, str]]:
     """(name, whether a local root is needed, what it reads) for every data set."""
-    return [(name, "no" if name in EMBEDDED else "yes", ABOUT[name]) for name in list_datasets()]
+    return [(name, "no" if name in EMBEDDED else "yes", about) for name, about in DATASETS.items()]

@@ -10,12 +10,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from edgesplit.data import celeba, cifar, digits, faces, folders, mnist
-from edgesplit.data.catalog import EMBEDDED, describe_datasets, list_datasets  # noqa: F401 - re-exported
+from edgesplit.data.catalog import EMBEDDED, dataset_registry, describe_datasets, list_datasets  # noqa: F401
 from edgesplit.data.dataset import ArrayImageDataset, ImageDataset, Selection
 from edgesplit.data.imagefiles import FileImageDataset
 from edgesplit.data.info import SPLITS, DatasetInfo
 from edgesplit.data.transforms import convert_stats
-from edgesplit.errors import DataError, closest
+from edgesplit.errors import DataError
 
 
 def _fraction(value) -> float:
@@ -70,7 +70,7 @@ def _named(module, name):
     return lambda root, split, seed, options: module.select(name, root, split, seed, options)
 
 
-SPECS: dict[str, Spec] = {
+SPECS = dataset_registry({
     "digits": Spec(lambda root, split, seed, options: digits.select(root, split, seed, options), 32,
                    lambda options: digits.stats()),
     "faces": Spec(lambda root, split, seed, options: faces.select(root, split, seed, options), 32,
@@ -85,14 +85,11 @@ SPECS: dict[str, Spec] = {
     "chestxray": Spec(_named(folders, "chestxray"), 64, _half, {**ATTACK, "grayscale": (True, _flag)}),
     "celeba": Spec(lambda root, split, seed, options: celeba.select(root, split, seed, options), 64,
                    _const((0.5,) * 3, (0.5,) * 3), {**ATTACK, "crop": (celeba.CROP, _crop)}),
-}
+})
 
 
 def _spec(name: str) -> Spec:
-    if name not in SPECS:
-        raise DataError(f"unknown data set '{name}' ({closest(name, list_datasets())}); "
-                        f"available: {', '.join(list_datasets())}")
-    return SPECS[name]
+    return SPECS.get(name)
 
 
 def _options(name: str, spec: Spec, given: dict) -> dict:

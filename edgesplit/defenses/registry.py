@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from edgesplit.errors import DefenseError, closest
+from edgesplit.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,8 @@ class Defense:
         return out
 
 
-DEFENSES: dict[str, Defense] = {d.name: d for d in [
+DEFENSES: Registry[Defense] = Registry("defense", DefenseError, hint="'edgesplit defend --list' lists them")
+for _defense in [
     Defense("noise", "Gaussian noise on the features, in training and on the device", "CEM (sigma 0.01-0.15)",
             {"std": 0.1, "mean": 0.0, "at_inference": True}, ({"std": 0.1}, {"std": 0.5})),
     Defense("topk", "keep the k most active channels per sample, zero the rest", "CEM topkprune",
@@ -63,15 +65,15 @@ DEFENSES: dict[str, Defense] = {d.name: d for d in [
             {}, ({}, {})),
     Defense("fft-entropy", "flatten each feature map's spectrum (X / |X|^alpha): higher-entropy features",
             "Golden Partition Zone", {"alpha": 0.5}, ({"alpha": 0.5}, {"alpha": 1.0})),
-]}
+]:
+    DEFENSES.add(_defense.name, _defense)
 
 
 def list_defenses() -> list[str]:
-    return sorted(DEFENSES)
+    return DEFENSES.names(sort=True)
 
 
 def get_defense(name: str) -> Defense:
     if name not in DEFENSES:
-        raise DefenseError(f"unknown defense {name!r} ({closest(name, list_defenses())}); "
-                           f"'edgesplit defend --list' lists them")
-    return DEFENSES[name]
+        raise DEFENSES.unknown(name, list_defenses())
+    return DEFENSES.get(name)

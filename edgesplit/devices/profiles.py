@@ -10,6 +10,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from edgesplit.errors import DeviceError, closest
+from edgesplit.registry import Registry
 
 PRECISIONS = ("fp32", "fp16", "int8")
 KINDS = ("jetson", "raspberry-pi", "x86")
@@ -68,7 +69,8 @@ class DeviceProfile:
 
 _ORIN_TENSOR_NOTE = ("Ampere tensor cores run FP16 at half their INT8 rate, so fp16 = int8 / 2 (derived)")
 
-_PROFILES: tuple[DeviceProfile, ...] = (
+_PROFILES: Registry[DeviceProfile] = Registry("device profile", DeviceError, hint="'edgesplit devices' lists them")
+for _profile in (
     DeviceProfile(
         name="jetson-orin-nano-8gb",
         title="NVIDIA Jetson Orin Nano 8GB",
@@ -185,25 +187,22 @@ _PROFILES: tuple[DeviceProfile, ...] = (
                 "copy on the 2-core Xeon edgesplit is developed on reached about 25 GB/s). Two vCPUs that "
                 "are hyper-threads of one core, or CPUs with one AVX-512 FMA unit, halve the compute peaks."),
     ),
-)
+):
+    _PROFILES.add(_profile.name, _profile)
 
 
 def list_profiles() -> list[DeviceProfile]:
     """Every known profile (copies: callers may not change the registry)."""
-    return [_copy(p) for p in _PROFILES]
+    return [_copy(p) for p in _PROFILES.entries()]
 
 
 def profile_names() -> list[str]:
-    return [p.name for p in _PROFILES]
+    return _PROFILES.names()
 
 
 def get_profile(name: str) -> DeviceProfile:
     """The profile called `name`; an unknown name raises DeviceError with the closest names."""
-    for p in _PROFILES:
-        if p.name == name:
-            return _copy(p)
-    raise DeviceError(f"unknown device profile {name!r} ({closest(name, profile_names())}); "
-                      f"'edgesplit devices' lists them")
+    return _copy(_PROFILES.get(name))
 
 
 def _copy(p: DeviceProfile) -> DeviceProfile:

@@ -13,8 +13,9 @@ from dataclasses import asdict, dataclass, field
 
 from torch import nn
 
-from edgesplit.errors import ModelError, closest
+from edgesplit.errors import ModelError
 from edgesplit.progress import Progress
+from edgesplit.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -67,36 +68,33 @@ class ModelEntry:
     source: str
 
 
-_REGISTRY: dict[str, ModelEntry] = {}
+def _load_zoo() -> None:
+    # The zoo modules register themselves on import.
+    from edgesplit.models import zoo  # noqa: F401
+
+
+MODELS: Registry[ModelEntry] = Registry(
+    "model", ModelError, hint="'edgesplit models' lists the zoo, and any torchvision classifier name works too",
+    load=_load_zoo)
 
 
 def register_model(*, description: str, source: str = "edgesplit") -> Callable:
     """Decorator: register `fn(num_classes, in_chans, img_size, **kwargs) -> nn.Module` under its name."""
 
     def wrap(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        name = fn.__name__
-        if name in _REGISTRY:
-            raise ValueError(f"model {name!r} registered twice")
-        _REGISTRY[name] = ModelEntry(name, fn, description, source)
+        MODELS.add(fn.__name__, ModelEntry(fn.__name__, fn, description, source))
         return fn
 
     return wrap
 
 
-def _ensure_zoo() -> None:
-    # The zoo modules register themselves on import.
-    from edgesplit.models import zoo  # noqa: F401
-
-
 def model_entries() -> list[ModelEntry]:
-    _ensure_zoo()
-    return [_REGISTRY[n] for n in sorted(_REGISTRY)]
+    return MODELS.entries(sort=True)
 
 
 def list_models(pattern: str | None = None, include_torchvision: bool = False) -> list[str]:
     """Registered model names (optionally matching a glob), plus torchvision's classifiers if asked."""
-    _ensure_zoo()
-    names = set(_REGISTRY)
+    names = set(MODELS.names())
     if include_torchvision:
         names |= set(torchvision_classifiers())
     out = sorted(names)
@@ -177,7 +175,6 @@ def _build_within_memory(spec: ModelSpec, seed: int | None) -> nn.Module:
 
 def build(spec: ModelSpec) -> nn.Module:
     """Instantiate `spec` with fresh (random) weights."""
-    _ensure_zoo()
     kwargs = dict(spec.kwargs)
     options = {name: kwargs.pop(name) for name in list(kwargs) if name in MODEL_OPTIONS}
     model = _build(spec, kwargs)
@@ -200,7 +197,7 @@ MODEL_OPTIONS = {
 
 
 def _build(spec: ModelSpec, kwargs: dict) -> nn.Module:
-    entry = _REGISTRY.get(spec.name)
+    entry = MODELS.find(spec.name)
     try:
         if entry is not None:
             return entry.builder(spec.num_classes, spec.in_chans, spec.img_size, **kwargs)
@@ -211,7 +208,4 @@ def _build(spec: ModelSpec, kwargs: dict) -> nn.Module:
     except TypeError as exc:
         raise ModelError(f"model {spec.name!r} does not take these options ({exc}); "
                          f"use num_classes, in_chans, img_size") from None
-    raise ModelError(
-        f"unknown model {spec.name!r} ({closest(spec.name, list_models(include_torchvision=True))}); "
-        f"'edgesplit models' lists the zoo, and any torchvision classifier name works too"
-    )
+    raise MODELS.unknown(spec.name, list_models(include_torchvision=True))
