@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from edgesplit.cli.arguments import add_checkpoint, add_data, add_quiet, add_seed, key_values, names, progress
 from edgesplit.cli.common import print_table
 
 AUDIT_HELP = """\
@@ -61,17 +62,13 @@ def register(sub) -> None:
     p.add_argument("--transfer-features", default=None, metavar="NPZ",
                    help="attack-split FeatureFile of another bundle of the same head (e.g. its fp32 bundle): "
                         "also score a decoder trained on those (the transfer attacker; default: none)")
-    p.add_argument("--data", default="digits", metavar="NAME", help="data set the features were emitted from")
-    p.add_argument("--data-root", default=None, metavar="DIR",
-                   help="folder with a local copy of the data set (default: none; digits and faces are "
-                        "embedded and need none)")
+    add_data(p, help="data set the features were emitted from")
     p.add_argument("--attack", default="adaptive", choices=("adaptive", "gan", "whitebox", "query-free"),
                    help="adaptive: decoder on the wire features (default); gan: with a GAN prior; whitebox: "
                         "optimise inputs through the head's weights (needs --checkpoint); query-free: shadow head "
                         "trained through the tail, no queries")
-    p.add_argument("--checkpoint", default=None, metavar="FILE",
-                   help="the checkpoint the bundle was exported from, for whitebox and query-free; with "
-                        "--preset the target (default: none; --preset then trains one)")
+    add_checkpoint(p, help="the checkpoint the bundle was exported from, for whitebox and query-free; with "
+                           "--preset the target (default: none; --preset then trains one)")
     p.add_argument("--whitebox-steps", type=int, default=300, metavar="N",
                    help="with --attack whitebox: optimisation steps per batch of inputs")
     p.add_argument("--decoder", default="auto", metavar="LIST",
@@ -91,8 +88,7 @@ def register(sub) -> None:
     p.add_argument("--noise-mean", type=float, default=0.0, metavar="MEAN",
                    help="mean of that noise (default: 0)")
     p.add_argument("--noise-at-test", action="store_true", help="also add the noise when reconstructing")
-    p.add_argument("--seed", type=int, default=0, metavar="N",
-                   help="seed of decoder training and, with --head or --preset, of the data split")
+    add_seed(p, help="seed of decoder training and, with --head or --preset, of the data split")
     p.add_argument("--out", metavar="DIR",
                    help="folder for audit.json and grid.png (required unless --list-decoders or "
                         "--list-presets)")
@@ -117,7 +113,7 @@ def register(sub) -> None:
     p.add_argument("--decoder-option", action="append", default=[], metavar="KEY=VALUE",
                    help="decoder constructor option, repeatable, e.g. depth=deep, stem=false, width=128 "
                         "(default: none, each decoder's own)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_quiet(p)
     p.set_defaults(func=cmd_audit)
 
 
@@ -129,21 +125,21 @@ def cmd_audit(args) -> int:
         return 0
     if args.list_presets or args.preset:
         return _presets(args)
-    decoder_kwargs = parse_options(args.decoder_option)  # before any work: a typo fails at once
     from pathlib import Path
 
     from edgesplit.attacks.decoders import resolve_families
+    from edgesplit.errors import AttackError
 
-    resolve_families([d for d in args.decoder.split(",") if d])  # a misspelt decoder fails before any work
+    # before any work: a malformed option or a misspelt decoder fails at once
+    decoder_kwargs = key_values(args.decoder_option, "--decoder-option", "depth=deep", AttackError)
+    families = resolve_families(list(names(args.decoder)))
     from edgesplit.attacks.audit import audit, write_result
     from edgesplit.attacks.training import DecoderConfig
-    from edgesplit.errors import AttackError
     from edgesplit.export import load_bundle
-    from edgesplit.progress import TqdmProgress
     from edgesplit.runtime import load_features
     from edgesplit.runtime.emit import emit_split
 
-    progress = TqdmProgress(disable=args.quiet)
+    bars = progress(args)
     if args.head:
         from edgesplit.export.import_head import bundle_from_onnx
 
@@ -151,7 +147,7 @@ def cmd_audit(args) -> int:
             raise AttackError("audit --head needs --out (the wrapped bundle and the results go there)")
         bundle = bundle_from_onnx(args.head, Path(args.out) / "bundle", args.wire_scale, args.wire_zero_point,
                                   force=True)
-        train = emit_split(bundle.path, args.data, "attack", None, args.data_root, args.seed, progress=progress)
+        train = emit_split(bundle.path, args.data, "attack", None, args.data_root, args.seed, progress=bars)
         print(f"wrapped {args.head} as {bundle.path}; emitted {len(train.ids)} attack-split samples")
     else:
         missing = [f"--{n}" for n in ("bundle", "features", "out") if not getattr(args, n)]
@@ -166,18 +162,15 @@ def cmd_audit(args) -> int:
         evaluation = load_features(args.eval_features)
     else:
         evaluation = emit_split(bundle.path, args.data, "test", args.eval_limit, args.data_root,
-                                train.meta["data"]["seed"], progress=progress)
-    families = resolve_families([d for d in args.decoder.split(",") if d])
+                                train.meta["data"]["seed"], progress=bars)
     config = DecoderConfig(decoder=families[0], epochs=args.epochs or 150, batch_size=args.batch_size, lr=args.lr,
                            budget_s=args.budget_s, noise_mean=args.noise_mean,
                            noise_std=args.noise_std, noise_at_test=args.noise_at_test, seed=args.seed,
                            decoder_kwargs=decoder_kwargs)
-    from pathlib import Path
-
     transfer = load_features(args.transfer_features) if args.transfer_features else None
     from edgesplit.attacks.whitebox import WhiteboxConfig
 
-    result = audit(bundle, train, evaluation, config, args.data_root, progress, Path(args.out) / "grid.png",
+    result = audit(bundle, train, evaluation, config, args.data_root, bars, Path(args.out) / "grid.png",
                    transfer_features=transfer, attack=args.attack, checkpoint=args.checkpoint,
                    whitebox=WhiteboxConfig(steps=args.whitebox_steps), decoders=families,
                    learning_curve=not args.no_learning_curve)
@@ -223,34 +216,10 @@ def _print_recognisability(result: dict) -> None:
               + f" -> {result['learning_curve']['note']}")
 
 
-def parse_options(pairs: list[str]) -> dict:
-    """KEY=VALUE strings to a dict, with ints, floats and true/false read as such."""
-    from edgesplit.errors import AttackError
-
-    out: dict = {}
-    for pair in pairs:
-        key, sep, text = pair.partition("=")
-        if not sep or not key:
-            raise AttackError(f"--decoder-option {pair!r} is not KEY=VALUE (e.g. depth=deep)")
-        value: object = text
-        if text.lower() in ("true", "false"):
-            value = text.lower() == "true"
-        else:
-            for cast in (int, float):
-                try:
-                    value = cast(text)
-                    break
-                except ValueError:
-                    pass
-        out[key] = value
-    return out
-
-
 def _presets(args) -> int:
     from edgesplit.attacks.presets import PRESETS
     from edgesplit.bench.presets import PresetRun, run_preset
     from edgesplit.errors import AttackError
-    from edgesplit.progress import TqdmProgress
 
     if args.list_presets:
         print_table(["preset", "model @ px", "features at its cuts", "decoder, epochs"],
@@ -262,12 +231,11 @@ def _presets(args) -> int:
     if not args.out:
         raise AttackError("audit --preset needs --out (bundles, features, audits and preset.json go there)")
     run = PresetRun(data=args.data, root=args.data_root, checkpoint=args.checkpoint,
-                    precisions=tuple(p for p in args.precisions.split(",") if p),
-                    cuts=tuple(c for c in args.cuts.split(",") if c) if args.cuts else None,
+                    precisions=names(args.precisions), cuts=names(args.cuts) if args.cuts else None,
                     attack_limit=args.attack_limit, eval_limit=args.eval_limit or 256, epochs=args.epochs,
                     train_epochs=args.train_epochs, seed=args.seed, seed_recipe=args.seed_recipe,
                     budget_s=args.budget_s)
-    summary = run_preset(args.preset, args.out, run, TqdmProgress(disable=args.quiet))
+    summary = run_preset(args.preset, args.out, run, progress(args))
     target = summary["target"]
     how = (f"trained here on {target['data']} ({target['epochs']} epochs, test accuracy "
            f"{target['test_accuracy']:.4f})" if target["trained_here"] else f"checkpoint {target['checkpoint']}")

@@ -6,7 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from edgesplit.cli.arguments import ALL_PRECISIONS, PRECISION_NAMES, add_json, add_quiet, names, progress
 from edgesplit.cli.common import print_table
+from edgesplit.vocab import PRECISIONS
 
 SWEEP_HELP = """\
 Sweep models x cuts x precisions x backends x devices x decoders: export each head once, profile
@@ -79,8 +81,7 @@ def register(sub) -> None:
     p.add_argument("--checkpoint", default=None,
                    help="with --model: trained weights (default: none: --train-epochs trains them, or random)")
     p.add_argument("--train-epochs", type=int, default=0, help="with --model and no checkpoint: train it this many epochs first (default 0: random weights)")
-    p.add_argument("--precisions", default="fp32,fp16,int8",
-                   help="head precisions, comma-separated from fp32, fp16, int8")
+    p.add_argument("--precisions", default=ALL_PRECISIONS, help=f"head precisions, comma-separated from {PRECISION_NAMES}")
     p.add_argument("--backends", default="ort",
                    help="runtimes that time the heads, comma-separated: ort, ort-cuda, ort-trt, tensorrt, torch, "
                         "torch-cuda")
@@ -106,7 +107,7 @@ def register(sub) -> None:
     p.add_argument("--out", required=True, help="folder for results.jsonl, bundles, features, audits")
     p.add_argument("--fresh", action="store_true", help="start over (the old results file is kept aside)")
     p.add_argument("--append", action="store_true", help="add this spec's rows to a results file of another spec")
-    p.add_argument("--quiet", action="store_true")
+    add_quiet(p, help=None)
     p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("plan", help="end-to-end latency per cut and link; best cut; golden partition zone",
@@ -119,7 +120,7 @@ def register(sub) -> None:
                        epilog="example: edgesplit plan sweeps/r18/results.jsonl --bandwidth 1,1000 --max-reid 0.05\n"
                               "         edgesplit plan r.jsonl --head estimate:raspberry-pi-5-8gb --rtt-ms 20")
     _plan_args(p)
-    p.add_argument("--json", action="store_true")
+    add_json(p, help=None)
     p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser("report", help="a self-contained HTML report and a Markdown summary of a sweep",
@@ -156,7 +157,7 @@ def register(sub) -> None:
     p.add_argument("--max-psnr", type=float, default=None,
                    help="also bound the attacker's PSNR in dB (default: none)")
     p.add_argument("--fresh", action="store_true")
-    p.add_argument("--quiet", action="store_true")
+    add_quiet(p, help=None)
     p.set_defaults(func=cmd_demo)
 
 
@@ -180,7 +181,7 @@ def _plan_args(p) -> None:
     p.add_argument("--head", default=None,
                    help="head latency source: BACKEND@DEVICE (measured, default the first) or estimate:PROFILE")
     p.add_argument("--precisions", default=None,
-                   help="only these head precisions, comma-separated from fp32, fp16, int8, any case (e.g. fp32 "
+                   help=f"only these head precisions, comma-separated from {PRECISION_NAMES}, any case (e.g. fp32 "
                         "for a device without int8 kernels; default: all measured)")
 
 
@@ -222,11 +223,10 @@ def _spec_from_args(args):
 
 def cmd_sweep(args) -> int:
     from edgesplit.bench import read_results, run_sweep
-    from edgesplit.progress import TqdmProgress
 
     spec = _spec_from_args(args)
     results = run_sweep(spec, args.out, fresh=args.fresh, append=args.append,
-                        progress=TqdmProgress(disable=args.quiet))
+                        progress=progress(args))
     rows = read_results(results)
     _print_counts(rows, spec.sha256)
     print(f"results: {results}  (next: edgesplit plan {results} / edgesplit report {results} --out REPORT)")
@@ -258,7 +258,7 @@ def _plan(args):
     from edgesplit.bench import read_results
     from edgesplit.bench.plan import plan
 
-    precisions = tuple(p for p in args.precisions.split(",") if p) if args.precisions else None
+    precisions = names(args.precisions) if args.precisions else None
     return plan(read_results(args.results), args.model, args.head, _floats(args.bandwidth), args.rtt_ms,
                 args.max_psnr, args.max_ssim, args.max_latency_ms, precisions=precisions, max_reid=args.max_reid,
                 max_recognition=args.max_recognition)
@@ -311,7 +311,7 @@ def cmd_report(args) -> int:
     from edgesplit.bench import read_results
     from edgesplit.bench.report import write_csv, write_report
 
-    precisions = tuple(p for p in args.precisions.split(",") if p) if args.precisions else None
+    precisions = names(args.precisions) if args.precisions else None
     paths = write_report(args.results, args.out, _floats(args.bandwidth), args.rtt_ms, args.max_psnr,
                          args.max_ssim, args.head, precisions, max_reid=args.max_reid,
                          max_recognition=args.max_recognition)
@@ -327,13 +327,12 @@ def cmd_demo(args) -> int:
     from edgesplit.bench import read_results, run_sweep, spec_from_dict
     from edgesplit.bench.plan import plan
     from edgesplit.bench.report import write_report
-    from edgesplit.progress import TqdmProgress
 
     start = time.perf_counter()
     out = Path(args.out)
     spec = spec_from_dict({
         "sweep": {"models": [{"name": "classifier4", "input": "1x32x32", "train_epochs": args.epochs}],
-                  "precisions": ["fp32", "fp16", "int8"], "backends": ["ort"], "decoders": ["auto"],
+                  "precisions": list(PRECISIONS), "backends": ["ort"], "decoders": ["auto"],
                   "estimate": ["raspberry-pi-5-8gb"]},
         "data": {"name": args.data},
         "profile": {},  # the sweep's defaults: within 5 % of a peer on the demo's sub-millisecond heads
@@ -341,7 +340,7 @@ def cmd_demo(args) -> int:
     })
     print(f"== edgesplit demo: classifier4 on the embedded {args.data}; every block cut at fp32/fp16/int8 on "
           "onnxruntime CPU, each audited by decoders trained to convergence on the exact wire features")
-    results = run_sweep(spec, out, fresh=args.fresh, progress=TqdmProgress(disable=args.quiet))
+    results = run_sweep(spec, out, fresh=args.fresh, progress=progress(args))
     rows = read_results(results)
     _print_counts(rows, spec.sha256)
     print()

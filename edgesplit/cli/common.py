@@ -1,4 +1,7 @@
-"""Helpers shared by the CLI commands: argument types, table printing, one-line errors."""
+"""What every CLI command prints through: tables, JSON, and a parser whose errors are one line.
+
+Argument types and the flags several commands share are in `edgesplit.cli.arguments`.
+"""
 
 from __future__ import annotations
 
@@ -7,43 +10,6 @@ import json
 import re
 import sys
 from collections.abc import Sequence
-
-_SHAPE = re.compile(r"^\s*(\d+)\s*[xX×]\s*(\d+)\s*[xX×]\s*(\d+)\s*$")
-
-
-def input_shape(text: str) -> tuple[int, int, int]:
-    """Parse '3x32x32' (channels x height x width); square images only."""
-    m = _SHAPE.match(text)
-    if not m:
-        raise argparse.ArgumentTypeError(
-            f"malformed input shape {text!r}: use CHANNELSxHEIGHTxWIDTH, e.g. 3x32x32")
-    c, h, w = (int(g) for g in m.groups())
-    if c < 1 or h < 8 or w < 8:
-        raise argparse.ArgumentTypeError(f"input shape {text!r} is too small: channels >= 1, sides >= 8 pixels")
-    if h != w:
-        raise argparse.ArgumentTypeError(f"input shape {text!r} is not square: edgesplit models take HxH images")
-    return c, h, w
-
-
-def int_list(text: str) -> list[int]:
-    try:
-        values = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
-    if not values or any(v < 1 for v in values):
-        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
-    return values
-
-
-def positive_int(text: str) -> int:
-    """An argparse type for counts and sizes that must be at least 1 (--batch-size, --limit...)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer (1 or more), got {text!r}")
-    return value
 
 
 def human(n: float, unit: str = "") -> str:

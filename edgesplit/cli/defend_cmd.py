@@ -7,7 +7,16 @@ import json
 from pathlib import Path
 
 from edgesplit.atomic import write_text_atomic
-from edgesplit.cli.common import input_shape, print_table
+from edgesplit.cli.arguments import (
+    add_checkpoint,
+    add_data,
+    add_input,
+    add_quiet,
+    add_seed,
+    key_values,
+    progress,
+)
+from edgesplit.cli.common import print_table
 
 HELP = """\
 Insert a defense at CUT, fine-tune the model with it on --data's train split, and write OUT/model.pt
@@ -36,27 +45,18 @@ def register(sub) -> None:
     p.add_argument("--defense", metavar="NAME", help="defense name, see --list (required)")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="defense parameter, repeatable (default: none, the defense's own; see --list)")
-    p.add_argument("--checkpoint", default=None, metavar="FILE",
-                   help="the undefended model to start from, recommended (default: none: random weights "
-                        "seeded by --seed)")
-    p.add_argument("--input", type=input_shape, default=None, metavar="CxHxW",
-                   help="input shape without a checkpoint (default: the data's shape)")
-    p.add_argument("--data", default="digits", metavar="NAME",
-                   help="data set ('edgesplit datasets'): fine-tuned on its train split, scored on its "
-                        "test split")
-    p.add_argument("--data-root", default=None, metavar="DIR",
-                   help="folder with a local copy of the data set (default: none; digits and faces are "
-                        "embedded and need none)")
+    add_checkpoint(p, help="the undefended model to start from, recommended (default: none: random weights "
+                           "seeded by --seed)")
+    add_input(p, help="input shape without a checkpoint (default: the data's shape)")
+    add_data(p, help="data set ('edgesplit datasets'): fine-tuned on its train split, scored on its test split")
     p.add_argument("--epochs", type=int, default=5, metavar="N",
                    help="fine-tuning passes over the train split")
     p.add_argument("--batch-size", type=int, default=64, metavar="N", help="images per optimiser step")
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
-    p.add_argument("--seed", type=int, default=0, metavar="N",
-                   help="seed of the data split, of fine-tuning and of the random weights "
-                        "without --checkpoint")
+    add_seed(p, help="seed of the data split, of fine-tuning and of the random weights without --checkpoint")
     p.add_argument("--out", metavar="DIR", help="output folder for model.pt and defend.json (required)")
     p.add_argument("--list", action="store_true", help="list the defenses and their parameters")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_quiet(p)
     p.set_defaults(func=cmd_defend)
 
 
@@ -68,18 +68,17 @@ def cmd_defend(args) -> int:
                     [(d.name, ", ".join(f"{k}={v}" for k, v in d.defaults.items()) or "-", d.description, d.source)
                      for d in DEFENSES.values()])
         return 0
-    from edgesplit.cli.audit_cmd import parse_options
     from edgesplit.data import load_dataset
     from edgesplit.defenses import DefendConfig, defend_model, get_defense
     from edgesplit.errors import DefenseError
     from edgesplit.models import create_model, save_checkpoint
-    from edgesplit.progress import TqdmProgress
 
     missing = [f"--{n}" if n != "model" else "MODEL" for n in ("model", "cut", "defense", "out")
                if not getattr(args, n)]
     if missing:
         raise DefenseError(f"defend needs {', '.join(missing)} (see 'edgesplit defend --help')")
-    get_defense(args.defense).resolve(parse_options(args.param))  # a bad parameter fails before any work
+    params = key_values(args.param, "--param", "std=0.1", DefenseError)
+    get_defense(args.defense).resolve(params)  # a bad parameter fails before any work
     probe = create_model(args.model, checkpoint=args.checkpoint) if args.checkpoint else None
     if probe is not None:
         c, size = probe.edgesplit_spec.in_chans, probe.edgesplit_spec.img_size
@@ -94,8 +93,8 @@ def cmd_defend(args) -> int:
     model = probe or create_model(args.model, num_classes=info.num_classes, in_chans=info.channels,
                                   img_size=info.img_size, seed=args.seed)
     config = DefendConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
-    model, report = defend_model(model, args.cut, args.defense, parse_options(args.param), train_set, test_set,
-                                 config, TqdmProgress(disable=args.quiet))
+    model, report = defend_model(model, args.cut, args.defense, params, train_set, test_set, config,
+                                 progress(args))
     out = Path(args.out)
     ckpt = save_checkpoint(model, out / "model.pt", metrics={"test_accuracy": report["test_accuracy"]})
     report["checkpoint"] = ckpt.name

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import textwrap
 
+from edgesplit.cli.arguments import add_json
 from edgesplit.cli.common import print_json, print_table
 
 DEVICES_HELP = """\
@@ -24,14 +25,14 @@ examples:
 def register(sub) -> None:
     p = sub.add_parser("devices", help="list device profiles, show one, or detect this host",
                        description=DEVICES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--json", action="store_true", help="machine-readable output")
+    add_json(p)
     p.set_defaults(func=cmd_devices)
     actions = p.add_subparsers(dest="devices_command", metavar="ACTION", parser_class=type(p))
 
     d = actions.add_parser("detect", help="what this machine is (Jetson, Raspberry Pi, x86) and its closest profile",
                            description="Recognise this machine from /etc/nv_tegra_release, the device tree and "
                                        "/proc/cpuinfo; print its closest profile and what was read.")
-    d.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output")
+    add_json(d, inherit=True)
     d.add_argument("--root", default="/", metavar="DIR",
                    help="read the board's files under DIR instead of / (for testing)")
     d.set_defaults(func=cmd_detect)
@@ -39,7 +40,7 @@ def register(sub) -> None:
     s = actions.add_parser("show", help="one profile with the source of every figure",
                            description="Print one device profile and where its numbers come from.")
     s.add_argument("name", help="a profile name ('edgesplit devices' lists them)")
-    s.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output")
+    add_json(s, inherit=True)
     s.set_defaults(func=cmd_show)
 
 

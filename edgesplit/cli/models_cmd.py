@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from edgesplit.cli.common import human, input_shape, print_json, print_table
+from edgesplit.cli.arguments import add_checkpoint, add_input, add_json
+from edgesplit.cli.common import human, print_json, print_table
 
 CUTS_HELP = """\
 List every place MODEL can be cut for inputs of the given shape: the tensor that crosses
@@ -26,7 +27,7 @@ def register(sub) -> None:
     p = sub.add_parser("models", help="list the model zoo",
                        description="List the model zoo (any torchvision classifier name works too).")
     p.add_argument("--all", action="store_true", help="also list torchvision's classifier names")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
+    add_json(p)
     p.set_defaults(func=cmd_models)
 
     p = sub.add_parser("datasets", help="list the data sets edgesplit can load",
@@ -36,19 +37,17 @@ def register(sub) -> None:
     p = sub.add_parser("cuts", help="list a model's cut points with their costs", description=CUTS_HELP,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", help="zoo name ('edgesplit models') or any torchvision classifier name")
-    p.add_argument("--input", type=input_shape, default=None, metavar="CxHxW",
-                   help="input shape per sample (default: the checkpoint's, else 3x32x32)")
+    add_input(p, help="input shape per sample (default: the checkpoint's, else 3x32x32)")
     p.add_argument("--granularity", choices=("block", "layer"), default="block",
                    help="block: the architecture's natural blocks; layer: every node where one "
                         "tensor crosses")
     p.add_argument("--num-classes", type=int, default=None, metavar="N",
                    help="classifier outputs (default: the checkpoint's, else 10)")
-    p.add_argument("--checkpoint", default=None, metavar="FILE",
-                   help="a checkpoint from 'edgesplit train' (its shape and classes are the defaults)")
+    add_checkpoint(p, help="a checkpoint from 'edgesplit train' (its shape and classes are the defaults)")
     p.add_argument("--cut", default=None, metavar="NAME",
                    help="show one cut and split the model there (checks tail(head(x)) == model(x)); "
                         "default: list every cut")
-    p.add_argument("--json", action="store_true", help="print JSON (one object per cut) instead of a table")
+    add_json(p, help="print JSON (one object per cut) instead of a table")
     p.set_defaults(func=cmd_cuts)
 
 

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from edgesplit.atomic import write_text_atomic
+from edgesplit.cli.arguments import add_data, add_quiet, add_seed, progress
 
 TRAIN_HELP = """\
 Train a zoo model as a classifier on a data set and write OUT/model.pt (a weights-only
@@ -18,13 +19,9 @@ examples:
 """
 
 
-def add_data_arguments(p: argparse.ArgumentParser, default: str = "digits") -> None:
+def _data_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("data")
-    g.add_argument("--data", default=default, metavar="NAME",
-                   help=f"data set name ('edgesplit datasets'; default {default})")
-    g.add_argument("--data-root", default=None, metavar="DIR",
-                   help="folder with a local copy of the data set (default: none; digits and faces are "
-                        "embedded and need none)")
+    add_data(g, help="data set name ('edgesplit datasets'; default digits)")
     g.add_argument("--img-size", type=int, default=None, metavar="PIXELS",
                    help="resize images to this square size (default: the data set's own: 28 for the MNIST "
                         "family, 32 for digits, faces and CIFAR, 64 for image folders and CelebA)")
@@ -32,15 +29,14 @@ def add_data_arguments(p: argparse.ArgumentParser, default: str = "digits") -> N
                    help="force 1 (gray) or 3 (RGB) channels (default: the data set's own)")
     g.add_argument("--limit", type=int, default=None, metavar="N",
                    help="use only the first N samples of each split (default: all)")
-    g.add_argument("--seed", type=int, default=0, metavar="N",
-                   help="seed of the train/test/attack split, the initial weights and training")
+    add_seed(g, help="seed of the train/test/attack split, the initial weights and training")
 
 
 def register(sub) -> None:
     p = sub.add_parser("train", help="train a classifier and save a checkpoint", description=TRAIN_HELP,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", help="zoo name ('edgesplit models')")
-    add_data_arguments(p)
+    _data_arguments(p)
     g = p.add_argument_group("training")
     g.add_argument("--epochs", type=int, default=8, metavar="N", help="passes over the train split")
     g.add_argument("--batch-size", type=int, default=64, metavar="N", help="images per optimiser step")
@@ -52,11 +48,11 @@ def register(sub) -> None:
                    help="cross-entropy label smoothing, 0 to 1 (default: 0, none)")
     g.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
     p.add_argument("--out", required=True, help="output folder (created)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_quiet(p)
     p.set_defaults(func=cmd_train)
 
 
-def load_splits(args):
+def _load_splits(args):
     from edgesplit.data import load_dataset
 
     common = dict(root=args.data_root, img_size=args.img_size, channels=args.channels, seed=args.seed,
@@ -67,13 +63,12 @@ def load_splits(args):
 def cmd_train(args) -> int:
     from edgesplit.models import create_model, save_checkpoint, train_classifier
     from edgesplit.models.training import TrainConfig
-    from edgesplit.progress import TqdmProgress
 
-    progress = TqdmProgress(disable=args.quiet)
-    train_set, test_set = load_splits(args)
+    bars = progress(args)
+    train_set, test_set = _load_splits(args)
     note = train_set.conversion_note(args.img_size is not None, args.channels is not None)
     if note:
-        progress.message(note)
+        bars.message(note)
     info = train_set.info
     model = create_model(args.model, num_classes=info.num_classes, in_chans=info.channels, img_size=info.img_size,
                          seed=args.seed)
@@ -82,7 +77,7 @@ def cmd_train(args) -> int:
     print(f"training {args.model} on {info.name} ({len(train_set)} train / {len(test_set)} test images, "
           f"{info.channels}x{info.img_size}x{info.img_size}, {info.num_classes} classes)")
     result = train_classifier(model, train_set, test_set, config, device=args.device,
-                              progress=progress)
+                              progress=bars)
     out = Path(args.out)
     ckpt = save_checkpoint(model, out / "model.pt", metrics={"test_accuracy": result.test_accuracy})
     record = {"model": model.edgesplit_spec.to_dict(), "data": info.to_dict(), **result.to_dict()}
