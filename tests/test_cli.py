@@ -133,3 +133,24 @@ def test_train_is_reproducible_from_the_command_line(capsys, tmp_path):
     a = torch.load(tmp_path / "a" / "model.pt", weights_only=True)["state_dict"]
     b = torch.load(tmp_path / "b" / "model.pt", weights_only=True)["state_dict"]
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_defend_names_its_own_flag_for_a_malformed_param(capsys):
+    """--param once went through the audit's parser, whose error named --decoder-option."""
+    assert main(["defend", "classifier4", "--cut", "features.1", "--defense", "noise", "--param", "std",
+                 "--out", "never-written"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--param 'std' is not KEY=VALUE (e.g. std=0.1)" in err[0]
+    assert "--decoder-option" not in err[0]
+
+
+@pytest.mark.parametrize("text, expected", [("3x32x32", (3, 32, 32)), (" 1 X 28 × 28 ", (1, 28, 28))])
+def test_one_parser_reads_every_input_shape(text, expected):
+    from edgesplit.bench.spec import ModelEntry
+    from edgesplit.cli.arguments import input_shape
+    from edgesplit.vocab import parse_chw
+
+    assert parse_chw(text) == input_shape(text) == ModelEntry("m", input=text).input_shape == expected
+    for bad in ("3x32", "axbxc", "3x32x32x", "3x-1x3", ""):
+        with pytest.raises(ValueError, match="is not CHANNELSxHEIGHTxWIDTH, e.g. 3x32x32"):
+            parse_chw(bad)
