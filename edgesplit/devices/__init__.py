@@ -6,7 +6,7 @@ which carry numpy and onnxruntime or TensorRT but not torch.
 
 from edgesplit.devices.detect import DetectedHost, detect_host
 from edgesplit.devices.estimate import Estimate, bytes_moved_for_head, estimate_latency
-from edgesplit.devices.profiles import PRECISIONS, DeviceProfile, get_profile, list_profiles, profile_names
+from edgesplit.devices.profiles import DeviceProfile, get_profile, list_profiles, profile_names
 from edgesplit.devices.samplers import (
     NvmlSampler,
     RssSampler,
@@ -17,7 +17,7 @@ from edgesplit.devices.samplers import (
 from edgesplit.devices.tegrastats import TegraStats, parse_tegrastats
 
 __all__ = [
-    "PRECISIONS", "DetectedHost", "DeviceProfile", "Estimate", "NvmlSampler", "RssSampler", "TegraStats",
+    "DetectedHost", "DeviceProfile", "Estimate", "NvmlSampler", "RssSampler", "TegraStats",
     "TegrastatsSampler", "available_samplers", "bytes_moved_for_head", "detect_host", "estimate_latency",
     "get_profile", "list_profiles", "parse_tegrastats", "profile_names", "rss_bytes",
 ]

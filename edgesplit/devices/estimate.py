@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from edgesplit.devices.profiles import PRECISIONS, DeviceProfile
+from edgesplit.devices.profiles import DeviceProfile
 from edgesplit.errors import DeviceError, closest
+from edgesplit.vocab import BYTES_PER_VALUE, PRECISIONS
 
-BYTES_PER_WEIGHT = {"fp32": 4, "fp16": 2, "int8": 1}
 ESTIMATE_NOTE = ("roofline estimate from the profile's published (or derived) peak compute and memory "
                  "bandwidth scaled by an assumed efficiency; not a measurement")
 
@@ -69,8 +69,8 @@ def bytes_moved_for_head(params: int, input_bytes: int, output_bytes: int, preci
 
     Intermediate activations are assumed to stay in cache, so this is a lower bound on DRAM traffic.
     """
-    if precision not in BYTES_PER_WEIGHT:
-        raise DeviceError(f"unknown precision {precision!r} ({closest(precision, BYTES_PER_WEIGHT)})")
+    if precision not in BYTES_PER_VALUE:
+        raise DeviceError(f"unknown precision {precision!r} ({closest(precision, BYTES_PER_VALUE)})")
     if min(params, input_bytes, output_bytes) < 0:
         raise DeviceError(f"params and byte counts must be >= 0, got {params}, {input_bytes}, {output_bytes}")
-    return int(params) * BYTES_PER_WEIGHT[precision] + int(input_bytes) + int(output_bytes)
+    return int(params) * BYTES_PER_VALUE[precision] + int(input_bytes) + int(output_bytes)

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 from edgesplit.errors import DeviceError, closest
 from edgesplit.registry import Registry
+from edgesplit.vocab import PRECISIONS
 
-PRECISIONS = ("fp32", "fp16", "int8")
 KINDS = ("jetson", "raspberry-pi", "x86")
 
 

@@ -5,15 +5,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 
 from edgesplit.errors import ExportError, closest
-from edgesplit.export.wire import WIRES
+from edgesplit.vocab import DEFAULT_WIRE, PRECISIONS, WIRES
 
-PRECISIONS = ("fp32", "fp16", "int8")
 FORMATS = ("onnx", "tensorrt")
 CALIB_METHODS = ("minmax", "entropy", "percentile")
 TRT_INT8_MODES = ("explicit", "implicit")
 MIN_CALIB_SAMPLES = 16
 MAX_CALIB_SAMPLES = 8192
-DEFAULT_WIRE = {"fp32": "fp32", "fp16": "fp16", "int8": "int8"}
 
 
 @dataclass(frozen=True)

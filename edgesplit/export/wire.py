@@ -10,9 +10,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from edgesplit.errors import BundleError
+from edgesplit.vocab import WIRE_DTYPES, WIRES
 
-WIRES = ("fp32", "fp16", "int8")
-_NUMPY = {"float32": np.float32, "float16": np.float16, "uint8": np.uint8, "int8": np.int8}
+_NUMPY = {name: np.dtype(name).type for names in WIRE_DTYPES.values() for name in names}  # float32, ..., uint8
 
 
 @dataclass(frozen=True)

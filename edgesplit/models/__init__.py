@@ -6,13 +6,13 @@
 """
 
 from edgesplit.models.checkpoint import load_checkpoint, save_checkpoint
-from edgesplit.models.cuts import GRANULARITIES, WIRE_BYTES, CutAnalysis, CutPoint, analyse, cut_points
+from edgesplit.models.cuts import GRANULARITIES, CutAnalysis, CutPoint, analyse, cut_points
 from edgesplit.models.registry import ModelSpec, create_model, list_models, model_entries, register_model
 from edgesplit.models.split import Split, default_input, split
 from edgesplit.models.training import TrainResult, evaluate, train_classifier
 
 __all__ = [
-    "GRANULARITIES", "WIRE_BYTES", "CutAnalysis", "CutPoint", "ModelSpec", "Split", "TrainResult", "analyse",
+    "GRANULARITIES", "CutAnalysis", "CutPoint", "ModelSpec", "Split", "TrainResult", "analyse",
     "create_model", "cut_points", "default_input", "evaluate", "list_models", "load_checkpoint", "model_entries",
     "register_model", "save_checkpoint", "split", "train_classifier",
 ]

@@ -14,8 +14,8 @@ from torch import nn
 from edgesplit.errors import CutError, ModelError, closest
 from edgesplit.models.blocks import block_paths
 from edgesplit.models.graph import NodeInfo, TracedModel, trace
+from edgesplit.vocab import BYTES_PER_VALUE
 
-WIRE_BYTES = {"fp32": 4, "fp16": 2, "int8": 1}
 GRANULARITIES = ("block", "layer")
 
 
@@ -129,7 +129,7 @@ def analyse(model: nn.Module, example_input: torch.Tensor) -> CutAnalysis:
             numel *= d
         return CutPoint(name=name, index=info.index, node=info.node.name, shape=info.shape,
                         params=cum_params[info.index], macs=cum_macs[info.index],
-                        payload_bytes={k: numel * b for k, b in WIRE_BYTES.items()}, is_block=is_block)
+                        payload_bytes={k: numel * b for k, b in BYTES_PER_VALUE.items()}, is_block=is_block)
 
     block_names: dict[int, str] = {}
     for path in block_paths(model):

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from edgesplit.devices.estimate import BYTES_PER_WEIGHT, bytes_moved_for_head, estimate_latency
-from edgesplit.devices.profiles import PRECISIONS, get_profile
+from edgesplit.devices.estimate import bytes_moved_for_head, estimate_latency
+from edgesplit.devices.profiles import get_profile
 from edgesplit.errors import DeviceError, closest
+from edgesplit.vocab import BYTES_PER_VALUE, PRECISIONS
 
 SCHEMA = "edgesplit.estimate"
 
 
 def estimate_cuts(model_name: str, input_shape: tuple[int, int, int], profile_name: str,
-                  precisions=("fp32", "fp16", "int8"), checkpoint: str | None = None, efficiency: float = 0.5,
+                  precisions=PRECISIONS, checkpoint: str | None = None, efficiency: float = 0.5,
                   granularity: str = "block") -> list[dict]:
     """One estimate row per (block cut, precision): latency from MACs and bytes moved vs the profile's peaks."""
     import torch
@@ -27,7 +28,7 @@ def estimate_cuts(model_name: str, input_shape: tuple[int, int, int], profile_na
     rows = []
     for cut in analysis.all(granularity):
         for precision in precisions:
-            width = 4 if precision == "int8" else BYTES_PER_WEIGHT[precision]  # int8 heads take float input
+            width = 4 if precision == "int8" else BYTES_PER_VALUE[precision]  # int8 heads take float input
             input_bytes = c * h * w * width
             moved = bytes_moved_for_head(cut.params, input_bytes, cut.payload_bytes[precision], precision)
             est = estimate_latency(cut.macs, moved, profile, precision, efficiency)
