@@ -10,20 +10,21 @@ from __future__ import annotations
 import time
 from collections import Counter, defaultdict
 
+from edgesplit.bench.rows import SweepRow
+
 
 class StepClock:
-    def __init__(self, planned: Counter, rows: list[dict], spec_sha256: str) -> None:
+    def __init__(self, planned: Counter, rows: list[SweepRow], spec_sha256: str) -> None:
         self.total = sum(planned.values())
         self.left = Counter(planned)  # per step kind: planned and not reached yet
         self.count = 0
         self.start = time.perf_counter()
         self.ran = self.reused = 0
-        self.finished_before = Counter(r["step"] for r in rows if r.get("spec_sha256") == spec_sha256
-                                       and r.get("status") in ("ok", "skipped"))
+        self.finished_before = Counter(r.step for r in rows if r.spec_sha256 == spec_sha256 and r.finished)
         self.seconds: dict[str, list[float]] = defaultdict(list)
         for r in rows:
-            if r.get("status") == "ok" and isinstance(r.get("seconds"), (int, float)):
-                self.seconds[r["step"]].append(float(r["seconds"]))
+            if r.ok and r.seconds is not None:
+                self.seconds[r.step].append(r.seconds)
 
     def reached(self, step: str, seconds: float | None) -> None:
         """One step accounted for: run for `seconds`, or kept from an earlier run (None)."""

@@ -16,10 +16,14 @@ best private cut is the fastest of them.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from edgesplit.bench.rows import SweepRow, as_rows
 from edgesplit.errors import BenchError, closest
-from edgesplit.export.config import PRECISIONS
+from edgesplit.vocab import PRECISIONS
+
+Rows = Iterable[SweepRow | Mapping]  # typed rows, or the JSON objects read_results returns
 
 
 @dataclass
@@ -54,39 +58,39 @@ def transfer_ms(payload_bytes: int, mbit_per_s: float) -> float:
     return payload_bytes * 8 / (mbit_per_s * 1e6) * 1e3
 
 
-def head_sources(rows: list[dict], model: str) -> list[str]:
+def head_sources(rows: Rows, model: str) -> list[str]:
     """The head-latency sources a sweep measured or estimated for `model`."""
     out = []
-    for r in rows:
-        if r.get("model") != model or r.get("status") != "ok":
+    for r in as_rows(rows):
+        if r.model != model or not r.ok:
             continue
-        if r["step"] == "profile":
-            out.append(f"{r['backend']}@{r['device']}")
-        elif r["step"] == "estimate":
-            out.append(r["device"])
+        if r.step == "profile":
+            out.append(f"{r.backend}@{r.device}")
+        elif r.step == "estimate":
+            out.append(r.device)
     return list(dict.fromkeys(out))
 
 
-def options_for(rows: list[dict], model: str, source: str, defense: str | None = None) -> list[Option]:
+def options_for(rows: Rows, model: str, source: str, defense: str | None = None) -> list[Option]:
     """The undefended model's options (or one defense's: its rows carry that `defense` label)."""
-    ok = [r for r in rows if r.get("model") == model and r.get("status") == "ok"
-          and (r.get("defense") == defense or r["step"] == "tail")]
-    tails = {r["cut"]: r for r in ok if r["step"] == "tail"}
+    rows = as_rows(rows)
+    ok = [r for r in rows if r.model == model and r.ok and (r.defense == defense or r.step == "tail")]
+    tails = {r.cut: r.fields for r in ok if r.step == "tail"}
     if "input" not in tails:
         raise BenchError(f"no server latency for {model} in these results: the sweep's tail steps did not run")
     leak: dict[tuple[str, str], dict[str, float | None]] = {}
     for r in ok:
-        if r["step"] == "audit":  # the strongest attacker per figure, over the audit rows of this option
-            cell = leak.setdefault((r["cut"], r["precision"]), {})
+        if r.step == "audit":  # the strongest attacker per figure, over the audit rows of this option
+            cell = leak.setdefault((r.cut, r.precision), {})
             for name, key in LEAKAGE.items():
-                if r.get(key) is not None:
-                    cell[name] = max(cell.get(name, -math.inf), r[key])
+                if r.fields.get(key) is not None:
+                    cell[name] = max(cell.get(name, -math.inf), r.fields[key])
     heads = {}
     for r in ok:
-        if source.startswith("estimate:") and r["step"] == "estimate" and r["device"] == source:
-            heads[(r["cut"], r["precision"])] = (r["latency_ms"], r["payload_bytes"])
-        elif r["step"] == "profile" and f"{r['backend']}@{r['device']}" == source:
-            heads[(r["cut"], r["precision"])] = (_batch1_p50(r), r["payload_bytes"])
+        if source.startswith("estimate:") and r.step == "estimate" and r.device == source:
+            heads[(r.cut, r.precision)] = (r.fields["latency_ms"], r.fields["payload_bytes"])
+        elif r.step == "profile" and f"{r.backend}@{r.device}" == source:
+            heads[(r.cut, r.precision)] = (_batch1_p50(r.fields), r.fields["payload_bytes"])
     if not heads:
         raise BenchError(f"no head latencies from {source!r} for {model} "
                          f"({closest(source, head_sources(rows, model))})")
@@ -101,16 +105,16 @@ def options_for(rows: list[dict], model: str, source: str, defense: str | None =
     return options
 
 
-def _batch1_p50(row: dict) -> float:
-    for m in row.get("measurements", []):
+def _batch1_p50(fields: dict) -> float:
+    for m in fields.get("measurements", []):
         if m.get("batch") == 1:
             return m["latency_ms"]["p50"]
-    return row["latency_ms"] / max(1, row.get("batch", 1))  # per-sample time at the smallest batch measured
+    return fields["latency_ms"] / max(1, fields.get("batch", 1))  # per-sample time at the smallest batch measured
 
 
-def _order(rows: list[dict], cut: str) -> int:
-    for i, r in enumerate(r for r in rows if r["step"] == "tail"):
-        if r["cut"] == cut:
+def _order(rows: list[SweepRow], cut: str) -> int:
+    for i, r in enumerate(r for r in rows if r.step == "tail"):
+        if r.cut == cut:
             return i
     return 10 ** 6
 
@@ -128,13 +132,14 @@ def known_precisions(names) -> tuple[str, ...] | None:
     return out
 
 
-def plan(rows: list[dict], model: str | None = None, source: str | None = None,
+def plan(rows: Rows, model: str | None = None, source: str | None = None,
          bandwidths_mbit=(1.0, 10.0, 100.0, 1000.0), rtt_ms: float = 0.0, max_psnr: float | None = None,
          max_ssim: float | None = None, max_latency_ms: float | None = None, defense: str | None = None,
          precisions: tuple[str, ...] | None = None, max_reid: float | None = None,
          max_recognition: float | None = None) -> dict:
     """The plan for one model and head source (defaults: the first model, its first measured source)."""
-    models = list(dict.fromkeys(r["model"] for r in rows if r.get("model")))
+    rows = as_rows(rows)
+    models = list(dict.fromkeys(r.model for r in rows if r.model))
     if not models:
         raise BenchError("these results hold no model rows: run 'edgesplit sweep' first")
     model = model or models[0]

@@ -235,11 +235,11 @@ def cmd_sweep(args) -> int:
 
 def _failures(rows, spec_sha, command: str) -> int:
     """Name every step of the spec whose latest row failed, on stderr; 1 when there is one, else 0."""
-    from edgesplit.bench.store import failed_steps, step_label
+    from edgesplit.bench.store import failed_steps
 
     failed = failed_steps(rows, spec_sha)
     for r in failed:
-        print(f"edgesplit {command}: failed: {step_label(r)}: {r.get('reason')}", file=sys.stderr)
+        print(f"edgesplit {command}: failed: {r.label}: {r.reason}", file=sys.stderr)
     if failed:
         print(f"edgesplit {command}: {len(failed)} step(s) failed (listed above): fix the cause and run the same "
               f"command again; the failed steps are retried and the finished ones kept", file=sys.stderr)

@@ -1,0 +1,224 @@
+"""What each step of a sweep does: each step method of `SweepSteps` (`_train`, `_tail`, `_defend`, `_export`,
+`_profile`, `_emit`, `_audit`) runs one step and returns the fields of its results row.
+
+train (the target model, when the spec trains it), tail (server latency of the tail after a cut), defend
+(a defended checkpoint per cut), export (a bundle per cut x precision), profile (head latency on a backend
+and device), emit (the attack and test feature files), audit (the reconstruction attacks). A step that
+cannot run here returns {"status": "skipped", "reason": ...}; one that raises an EdgesplitError or OSError
+is recorded as failed. `sweep._Sweep` extends this class: it decides which steps run, in which order, and
+whether a finished row can be kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from edgesplit.bench.rows import SweepRow
+from edgesplit.bench.spec import ModelEntry, SweepSpec
+from edgesplit.digest import sha256_file
+from edgesplit.errors import EdgesplitError
+from edgesplit.progress import Progress
+
+
+class SweepSteps:
+    def __init__(self, spec: SweepSpec, out: Path, progress: Progress) -> None:
+        self.spec, self.out, self.progress = spec, out, progress
+        self.decoders: dict = {}  # FP32 decoders, reused as the transfer attacker of the other precisions
+        self._digests: dict[tuple, str] = {}
+
+    def rel(self, path: Path) -> str:
+        return os.path.relpath(path, self.out)
+
+    def head_identity(self, bundle_dir: Path) -> str:
+        """What emission and audits depend on: the head graph's sha256 and the input and wire the manifest gives
+        it, not the rest of the manifest (engines, fidelity). A manifest without them: its own sha256."""
+        manifest = bundle_dir / "manifest.json"
+        try:
+            m = json.loads(manifest.read_text())
+            core = {"head": m["files"]["head.onnx"]["sha256"], "input": m["input"], "wire": m["wire"]}
+        except (OSError, ValueError, KeyError, TypeError):
+            return self.digest(manifest)
+        return hashlib.sha256(json.dumps(core, sort_keys=True).encode()).hexdigest()
+
+    def digest(self, path: Path) -> str:
+        """sha256 of a file, computed once per version of it (size and modification time)."""
+        st = path.stat()
+        key = (str(path), st.st_size, st.st_mtime_ns)
+        if key not in self._digests:
+            self._digests[key] = sha256_file(path)
+        return self._digests[key]
+
+    def inputs(self, **paths) -> dict:
+        """{name: sha256} of the files a step reads (None: not used by this step)."""
+        return {name: self.digest(Path(path)) for name, path in paths.items() if path is not None}
+
+    def _data_info(self, entry: ModelEntry):
+        from edgesplit.data import load_dataset
+
+        c, h, _ = entry.input_shape
+        d = self.spec.data
+        return load_dataset(d.name, root=d.root, split="train", img_size=h, channels=c, seed=d.seed, limit=1).info
+
+    # the steps --------------------------------------------------------------------------------------------
+    def _train(self, entry: ModelEntry) -> dict:
+        from edgesplit.bench.targets import train_target
+
+        c, h, _ = entry.input_shape
+        d = self.spec.data
+        path, accuracy = train_target(entry.name, d.name, d.root, c, h, entry.train_epochs, d.seed,
+                                      self.out / "models" / f"{entry.name}.pt", self.progress)
+        return {"checkpoint": self.rel(path), "test_accuracy": accuracy, "data": d.name, "epochs": entry.train_epochs}
+
+    def _tail(self, model, cut, entry: ModelEntry) -> dict:
+        from edgesplit.bench.tail_timing import time_tail
+
+        return time_tail(model, cut, entry.input_shape, self.spec.profile, self.progress)
+
+    def _defend(self, entry: ModelEntry, checkpoint, cut: str, defense) -> dict:
+        from edgesplit.bench.targets import load_splits
+        from edgesplit.defenses import DefendConfig, defend_model
+        from edgesplit.models import create_model, save_checkpoint
+
+        c, h, _ = entry.input_shape
+        d = self.spec.data
+        train_set, test_set = load_splits(d.name, d.root, h, c, d.seed)
+        model = (create_model(entry.name, checkpoint=checkpoint) if checkpoint else
+                 create_model(entry.name, num_classes=train_set.info.num_classes, in_chans=c, img_size=h,
+                              seed=d.seed))
+        model, report = defend_model(model, cut, defense.name, defense.params, train_set, test_set,
+                                     DefendConfig(epochs=defense.epochs, seed=d.seed), self.progress)
+        path = save_checkpoint(model, self.out / "defended" / entry.name / f"{cut}-{slug(defense.label)}.pt",
+                               metrics={"test_accuracy": report["test_accuracy"]})
+        return {"checkpoint": self.rel(path), "defended_cut": report["defended_cut"],
+                "test_accuracy": report["test_accuracy"], "test_accuracy_before": report["test_accuracy_before"],
+                "params": report["params"], "history": report["history"]}
+
+    def _export(self, entry: ModelEntry, checkpoint, cut: str, precision: str, weights: str, tag: str = "") -> dict:
+        from edgesplit.export import ExportConfig, export_bundle
+
+        d = self.spec.data
+        config = ExportConfig(entry.name, cut, precision=precision, checkpoint=checkpoint,
+                              input_shape=entry.input_shape if not checkpoint else None, calib_data=d.name,
+                              calib_root=d.root, calib_size=d.calib_size, seed=d.seed)
+        path = self.out / "bundles" / entry.name / f"{cut}{tag}-{precision}"
+        bundle = export_bundle(config, path, force=True, progress=self.progress)
+        m = bundle.manifest
+        return {"bundle": self.rel(bundle.path), "bundle_sha256": bundle.sha256,
+                "head_identity": self.head_identity(bundle.path), "weights": weights,
+                "payload_bytes": m["wire"]["bytes_per_sample"], "wire": m["wire"]["format"],
+                "feature_shape": m["output"]["shape"][1:], "macs": m["cut"]["macs"], "params": m["cut"]["params"],
+                "head_onnx_bytes": m["fidelity"]["head_onnx_bytes"], "fidelity": m["fidelity"],
+                "test_accuracy": m["fidelity"].get("tail_top1_exported_features"),
+                "test_accuracy_fp32": m["fidelity"].get("tail_top1_fp32_features"),
+                "quantization": (m.get("quantization") or {}).get("target")}
+
+    def _profile(self, bundle_dir: Path, backend: str, device: str, precision: str, checkpoint) -> dict:
+        from edgesplit.runtime.timing import TimingConfig
+
+        if device == "local":
+            reason = unavailable(backend, precision, bundle_dir)
+            if reason:
+                return {"status": "skipped", "reason": reason}
+        p = self.spec.profile
+        timing = TimingConfig(warmup=p.warmup, iters=p.iters, min_seconds=p.min_seconds)
+        threads = p.threads or None
+        if device == "local":
+            from edgesplit.runtime.profile import profile_bundle
+
+            rows = profile_bundle(bundle_dir, backend, p.batches, timing, threads, checkpoint=checkpoint,
+                                  progress=self.progress)
+        else:
+            from edgesplit.devices.remote import SshDevice, parse_device
+            from edgesplit.runtime.remote_jobs import profile_remote
+
+            rows = profile_remote(SshDevice(parse_device(device)), bundle_dir, backend, p.batches, timing, threads)
+        first = rows[0]
+        return {"latency_ms": first["latency_ms"]["p50"], "latency": first["latency_ms"], "batch": first["batch"],
+                "payload_bytes": first["payload_bytes_per_sample"], "kind": "measured",
+                "peak_rss_above_baseline_bytes": first["memory"].get("rss_peak_above_baseline_bytes"),
+                "cpu": first["environment"]["cpu"], "measurements": rows}
+
+    def _emit(self, bundle_dir: Path, entry: ModelEntry, cut: str, precision: str) -> dict:
+        from edgesplit.runtime.emit import emit_split
+
+        d, a = self.spec.data, self.spec.attack
+        folder = self.out / "features" / entry.name
+        paths = {}
+        for split, limit in (("attack", a.attack_limit or None), ("test", a.eval_limit or None)):
+            ff = emit_split(bundle_dir, d.name, split, limit, d.root, d.seed, progress=self.progress)
+            paths[f"{split}_features"] = self.rel(ff.save(folder / f"{cut}-{precision}-{split}.npz"))
+        return paths
+
+    def _audit(self, bundle_dir: Path, emitted: SweepRow, decoder: str, fp32_attack: Path | None,
+               previous_attack: Path | None, entry: ModelEntry, cut: str, precision: str) -> dict:
+        from edgesplit.attacks.audit import audit, write_result
+        from edgesplit.attacks.training import DecoderConfig
+        from edgesplit.export import load_bundle
+        from edgesplit.runtime import load_features
+
+        a = self.spec.attack
+        folder = self.out / "audits" / entry.name / f"{cut}-{precision}-{decoder}"
+        transfer = load_features(fp32_attack) if fp32_attack is not None and precision != "fp32" else None
+        config = DecoderConfig(epochs=a.epochs, batch_size=a.batch_size, patience=a.patience, budget_s=a.budget_s,
+                               seed=self.spec.data.seed)
+        first = precision == self.spec.ordered_precisions[0]
+        result = audit(load_bundle(bundle_dir), load_features(self.out / emitted.fields["attack_features"]),
+                       load_features(self.out / emitted.fields["test_features"]), config, self.spec.data.root,
+                       self.progress, folder / "grid.png", transfer_features=transfer,
+                       decoder_cache=self.decoders, decoders=decoder, learning_curve=a.learning_curve and first,
+                       start_features=load_features(previous_attack) if previous_attack is not None else None)
+        path = write_result(result, folder)
+        return {"audit": self.rel(path), "grid": self.rel(folder / "grid.png"), **audit_fields(result)}
+
+
+def estimate_fields(row: dict | None, error: EdgesplitError | None) -> dict:
+    if error is not None:
+        raise error
+    if row is None:
+        return {"status": "skipped", "reason": "roofline estimates cover block cuts only"}
+    return {"latency_ms": row["latency_ms"]["estimate"], "kind": "estimate",
+            "payload_bytes": row["payload_bytes_per_sample"], "estimate": row}
+
+
+def audit_fields(result: dict) -> dict:
+    """The figures of an audit record that a results row carries (plan and report read these)."""
+    m, floor = result["metrics"], result["floor"]["metrics"]
+    row = {"wire": result["wire"], "psnr": m["psnr"]["mean"], "ssim": m["ssim"]["mean"],
+           "ms_ssim": m["ms_ssim"]["mean"], "psnr_worst": m["psnr"]["worst_case"],
+           "ssim_worst": m["ssim"]["worst_case"], "floor_psnr": floor["psnr"]["mean"],
+           "floor_ssim": floor["ssim"]["mean"], "strongest": result.get("strongest", {}).get("psnr"),
+           "attacker_samples": result["threat_model"]["attacker_data"]["samples"],
+           "converged": all(a["decoder"].get("converged", False) for a in result.get("attackers", {}).values()),
+           "eval_samples": result["evaluation"]["samples"]}
+    if "reidentification" in result:
+        r = result["reidentification"]
+        row.update(reid_top1=r["top1"], reid_top5=r["top5"], reid_chance=r["chance"]["top1"],
+                   reid_floor=r["floor"]["top1"])
+    if "recognition" in result:
+        r = result["recognition"]
+        row.update(recognition=r["reconstruction"], recognition_originals=r["originals"],
+                   recognition_floor=r["floor"], recognition_chance=r["chance"])
+    if "learning_curve" in result:
+        row.update(still_rising=result["learning_curve"]["still_rising"],
+                   curve_psnr=[p["psnr"] for p in result["learning_curve"]["points"]])
+    if "transfer" in result:
+        row["transfer_psnr"] = result["transfer"]["metrics"]["psnr"]["mean"]
+        row["transfer_ssim"] = result["transfer"]["metrics"]["ssim"]["mean"]
+    return row
+
+
+def unavailable(backend: str, precision: str, bundle_dir: Path) -> str | None:
+    """Why `backend` cannot run a `precision` head on this machine, or None when it can (the runners' rules)."""
+    from edgesplit.export import load_bundle
+    from edgesplit.runners import unavailable as runner_unavailable
+
+    return runner_unavailable(backend, precision, lambda: load_bundle(bundle_dir, verify=False))
+
+
+def slug(text: str) -> str:
+    import re
+
+    return re.sub(r"[^A-Za-z0-9_.=-]+", "_", text).strip("_")
