@@ -20,7 +20,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _common import machine  # noqa: E402
 
 from edgesplit.bench import read_results, run_sweep, spec_from_dict  # noqa: E402
-from edgesplit.bench.report import _md_table, defense_table  # noqa: E402
+from edgesplit.bench.report_document import markdown_table  # noqa: E402
+from edgesplit.bench.report_tables import defense_table  # noqa: E402
 from edgesplit.defenses import DEFENSES  # noqa: E402
 
 
@@ -49,7 +50,7 @@ def main() -> None:
     results = run_sweep(spec, args.out)
     rows = read_results(results)
     headers, table = defense_table(rows)
-    print(_md_table(headers, table))
+    print(markdown_table(headers, table))
     failed = [r for r in rows if r["status"] == "failed"]
     for r in failed:
         print(f"FAILED {r['step']} {r.get('cut')} {r.get('defense')}: {r.get('reason')}")

@@ -17,7 +17,7 @@ import pytest
 from edgesplit.bench import ResultsStore, load_spec, read_results, run_sweep, spec_from_dict
 from edgesplit.bench.plan import plan
 from edgesplit.bench.report import write_report
-from edgesplit.bench.store import row_key
+from edgesplit.bench.rows import row_key
 from edgesplit.errors import BenchError
 
 TINY = {
@@ -290,10 +290,10 @@ def test_golden_zone_by_recognisability():
 
 
 def test_pareto_plot_draws_the_zone_below_the_bound(monkeypatch):
-    from edgesplit.bench import report
+    from edgesplit.bench import report_figures
 
     spans, steps = [], []
-    real = report._figure
+    real = report_figures.figure
 
     def spy(*a, **k):
         plt, fig, ax = real(*a, **k)
@@ -301,13 +301,13 @@ def test_pareto_plot_draws_the_zone_below_the_bound(monkeypatch):
         monkeypatch.setattr(ax, "step", lambda *a, **kw: steps.append(kw.get("label")))
         return plt, fig, ax
 
-    monkeypatch.setattr(report, "_figure", spy)
+    monkeypatch.setattr(report_figures, "figure", spy)
     p = plan(_rows(), bandwidths_mbit=(1.0, 1000.0), max_psnr=10.0)  # every cut leaks more than 10 dB
-    assert report._plot_pareto(p, (1.0, 1000.0)) is not None
+    assert report_figures.plot_pareto(p, (1.0, 1000.0)) is not None
     lo, hi = spans[0]
     assert hi == 10.0 and lo <= 10.0, "the band lies at and below the bound, never above it"
     rows = [r for r in _rows() if r.get("cut") in ("input", "c")]
-    report._plot_pareto(plan(rows, bandwidths_mbit=(1.0,), max_psnr=20.0), (1.0,))
+    report_figures.plot_pareto(plan(rows, bandwidths_mbit=(1.0,), max_psnr=20.0), (1.0,))
     assert len(steps) == 1, "one point is no front: only the 3-cut plan drew a line"
 
 
@@ -373,8 +373,8 @@ def test_server_tails_run_with_the_hosts_threads_whatever_ran_before():
     """A torch head profiled with one thread used to leave every later tail on one thread (issue 13.15)."""
     import torch
 
-    from edgesplit.bench.server import server_threads, time_tail
     from edgesplit.bench.spec import ProfileSpec
+    from edgesplit.bench.tail_timing import server_threads, time_tail
     from edgesplit.models import create_model
     from edgesplit.models.cuts import analyse
 

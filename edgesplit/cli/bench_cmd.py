@@ -276,7 +276,7 @@ def cmd_plan(args) -> int:
 
 
 def print_plan(p: dict) -> None:
-    from edgesplit.bench.report import _group
+    from edgesplit.bench.report_tables import golden_zone_text
 
     print(f"{p['model']}: head latency from {p['head_source']} ({p['head_kind']}), server tail measured on the "
           f"host, round trip {p['rtt_ms']} ms")
@@ -296,7 +296,7 @@ def print_plan(p: dict) -> None:
         line = [f"{b:g} Mbit/s", f"{best['name']} ({best['e2e_ms']:.2f} ms)"]
         if p["best_private"]:
             bp = p["best_private"][k]
-            line += [_group(p["golden_zone"][k]) or "none", f"{bp['name']} ({bp['e2e_ms']:.2f} ms)" if bp else "none"]
+            line += [golden_zone_text(p["golden_zone"][k]) or "none", f"{bp['name']} ({bp['e2e_ms']:.2f} ms)" if bp else "none"]
         rows.append(line)
     headers = ["link", "fastest"] + (["golden zone", "fastest inside it"] if p["best_private"] else [])
     print()
