@@ -39,6 +39,13 @@ class Registry(Generic[T]):
         """Decorator form of `add`."""
         return lambda entry: self.add(name, entry)
 
+    def on_first_use(self, load: Callable[[], object]) -> None:
+        """Give the registry its filler after it is made: a filler that imports modules registering into this
+        registry (a model zoo) cannot be passed as `load=` by the module defining it without an import cycle.
+        Runs once, before the next read (after any filler given before)."""
+        before = self._load
+        self._load = load if before is None else (lambda: (before(), load()))
+
     def _loaded(self) -> dict[str, T]:
         if self._load is not None:
             load, self._load = self._load, None

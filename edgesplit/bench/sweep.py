@@ -77,6 +77,7 @@ def _resolve_cuts(entry: ModelEntry, spec: SweepSpec) -> list[str]:
     import torch
 
     import edgesplit.defenses  # noqa: F401 - registers the 'defense' model option
+    import edgesplit.defenses  # noqa: F401 - registers the 'defense' model option
     from edgesplit.models import analyse, create_model
 
     if entry.checkpoint is not None and not Path(entry.checkpoint).is_file():
@@ -191,6 +192,7 @@ class _Sweep(SweepSteps):
     def model(self, entry: ModelEntry) -> None:
         import torch
 
+        import edgesplit.defenses  # noqa: F401 - registers the 'defense' model option
         import edgesplit.defenses  # noqa: F401 - registers the 'defense' model option
         from edgesplit.models import analyse, create_model
 

@@ -79,6 +79,7 @@ def cmd_datasets(args) -> int:
 def cmd_cuts(args) -> int:
     import torch
 
+    import edgesplit.defenses  # noqa: F401 - registers the 'defense' model option
     from edgesplit.models import analyse, create_model
     from edgesplit.progress import TqdmProgress
 

@@ -8,15 +8,17 @@ torch when first used, so listing the data sets stays fast.
 from edgesplit.data.catalog import describe_datasets, list_datasets
 from edgesplit.data.info import SPLITS, DatasetInfo
 
-_LAZY = {"ImageDataset": "edgesplit.data.dataset", "load_dataset": "edgesplit.data.registry",
-         "normalization": "edgesplit.data.registry"}
-
 
 def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
+    # The loaders import torch: they load on first use so that listing the data sets stays torch-free.
+    if name == "ImageDataset":
+        from edgesplit.data.dataset import ImageDataset
 
-        return getattr(importlib.import_module(_LAZY[name]), name)
+        return ImageDataset
+    if name in ("load_dataset", "normalization"):
+        from edgesplit.data.registry import load_dataset, normalization
+
+        return load_dataset if name == "load_dataset" else normalization
     raise AttributeError(f"module 'edgesplit.data' has no attribute {name!r}")
 
 

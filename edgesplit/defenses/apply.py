@@ -3,7 +3,8 @@
 The module at `cut` becomes `Sequential(layer=<it>, defense=<head side>[, restore=<server side>])`; the
 defended cut is `<cut>.defense` (what the device sends). The option `defense={"cut", "name", "params"}` is
 stored in the model's spec, so `create_model` (and so export, profile, emit and audit) rebuild the
-defended model from a checkpoint unchanged.
+defended model from a checkpoint unchanged, once this module is imported (`import edgesplit.defenses`):
+importing it registers the option with `edgesplit.models.options`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from torch import nn
 from edgesplit.defenses import layers
 from edgesplit.defenses.registry import get_defense
 from edgesplit.errors import DefenseError
+from edgesplit.models.options import register_option
 
 CHANNELWISE = (nn.BatchNorm2d, nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.SiLU, nn.Hardswish, nn.Sigmoid,
                nn.Tanh, nn.GELU, nn.MaxPool2d, nn.AvgPool2d, nn.Identity, nn.Dropout, nn.Dropout2d)
@@ -24,8 +26,9 @@ def defended_cut(cut: str) -> str:
     return f"{cut}.defense"
 
 
+@register_option("defense")
 def apply_option(model: nn.Module, spec, value: dict) -> nn.Module:
-    """The `defense=` model option (see `edgesplit.models.registry.MODEL_OPTIONS`)."""
+    """The `defense=` model option (see `edgesplit.models.options`)."""
     if not isinstance(value, dict) or not {"cut", "name"} <= set(value):
         raise DefenseError("defense must be a mapping with 'cut', 'name' and 'params'")
     return apply_defense(model, value["cut"], value["name"], value.get("params"), spec.in_chans, spec.img_size)

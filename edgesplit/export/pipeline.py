@@ -27,6 +27,7 @@ def export_bundle(config: ExportConfig, out_dir: str | Path, force: bool = False
     """Export one head as a bundle folder; nothing is written to `out_dir` unless everything succeeded.
 
     With `sign_key` (`bundle.read_key`), the bundle carries signature.json (HMAC-SHA256 of its manifest)."""
+    import edgesplit.defenses  # noqa: F401 - registers the 'defense' model option
     from edgesplit.models import create_model, split
 
     progress = resolve(progress)

@@ -7,7 +7,8 @@
 
 from edgesplit.models.checkpoint import load_checkpoint, save_checkpoint
 from edgesplit.models.cuts import GRANULARITIES, CutAnalysis, CutPoint, analyse, cut_points
-from edgesplit.models.registry import ModelSpec, create_model, list_models, model_entries, register_model
+from edgesplit.models.registry import create_model, list_models, model_entries, register_model
+from edgesplit.models.spec import ModelSpec
 from edgesplit.models.split import Split, default_input, split
 from edgesplit.models.training import TrainResult, evaluate, train_classifier
 

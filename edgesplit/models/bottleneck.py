@@ -103,7 +103,7 @@ def _insert_in_order(model: nn.Module, paths: list[str], new: str) -> list[str]:
 
 
 def apply_option(model: nn.Module, spec, value) -> nn.Module:
-    """The `bottleneck={"after": ..., "channels": ...}` model option (see `registry.MODEL_OPTIONS`)."""
+    """The `bottleneck={"after": ..., "channels": ...}` model option (registered in `options.py`)."""
     if not isinstance(value, dict) or "after" not in value or "channels" not in value:
         raise ModelError("bottleneck must be a mapping with 'after' (a module path) and 'channels', e.g. "
                          "{'after': 'features.7', 'channels': 8}")

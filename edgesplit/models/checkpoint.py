@@ -21,7 +21,7 @@ from torch import nn
 
 from edgesplit.atomic import atomic_path
 from edgesplit.errors import ModelError
-from edgesplit.models.registry import ModelSpec
+from edgesplit.models.spec import ModelSpec
 from edgesplit.progress import Progress, resolve
 
 FORMAT = "edgesplit-checkpoint"

@@ -1,5 +1,7 @@
 """The model registry: `@register_model` on a builder, `create_model(name, ...)`, `list_models()`.
 
+The names live in `entries.MODELS`; the zoo registers into it when this module first reads it.
+
 Names not registered here fall back to torchvision's classification builders (always with
 `weights=None`: edgesplit never downloads weights), adapted to `in_chans` and small inputs.
 """
@@ -7,85 +9,23 @@ Names not registered here fall back to torchvision's classification builders (al
 from __future__ import annotations
 
 import fnmatch
-import operator
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
 
 from torch import nn
 
 from edgesplit.errors import ModelError
+from edgesplit.models.checkpoint import load_checkpoint
+from edgesplit.models.entries import MODELS, ModelEntry, register_model  # noqa: F401 - re-exported
+from edgesplit.models.options import apply_options, split_options
+from edgesplit.models.spec import ModelSpec
 from edgesplit.progress import Progress
-from edgesplit.registry import Registry
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """What a model was built as; stored in checkpoints and (later) in bundle manifests."""
-
-    name: str
-    num_classes: int = 10
-    in_chans: int = 3
-    img_size: int = 32
-    kwargs: dict = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not self.name:
-            raise ModelError(f"model name must be a non-empty string, got {self.name!r}")
-        for key in ("num_classes", "in_chans", "img_size"):
-            value = getattr(self, key)
-            try:
-                if isinstance(value, bool):
-                    raise TypeError
-                object.__setattr__(self, key, operator.index(value))  # numpy integers become plain ints
-            except TypeError:
-                raise ModelError(f"{key} must be an integer, got {value!r}") from None
-        if not isinstance(self.kwargs, dict):
-            raise ModelError(f"model options (kwargs) must be a mapping, got {type(self.kwargs).__name__}")
-        if self.num_classes < 1:
-            raise ModelError(f"num_classes must be >= 1, got {self.num_classes}")
-        if self.in_chans < 1:
-            raise ModelError(f"in_chans must be >= 1, got {self.in_chans}")
-        if self.img_size < 8:
-            raise ModelError(f"img_size must be >= 8 pixels, got {self.img_size}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> ModelSpec:
-        if "name" not in d:
-            raise ModelError("a model spec needs a 'name'")
-        kwargs = d.get("kwargs") or {}
-        return cls(**{k: d[k] for k in ("name", "num_classes", "in_chans", "img_size") if k in d},
-                   kwargs=dict(kwargs) if isinstance(kwargs, dict) else kwargs)
-
-
-@dataclass(frozen=True)
-class ModelEntry:
-    name: str
-    builder: Callable[..., nn.Module]
-    description: str
-    source: str
 
 
 def _load_zoo() -> None:
-    # The zoo modules register themselves on import.
+    # The zoo modules register themselves (into entries.MODELS) on import.
     from edgesplit.models import zoo  # noqa: F401
 
 
-MODELS: Registry[ModelEntry] = Registry(
-    "model", ModelError, hint="'edgesplit models' lists the zoo, and any torchvision classifier name works too",
-    load=_load_zoo)
-
-
-def register_model(*, description: str, source: str = "edgesplit") -> Callable:
-    """Decorator: register `fn(num_classes, in_chans, img_size, **kwargs) -> nn.Module` under its name."""
-
-    def wrap(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        MODELS.add(fn.__name__, ModelEntry(fn.__name__, fn, description, source))
-        return fn
-
-    return wrap
+MODELS.on_first_use(_load_zoo)
 
 
 def model_entries() -> list[ModelEntry]:
@@ -125,8 +65,6 @@ def create_model(
     available is refused before anything is allocated. Notes (a checkpoint without a digest) go to
     `progress`. The returned model carries its `ModelSpec` as `model.edgesplit_spec`.
     """
-    from edgesplit.models.checkpoint import load_checkpoint
-
     ckpt = load_checkpoint(checkpoint, progress) if checkpoint is not None else None
     if ckpt is not None and ckpt.spec is not None:
         saved = ckpt.spec
@@ -174,26 +112,9 @@ def _build_within_memory(spec: ModelSpec, seed: int | None) -> nn.Module:
 
 
 def build(spec: ModelSpec) -> nn.Module:
-    """Instantiate `spec` with fresh (random) weights."""
-    kwargs = dict(spec.kwargs)
-    options = {name: kwargs.pop(name) for name in list(kwargs) if name in MODEL_OPTIONS}
-    model = _build(spec, kwargs)
-    for name in MODEL_OPTIONS:  # in a fixed order: a defense goes after a bottleneck
-        if options.get(name):
-            module_name, _, function = MODEL_OPTIONS[name].partition(":")
-            import importlib
-
-            getattr(importlib.import_module(module_name), function)(model, spec, options[name])
-    return model
-
-
-# Options any model takes, applied after the architecture is built, and the function applying each
-# (`fn(model, spec, value)`). They are part of the ModelSpec, so checkpoints and bundles rebuild them.
-# Named here as strings so `models` imports none of them until a spec uses one.
-MODEL_OPTIONS = {
-    "bottleneck": "edgesplit.models.bottleneck:apply_option",  # CEM's channel bottleneck after a module
-    "defense": "edgesplit.defenses.apply:apply_option",  # a defense inserted at a cut (edgesplit defend)
-}
+    """Instantiate `spec` with fresh (random) weights, then apply its model options (see `options.py`)."""
+    kwargs, options = split_options(spec.kwargs)
+    return apply_options(_build(spec, kwargs), spec, options)
 
 
 def _build(spec: ModelSpec, kwargs: dict) -> nn.Module:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from torch import nn
 
 from edgesplit.errors import ModelError
-from edgesplit.models.registry import register_model
+from edgesplit.models.entries import register_model
 
 
 class ConvBlock(nn.Sequential):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from edgesplit.models.registry import register_model
+from edgesplit.models.entries import register_model
 
 
 class IRUnit(nn.Module):

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from edgesplit.models.adapt import torchvision_model
-from edgesplit.models.registry import register_model
+from edgesplit.models.entries import register_model
 
 
 @register_model(description="ResNet-18 (torchvision; 3x3 stem, no max-pool at <= 64 px)", source="torchvision")

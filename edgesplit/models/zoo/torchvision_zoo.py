@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import nn
 
 from edgesplit.models.adapt import torchvision_model
-from edgesplit.models.registry import register_model
+from edgesplit.models.entries import register_model
 
 
 @register_model(description="VGG-11 with BatchNorm (512-wide head at <= 64 px)", source="torchvision; CEM")
