@@ -36,7 +36,7 @@ from _common import machine  # noqa: E402
 
 from edgesplit.attacks.audit import audit  # noqa: E402
 from edgesplit.attacks.pairing import images_for  # noqa: E402
-from edgesplit.bench.targets import train_target  # noqa: E402
+from edgesplit.bench.target_model import train_target  # noqa: E402
 from edgesplit.export import ExportConfig, export_bundle  # noqa: E402
 from edgesplit.models import create_model, cut_points  # noqa: E402
 from edgesplit.runtime.emit import emit_split  # noqa: E402

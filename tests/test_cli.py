@@ -146,11 +146,11 @@ def test_defend_names_its_own_flag_for_a_malformed_param(capsys):
 
 @pytest.mark.parametrize("text, expected", [("3x32x32", (3, 32, 32)), (" 1 X 28 × 28 ", (1, 28, 28))])
 def test_one_parser_reads_every_input_shape(text, expected):
-    from edgesplit.bench.spec import ModelEntry
+    from edgesplit.bench.spec import SweepModel
     from edgesplit.cli.arguments import input_shape
     from edgesplit.vocab import parse_chw
 
-    assert parse_chw(text) == input_shape(text) == ModelEntry("m", input=text).input_shape == expected
+    assert parse_chw(text) == input_shape(text) == SweepModel("m", input=text).input_shape == expected
     for bad in ("3x32", "axbxc", "3x32x32x", "3x-1x3", ""):
         with pytest.raises(ValueError, match="is not CHANNELSxHEIGHTxWIDTH, e.g. 3x32x32"):
             parse_chw(bad)

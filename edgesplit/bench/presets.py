@@ -109,8 +109,8 @@ def _selected_cuts(preset: Preset, wanted) -> tuple:
 
 def _target(preset: Preset, run: PresetRun, out: Path, progress: Progress) -> tuple[str, dict]:
     """The checkpoint to attack: the user's (checked against the preset), or one trained here."""
-    from edgesplit.bench.targets import train_target
     import edgesplit.defenses  # noqa: F401 - registers the 'defense' model option
+    from edgesplit.bench.target_model import train_target
     from edgesplit.models import create_model
 
     if run.checkpoint:

@@ -55,13 +55,11 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
 from edgesplit.errors import BenchError, EdgesplitError, closest
-from edgesplit.vocab import parse_chw
-
-PRECISIONS = ("fp32", "fp16", "int8")
+from edgesplit.vocab import PRECISIONS, parse_chw
 
 
 @dataclass(frozen=True)
-class ModelEntry:
+class SweepModel:
     name: str
     input: str = "3x32x32"
     cuts: str | tuple[str, ...] = "blocks"
@@ -119,7 +117,7 @@ class DataSpec:
 
 
 @dataclass(frozen=True)
-class ProfileSpec:
+class TimingSpec:
     batches: tuple[int, ...] = (1,)
     warmup: int = 20  # the standalone 'edgesplit profile' defaults: at 50 calls / 0.5 s, the demo's
     iters: int = 200  # sub-millisecond heads read -14 % to +41 % off Polygraphy (benchmarks/sweep_timing.py)
@@ -149,7 +147,7 @@ class AttackSpec:
 
 @dataclass(frozen=True)
 class SweepSpec:
-    models: tuple[ModelEntry, ...]
+    models: tuple[SweepModel, ...]
     precisions: tuple[str, ...] = PRECISIONS
     backends: tuple[str, ...] = ("ort",)
     devices: tuple[str, ...] = ("local",)
@@ -158,7 +156,7 @@ class SweepSpec:
     audit: bool = True
     defenses: tuple[DefenseEntry, ...] = ()
     data: DataSpec = field(default_factory=DataSpec)
-    profile: ProfileSpec = field(default_factory=ProfileSpec)
+    profile: TimingSpec = field(default_factory=TimingSpec)
     attack: AttackSpec = field(default_factory=AttackSpec)
 
     def __post_init__(self) -> None:
@@ -171,7 +169,7 @@ class SweepSpec:
             raise BenchError("precisions, backends and devices must each name at least one")
         if self.audit and not self.decoders:
             raise BenchError("audit = true needs at least one decoder (or set audit = false)")
-        from edgesplit.runtime.backends import BACKENDS
+        from edgesplit.runners import BACKENDS
 
         for b in self.backends:
             if b not in BACKENDS:
@@ -180,7 +178,7 @@ class SweepSpec:
             if d != "local" and not d.startswith("ssh://"):
                 raise BenchError(f"device {d!r} is neither 'local' nor ssh://[user@]host[:port]")
         from edgesplit.attacks.decoders import resolve_families
-        from edgesplit.devices.profiles import get_profile
+        from edgesplit.devices.boards import get_board
 
         try:
             resolve_families(self.decoders)
@@ -188,7 +186,7 @@ class SweepSpec:
             raise BenchError(f"decoders: {exc}") from None
         for name in self.estimate:
             try:
-                get_profile(name)
+                get_board(name)
             except EdgesplitError as exc:
                 raise BenchError(f"estimate: {exc}") from None
         from edgesplit.defenses import get_defense
@@ -223,8 +221,8 @@ class SweepSpec:
 
 
 _TOP = {"sweep", "data", "profile", "attack"}
-_SECTIONS = {"data": DataSpec, "profile": ProfileSpec, "attack": AttackSpec}
-_EXAMPLES = {(ModelEntry, "name"): '"resnet18"', (ModelEntry, "checkpoint"): '"runs/r18/model.pt"',
+_SECTIONS = {"data": DataSpec, "profile": TimingSpec, "attack": AttackSpec}
+_EXAMPLES = {(SweepModel, "name"): '"resnet18"', (SweepModel, "checkpoint"): '"runs/r18/model.pt"',
              (DataSpec, "root"): '"data/cifar10"', (DefenseEntry, "name"): '"noise"',
              (DefenseEntry, "params"): "{std = 0.1}"}
 _WRONG = object()
@@ -330,22 +328,22 @@ def _build(cls, raw: dict, where: str, tables: tuple[str, ...] = ()) -> dict:
 def _is_record(hint) -> bool:
     """A field holding spec records (models, defenses, sections), parsed by its own function."""
     args = typing.get_args(hint)
-    return hint in _SECTIONS.values() or (typing.get_origin(hint) is tuple and args[0] in (ModelEntry, DefenseEntry))
+    return hint in _SECTIONS.values() or (typing.get_origin(hint) is tuple and args[0] in (SweepModel, DefenseEntry))
 
 
-def _model(raw, i: int) -> ModelEntry:
+def _model(raw, i: int) -> SweepModel:
     where = f"[[sweep.models]] entry {i + 1}"
     raw = _table(raw, where, 'a [[sweep.models]] header, then name = "resnet18" and input = "3x64x64" lines')
     if isinstance(raw.get("name"), str):
         where = f"[[sweep.models]] {raw['name']}"
-    m = _build(ModelEntry, raw, where)
+    m = _build(SweepModel, raw, where)
     if isinstance(m.get("cuts"), str) and m["cuts"] != "blocks":  # "layer1, layer2": a list of cut names
         m["cuts"] = tuple(c.strip() for c in m["cuts"].split(",") if c.strip())
     if m.get("cuts") == ("blocks",):
         m["cuts"] = "blocks"
     if "cuts" in m and not m["cuts"]:
         raise BenchError(f'{where} cuts names no cut: write cuts = "blocks" or a list such as ["layer1"]')
-    return ModelEntry(**m)
+    return SweepModel(**m)
 
 
 def _defense(raw, i: int) -> DefenseEntry:

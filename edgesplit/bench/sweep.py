@@ -23,7 +23,7 @@ from edgesplit.atomic import probe_writable, write_text_atomic
 from edgesplit.bench.clock import StepClock
 from edgesplit.bench.lock import folder_lock
 from edgesplit.bench.rows import SweepRow, step_label
-from edgesplit.bench.spec import ModelEntry, SweepSpec
+from edgesplit.bench.spec import SweepModel, SweepSpec
 from edgesplit.bench.store import ResultsStore, failed_steps
 from edgesplit.bench.sweep_steps import SweepSteps, estimate_fields, slug
 from edgesplit.errors import BenchError, EdgesplitError
@@ -72,11 +72,10 @@ def check_writable(out: Path) -> None:
                              f"or fix the folder's permissions") from None
 
 
-def _resolve_cuts(entry: ModelEntry, spec: SweepSpec) -> list[str]:
+def _resolve_cuts(entry: SweepModel, spec: SweepSpec) -> list[str]:
     """The cut names of one model, resolved before any step runs (a typo stops the sweep before the work)."""
     import torch
 
-    import edgesplit.defenses  # noqa: F401 - registers the 'defense' model option
     import edgesplit.defenses  # noqa: F401 - registers the 'defense' model option
     from edgesplit.models import analyse, create_model
 
@@ -111,7 +110,7 @@ def _times(steps: Counter, n: int) -> Counter:
     return Counter({k: v * n for k, v in steps.items()})
 
 
-def planned_steps(spec: SweepSpec, entry: ModelEntry, cuts: int) -> Counter:
+def planned_steps(spec: SweepSpec, entry: SweepModel, cuts: int) -> Counter:
     """How many steps of each kind the sweep of one model with `cuts` cuts runs."""
     steps = Counter(train=int(entry.checkpoint is None and entry.train_epochs > 0), tail=cuts + 1,
                     estimate=len(spec.estimate) * cuts * len(spec.precisions), defend=cuts * len(spec.defenses))
@@ -189,10 +188,9 @@ class _Sweep(SweepSteps):
         return self.digest(bundle_dir / "manifest.json") == row.fields.get("bundle_sha256")
 
     # the model ------------------------------------------------------------------------------------------
-    def model(self, entry: ModelEntry) -> None:
+    def model(self, entry: SweepModel) -> None:
         import torch
 
-        import edgesplit.defenses  # noqa: F401 - registers the 'defense' model option
         import edgesplit.defenses  # noqa: F401 - registers the 'defense' model option
         from edgesplit.models import analyse, create_model
 
@@ -231,7 +229,7 @@ class _Sweep(SweepSteps):
                 self._unit(entry, str(self.out / row.fields["checkpoint"]), cut.name, row.fields["defended_cut"],
                            defense.label, f"defended checkpoint ({defense.label})")
 
-    def _unit(self, entry: ModelEntry, checkpoint, cut: str, export_cut: str, defense: str | None, weights: str):
+    def _unit(self, entry: SweepModel, checkpoint, cut: str, export_cut: str, defense: str | None, weights: str):
         """Export -> profile -> emit -> audit of one cut (of the undefended model, or of one defense).
 
         Each step names the sha256 of what it reads (checkpoint, bundle, feature files) as its inputs, so a
@@ -275,9 +273,9 @@ class _Sweep(SweepSteps):
                           step="audit", decoder=decoder, **key)
             previous_attack = attack  # the next precision's decoders start here
 
-    def _estimates(self, entry: ModelEntry, checkpoint, profile: str, cut_names: list[str]) -> None:
+    def _estimates(self, entry: SweepModel, checkpoint, profile: str, cut_names: list[str]) -> None:
         """One estimate row per cut x precision on board `profile` (one roofline pass serves them all)."""
-        from edgesplit.runtime.estimates import estimate_cuts
+        from edgesplit.runtime.cut_estimates import estimate_cuts
 
         device, uses = f"estimate:{profile}", self.inputs(checkpoint=checkpoint)
         keys = [dict(step="estimate", model=entry.name, cut=n, precision=p, device=device)

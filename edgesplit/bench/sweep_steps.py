@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 
 from edgesplit.bench.rows import SweepRow
-from edgesplit.bench.spec import ModelEntry, SweepSpec
+from edgesplit.bench.spec import SweepModel, SweepSpec
 from edgesplit.digest import sha256_file
 from edgesplit.errors import EdgesplitError
 from edgesplit.progress import Progress
@@ -55,7 +55,7 @@ class SweepSteps:
         """{name: sha256} of the files a step reads (None: not used by this step)."""
         return {name: self.digest(Path(path)) for name, path in paths.items() if path is not None}
 
-    def _data_info(self, entry: ModelEntry):
+    def _data_info(self, entry: SweepModel):
         from edgesplit.data import load_dataset
 
         c, h, _ = entry.input_shape
@@ -63,8 +63,8 @@ class SweepSteps:
         return load_dataset(d.name, root=d.root, split="train", img_size=h, channels=c, seed=d.seed, limit=1).info
 
     # the steps --------------------------------------------------------------------------------------------
-    def _train(self, entry: ModelEntry) -> dict:
-        from edgesplit.bench.targets import train_target
+    def _train(self, entry: SweepModel) -> dict:
+        from edgesplit.bench.target_model import train_target
 
         c, h, _ = entry.input_shape
         d = self.spec.data
@@ -72,13 +72,13 @@ class SweepSteps:
                                       self.out / "models" / f"{entry.name}.pt", self.progress)
         return {"checkpoint": self.rel(path), "test_accuracy": accuracy, "data": d.name, "epochs": entry.train_epochs}
 
-    def _tail(self, model, cut, entry: ModelEntry) -> dict:
+    def _tail(self, model, cut, entry: SweepModel) -> dict:
         from edgesplit.bench.tail_timing import time_tail
 
         return time_tail(model, cut, entry.input_shape, self.spec.profile, self.progress)
 
-    def _defend(self, entry: ModelEntry, checkpoint, cut: str, defense) -> dict:
-        from edgesplit.bench.targets import load_splits
+    def _defend(self, entry: SweepModel, checkpoint, cut: str, defense) -> dict:
+        from edgesplit.bench.target_model import load_splits
         from edgesplit.defenses import DefendConfig, defend_model
         from edgesplit.models import create_model, save_checkpoint
 
@@ -96,7 +96,7 @@ class SweepSteps:
                 "test_accuracy": report["test_accuracy"], "test_accuracy_before": report["test_accuracy_before"],
                 "params": report["params"], "history": report["history"]}
 
-    def _export(self, entry: ModelEntry, checkpoint, cut: str, precision: str, weights: str, tag: str = "") -> dict:
+    def _export(self, entry: SweepModel, checkpoint, cut: str, precision: str, weights: str, tag: str = "") -> dict:
         from edgesplit.export import ExportConfig, export_bundle
 
         d = self.spec.data
@@ -141,7 +141,7 @@ class SweepSteps:
                 "peak_rss_above_baseline_bytes": first["memory"].get("rss_peak_above_baseline_bytes"),
                 "cpu": first["environment"]["cpu"], "measurements": rows}
 
-    def _emit(self, bundle_dir: Path, entry: ModelEntry, cut: str, precision: str) -> dict:
+    def _emit(self, bundle_dir: Path, entry: SweepModel, cut: str, precision: str) -> dict:
         from edgesplit.runtime.emit import emit_split
 
         d, a = self.spec.data, self.spec.attack
@@ -153,7 +153,7 @@ class SweepSteps:
         return paths
 
     def _audit(self, bundle_dir: Path, emitted: SweepRow, decoder: str, fp32_attack: Path | None,
-               previous_attack: Path | None, entry: ModelEntry, cut: str, precision: str) -> dict:
+               previous_attack: Path | None, entry: SweepModel, cut: str, precision: str) -> dict:
         from edgesplit.attacks.audit import audit, write_result
         from edgesplit.attacks.training import DecoderConfig
         from edgesplit.export import load_bundle
