@@ -1,4 +1,4 @@
-"""edgesplit.devices: profiles, host detection on fake roots, tegrastats parsing, samplers, estimates, CLI.
+"""edgesplit.devices: boards, host detection on fake roots, tegrastats parsing, samplers, estimates, CLI.
 
 The tegrastats lines in tests/data/tegrastats/ were written to match the formats documented and
 observed for each JetPack release (JetPack 4 Nano and Xavier NX, JetPack 5 Orin NX, JetPack 6 Orin
@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from edgesplit.devices import (
+    Board,
     DetectedHost,
-    DeviceProfile,
     Estimate,
     NvmlSampler,
     RssSampler,
@@ -28,8 +28,8 @@ from edgesplit.devices import (
     bytes_moved_for_head,
     detect_host,
     estimate_latency,
-    get_profile,
-    list_profiles,
+    get_board,
+    list_boards,
     parse_tegrastats,
     rss_bytes,
 )
@@ -39,15 +39,15 @@ DATA = Path(__file__).parent / "data" / "tegrastats"
 RECORDED = ("jetpack4_nano.txt", "jetpack4_xavier_nx.txt", "jetpack5_orin_nx.txt", "jetpack6_orin_nano.txt")
 
 
-# --- profiles ---------------------------------------------------------------------------------------
+# --- boards -----------------------------------------------------------------------------------------
 
 
-def test_profiles_are_complete_and_ordered():
-    profiles = list_profiles()
-    names = [p.name for p in profiles]
+def test_boards_are_complete_and_ordered():
+    boards = list_boards()
+    names = [p.name for p in boards]
     assert names == ["jetson-orin-nano-8gb", "jetson-orin-nx-16gb", "jetson-agx-orin-64gb", "jetson-xavier-nx",
                      "raspberry-pi-5-8gb", "x86-host"]
-    for p in profiles:
+    for p in boards:
         assert set(p.peak_tflops) == {"fp32", "fp16", "int8"}
         assert all(v > 0 for v in p.peak_tflops.values()), p.name
         assert p.memory_gb > 0 and p.memory_bandwidth_gbs > 0 and p.cpu_cores > 0
@@ -57,38 +57,38 @@ def test_profiles_are_complete_and_ordered():
             assert p.peak_tflops["int8"] >= p.peak_tflops["fp16"] >= p.peak_tflops["fp32"], p.name
             assert p.int8_target == "tensorrt" and p.gpu
             assert "dense" in p.source and "DLA" in p.source  # says which TOPS figure and what is excluded
-    assert get_profile("raspberry-pi-5-8gb").int8_target == "arm"
-    assert get_profile("x86-host").int8_target == "x86-vnni"
-    assert "derived" in get_profile("x86-host").source.lower()
+    assert get_board("raspberry-pi-5-8gb").int8_target == "arm"
+    assert get_board("x86-host").int8_target == "x86-vnni"
+    assert "derived" in get_board("x86-host").source.lower()
 
 
-def test_profile_published_figures():
-    nano = get_profile("jetson-orin-nano-8gb")
+def test_board_published_figures():
+    nano = get_board("jetson-orin-nano-8gb")
     assert nano.peak_tflops["int8"] == pytest.approx(20.0)  # 40 sparse TOPS halved
     assert nano.memory_bandwidth_gbs == 68.0 and nano.memory_gb == 8.0
-    agx = get_profile("jetson-agx-orin-64gb")
+    agx = get_board("jetson-agx-orin-64gb")
     assert agx.memory_bandwidth_gbs == 204.8 and agx.peak_tflops["int8"] == pytest.approx(85.0)
-    assert get_profile("jetson-orin-nx-16gb").memory_bandwidth_gbs == 102.4
-    assert get_profile("jetson-xavier-nx").memory_bandwidth_gbs == 59.7
-    pi = get_profile("raspberry-pi-5-8gb")
+    assert get_board("jetson-orin-nx-16gb").memory_bandwidth_gbs == 102.4
+    assert get_board("jetson-xavier-nx").memory_bandwidth_gbs == 59.7
+    pi = get_board("raspberry-pi-5-8gb")
     assert pi.peak_tflops["fp32"] == pytest.approx(4 * 2.4 * 16 / 1000, rel=0.01)
 
 
-def test_profile_round_trip_and_registry_is_not_mutable():
-    p = get_profile("jetson-orin-nx-16gb")
+def test_board_round_trip_and_registry_is_not_mutable():
+    p = get_board("jetson-orin-nx-16gb")
     d = json.loads(json.dumps(p.to_dict()))
-    assert DeviceProfile.from_dict(d) == p
+    assert Board.from_dict(d) == p
     p.peak_tflops["int8"] = 0.0
-    assert get_profile("jetson-orin-nx-16gb").peak_tflops["int8"] == 30.0
+    assert get_board("jetson-orin-nx-16gb").peak_tflops["int8"] == 30.0
     with pytest.raises(DeviceError, match="unknown device profile field"):
-        DeviceProfile.from_dict({**d, "bogus": 1})
+        Board.from_dict({**d, "bogus": 1})
 
 
-def test_unknown_profile_names_the_closest():
+def test_unknown_board_names_the_closest():
     with pytest.raises(DeviceError, match=r"unknown device profile 'jetson-orin-nano'.*closest: jetson-orin-nano-8gb"):
-        get_profile("jetson-orin-nano")
+        get_board("jetson-orin-nano")
     with pytest.raises(DeviceError, match="edgesplit devices"):
-        get_profile("zzz")
+        get_board("zzz")
 
 
 # --- detection --------------------------------------------------------------------------------------
@@ -419,8 +419,8 @@ def test_tegrastats_sampler_stops_a_running_command(tmp_path):
 
 
 def test_estimate_compute_bound_by_hand():
-    nano = get_profile("jetson-orin-nano-8gb")  # int8 20 TOPS, 68 GB/s
-    e = estimate_latency(macs=1_000_000_000, bytes_moved=1_000_000, profile=nano, precision="int8", efficiency=0.5)
+    nano = get_board("jetson-orin-nano-8gb")  # int8 20 TOPS, 68 GB/s
+    e = estimate_latency(macs=1_000_000_000, bytes_moved=1_000_000, board=nano, precision="int8", efficiency=0.5)
     assert e.compute_s == pytest.approx(2e9 / (20e12 * 0.5))  # 200 us
     assert e.memory_s == pytest.approx(1e6 / (68e9 * 0.5))  # ~29.4 us
     assert (e.bound, e.seconds, e.kind) == ("compute", e.compute_s, "estimate")
@@ -432,11 +432,11 @@ def test_estimate_compute_bound_by_hand():
 
 
 def test_estimate_memory_bound_by_hand():
-    pi = get_profile("raspberry-pi-5-8gb")  # fp32 0.154 TFLOPS, 17.1 GB/s
+    pi = get_board("raspberry-pi-5-8gb")  # fp32 0.154 TFLOPS, 17.1 GB/s
     moved = bytes_moved_for_head(params=11_000_000, input_bytes=3 * 224 * 224 * 4, output_bytes=64 * 56 * 56 * 4,
                                  precision="fp32")
     assert moved == 11_000_000 * 4 + 602_112 + 802_816
-    e = estimate_latency(macs=10_000_000, bytes_moved=moved, profile=pi, precision="fp32", efficiency=1.0)
+    e = estimate_latency(macs=10_000_000, bytes_moved=moved, board=pi, precision="fp32", efficiency=1.0)
     assert e.memory_s == pytest.approx(moved / 17.1e9)
     assert e.compute_s == pytest.approx(2e7 / 0.154e12)
     assert e.bound == "memory" and e.seconds == e.memory_s
@@ -445,7 +445,7 @@ def test_estimate_memory_bound_by_hand():
 
 
 def test_estimate_rejects_bad_input():
-    p = get_profile("x86-host")
+    p = get_board("x86-host")
     with pytest.raises(DeviceError, match="closest: int8"):
         estimate_latency(1, 1, p, "int4")
     with pytest.raises(DeviceError, match="efficiency"):
@@ -459,7 +459,7 @@ def test_estimate_rejects_bad_input():
 
 def test_devices_package_is_torch_free():
     code = ("import edgesplit.devices, edgesplit.devices.samplers, edgesplit.devices.tegrastats, "
-            "edgesplit.devices.estimate, edgesplit.devices.detect, edgesplit.cli.devices_cmd, sys; "
+            "edgesplit.devices.roofline, edgesplit.devices.detect, edgesplit.cli.devices_cmd, sys; "
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout.strip() == "False"
@@ -488,12 +488,12 @@ def _run_cli(argv: list[str]) -> int:
 def test_cli_devices_list_show_detect(capsys, tmp_path):
     assert _run_cli(["devices"]) == 0
     out = capsys.readouterr().out
-    for p in list_profiles():
+    for p in list_boards():
         assert p.name in out
     assert "int8 TOPS" in out and "tensorrt" in out
 
     assert _run_cli(["devices", "--json"]) == 0
-    assert [d["name"] for d in json.loads(capsys.readouterr().out)] == [p.name for p in list_profiles()]
+    assert [d["name"] for d in json.loads(capsys.readouterr().out)] == [p.name for p in list_boards()]
 
     assert _run_cli(["devices", "show", "jetson-agx-orin-64gb"]) == 0
     out = capsys.readouterr().out

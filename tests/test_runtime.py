@@ -276,13 +276,13 @@ def test_cli_profile_and_emit(bundles, tmp_path, capsys):
 
 def test_estimates_are_labelled_and_never_mixed_with_measurements(bundles, tmp_path, capsys):
     from edgesplit.cli.main import main
-    from edgesplit.devices.profiles import get_profile
-    from edgesplit.runtime.estimates import estimate_cuts
+    from edgesplit.devices.boards import get_board
+    from edgesplit.runtime.cut_estimates import estimate_cuts
 
     rows = estimate_cuts("resnet18", (3, 64, 64), "jetson-orin-nano-8gb", ["fp16", "int8"])
     assert rows and all(r["kind"] == "estimate" for r in rows)
     layer2 = {r["precision"]: r for r in rows if r["cut"] == "layer2.1"}
-    peak16 = get_profile("jetson-orin-nano-8gb").peak_tflops["fp16"] * 1e12 * 0.5
+    peak16 = get_board("jetson-orin-nano-8gb").peak_tflops["fp16"] * 1e12 * 0.5
     assert layer2["fp16"]["compute_s"] == pytest.approx(2 * layer2["fp16"]["macs"] / peak16)
     assert layer2["int8"]["seconds"] < layer2["fp16"]["seconds"]
     measured = tmp_path / "measured.jsonl"

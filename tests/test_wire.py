@@ -7,7 +7,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from edgesplit.errors import BundleError
-from edgesplit.export.targets import detect_target, scheme_for
+from edgesplit.export.int8_targets import detect_target, scheme_for
 from edgesplit.export.wire import WireFormat, int8_params
 
 

@@ -45,9 +45,9 @@ def register(sub) -> None:
 
 
 def cmd_devices(args) -> int:
-    from edgesplit.devices import list_profiles
+    from edgesplit.devices import list_boards
 
-    profiles = list_profiles()
+    profiles = list_boards()
     if args.json:
         print_json([p.to_dict() for p in profiles])
         return 0
@@ -62,9 +62,9 @@ def cmd_devices(args) -> int:
 
 
 def cmd_show(args) -> int:
-    from edgesplit.devices import get_profile
+    from edgesplit.devices import get_board
 
-    p = get_profile(args.name)
+    p = get_board(args.name)
     if getattr(args, "json", False):
         print_json(p.to_dict())
         return 0

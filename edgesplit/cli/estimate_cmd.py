@@ -49,7 +49,7 @@ def _estimate_input(args) -> tuple[int, int, int]:
 
 
 def cmd_estimate(args) -> int:
-    from edgesplit.runtime.estimates import estimate_cuts
+    from edgesplit.runtime.cut_estimates import estimate_cuts
     from edgesplit.runtime.results import append_row
 
     args.input = _estimate_input(args)

@@ -1,12 +1,13 @@
-"""The boards edgesplit targets: profiles, host detection, tegrastats parsing, samplers, roofline estimates.
+"""The boards edgesplit targets: their descriptions (`Board`), host detection, tegrastats parsing, samplers,
+roofline estimates.
 
 Torch-free on purpose (stdlib and numpy only; NVML imported where used): it runs on the boards,
 which carry numpy and onnxruntime or TensorRT but not torch.
 """
 
+from edgesplit.devices.boards import Board, board_names, get_board, list_boards
 from edgesplit.devices.detect import DetectedHost, detect_host
-from edgesplit.devices.estimate import Estimate, bytes_moved_for_head, estimate_latency
-from edgesplit.devices.profiles import DeviceProfile, get_profile, list_profiles, profile_names
+from edgesplit.devices.roofline import Estimate, bytes_moved_for_head, estimate_latency
 from edgesplit.devices.samplers import (
     NvmlSampler,
     RssSampler,
@@ -17,7 +18,7 @@ from edgesplit.devices.samplers import (
 from edgesplit.devices.tegrastats import TegraStats, parse_tegrastats
 
 __all__ = [
-    "DetectedHost", "DeviceProfile", "Estimate", "NvmlSampler", "RssSampler", "TegraStats",
-    "TegrastatsSampler", "available_samplers", "bytes_moved_for_head", "detect_host", "estimate_latency",
-    "get_profile", "list_profiles", "parse_tegrastats", "profile_names", "rss_bytes",
+    "Board", "DetectedHost", "Estimate", "NvmlSampler", "RssSampler", "TegraStats", "TegrastatsSampler",
+    "available_samplers", "board_names", "bytes_moved_for_head", "detect_host", "estimate_latency", "get_board",
+    "list_boards", "parse_tegrastats", "rss_bytes",
 ]

@@ -8,7 +8,7 @@ The bundle/wire modules are torch-free (the device side uses them); `export_bund
 
 from edgesplit.export.bundle import Bundle, load_bundle, verify_bundle
 from edgesplit.export.config import CALIB_METHODS, FORMATS, PRECISIONS, ExportConfig
-from edgesplit.export.targets import TARGETS, QuantScheme, detect_target, scheme_for
+from edgesplit.export.int8_targets import TARGETS, QuantScheme, detect_target, scheme_for
 from edgesplit.export.wire import WIRES, WireFormat
 
 

@@ -17,8 +17,8 @@ from edgesplit.export.bundle import HEAD, Bundle, check_output_folder, sha256_fi
 from edgesplit.export.calibration import calibrate, tensor_range
 from edgesplit.export.config import MIN_CALIB_SAMPLES, ExportConfig
 from edgesplit.export.fidelity import measure_fidelity
+from edgesplit.export.int8_targets import scheme_for
 from edgesplit.export.quantize import preprocess, quantize_int8
-from edgesplit.export.targets import scheme_for
 from edgesplit.progress import Progress, resolve
 
 

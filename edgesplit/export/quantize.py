@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from edgesplit.export.calibration import calibrate
-from edgesplit.export.targets import QuantScheme
+from edgesplit.export.int8_targets import QuantScheme
 from edgesplit.progress import Progress
 
 _METHODS = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percentile"}

@@ -31,7 +31,7 @@ def summarise(samples_s: list[float], batch: int) -> dict:
 
 def measurement_row(*, bundle, backend_info: dict, batch: int, samples_s: list[float], load_seconds: float,
                     memory: dict, environment: dict, settings: dict) -> dict:
-    """A measured row; `kind` is always "measured" (estimates are kept apart, see edgesplit.devices.estimate)."""
+    """A measured row; `kind` is always "measured" (estimates are kept apart, see edgesplit.devices.roofline)."""
     m = bundle.manifest
     return {
         "schema": SCHEMA, "schema_version": SCHEMA_VERSION, "kind": "measured",

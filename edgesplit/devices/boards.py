@@ -1,7 +1,9 @@
-"""Device profiles: published peak compute, memory and bandwidth of the boards edgesplit targets.
+"""The boards edgesplit targets (`Board`): published peak compute, memory and bandwidth of each.
 
-The numbers feed the roofline estimates (`estimate.py`) for boards that are not at hand; every
-profile's `source` says where each figure comes from and which ones are derived by arithmetic.
+The numbers feed the roofline estimates (`roofline.py`) for boards that are not at hand; every
+board's `source` says where each figure comes from and which ones are derived by arithmetic.
+(Users still name a board with `--device-profile` or a sweep's `estimate = [...]`; in the code a
+"profile" is only the measurement of a head.)
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ KINDS = ("jetson", "raspberry-pi", "x86")
 
 
 @dataclass(frozen=True)
-class DeviceProfile:
+class Board:
     """One board: its fastest engine usable by edgesplit's runtimes, memory, and where the numbers come from.
 
     `peak_tflops` holds dense peaks in TFLOPS (int8: dense TOPS) for "fp32", "fp16" and "int8".
@@ -32,7 +34,7 @@ class DeviceProfile:
     peak_tflops: dict[str, float]
     memory_gb: float
     memory_bandwidth_gbs: float
-    int8_target: str  # the INT8 layout of edgesplit.export.targets: "tensorrt" | "arm" | "x86-vnni"
+    int8_target: str  # the INT8 layout of edgesplit.export.int8_targets: "tensorrt" | "arm" | "x86-vnni"
     power_w: str
     source: str
 
@@ -56,7 +58,7 @@ class DeviceProfile:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> DeviceProfile:
+    def from_dict(cls, d: dict) -> Board:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - names)
         if unknown:
@@ -69,9 +71,9 @@ class DeviceProfile:
 
 _ORIN_TENSOR_NOTE = ("Ampere tensor cores run FP16 at half their INT8 rate, so fp16 = int8 / 2 (derived)")
 
-_PROFILES: Registry[DeviceProfile] = Registry("device profile", DeviceError, hint="'edgesplit devices' lists them")
-for _profile in (
-    DeviceProfile(
+_BOARDS: Registry[Board] = Registry("device profile", DeviceError, hint="'edgesplit devices' lists them")
+for _board in (
+    Board(
         name="jetson-orin-nano-8gb",
         title="NVIDIA Jetson Orin Nano 8GB",
         kind="jetson",
@@ -90,7 +92,7 @@ for _profile in (
                 "These are the original 15 W figures; JetPack 6.1+ 'Super' mode (GPU 1020 MHz) is rated "
                 "67 sparse TOPS and 102 GB/s."),
     ),
-    DeviceProfile(
+    Board(
         name="jetson-orin-nx-16gb",
         title="NVIDIA Jetson Orin NX 16GB",
         kind="jetson",
@@ -110,7 +112,7 @@ for _profile in (
                 "= 1.88 TFLOPS. The 512 MACs/clock per tensor core is inferred from the published Orin "
                 "Nano and AGX Orin sparse-TOPS figures, not stated by NVIDIA."),
     ),
-    DeviceProfile(
+    Board(
         name="jetson-agx-orin-64gb",
         title="NVIDIA Jetson AGX Orin 64GB",
         kind="jetson",
@@ -128,7 +130,7 @@ for _profile in (
                 "15-60 W. Derived, GPU only (DLA excluded): int8 = 170 sparse / 2 = 85 dense TOPS; "
                 f"{_ORIN_TENSOR_NOTE}."),
     ),
-    DeviceProfile(
+    Board(
         name="jetson-xavier-nx",
         title="NVIDIA Jetson Xavier NX (8GB)",
         kind="jetson",
@@ -147,7 +149,7 @@ for _profile in (
                 "TOPS (Xavier's Volta tensor cores run INT8 at twice the FP16 rate); fp32 = 384 x 2 x 1.1 GHz "
                 "= 0.845 TFLOPS."),
     ),
-    DeviceProfile(
+    Board(
         name="raspberry-pi-5-8gb",
         title="Raspberry Pi 5 (8GB)",
         kind="raspberry-pi",
@@ -167,7 +169,7 @@ for _profile in (
                 "each) = 614 GOPS; bandwidth = 4267 MT/s x 32-bit bus = 17.1 GB/s theoretical (measured "
                 "copy bandwidth is well below this)."),
     ),
-    DeviceProfile(
+    Board(
         name="x86-host",
         title="Generic x86 host (2 cores, AVX-512 VNNI)",
         kind="x86",
@@ -188,22 +190,22 @@ for _profile in (
                 "are hyper-threads of one core, or CPUs with one AVX-512 FMA unit, halve the compute peaks."),
     ),
 ):
-    _PROFILES.add(_profile.name, _profile)
+    _BOARDS.add(_board.name, _board)
 
 
-def list_profiles() -> list[DeviceProfile]:
-    """Every known profile (copies: callers may not change the registry)."""
-    return [_copy(p) for p in _PROFILES.entries()]
+def list_boards() -> list[Board]:
+    """Every known board (copies: callers may not change the registry)."""
+    return [_copy(p) for p in _BOARDS.entries()]
 
 
-def profile_names() -> list[str]:
-    return _PROFILES.names()
+def board_names() -> list[str]:
+    return _BOARDS.names()
 
 
-def get_profile(name: str) -> DeviceProfile:
-    """The profile called `name`; an unknown name raises DeviceError with the closest names."""
-    return _copy(_PROFILES.get(name))
+def get_board(name: str) -> Board:
+    """The board called `name`; an unknown name raises DeviceError with the closest names."""
+    return _copy(_BOARDS.get(name))
 
 
-def _copy(p: DeviceProfile) -> DeviceProfile:
+def _copy(p: Board) -> Board:
     return dataclasses.replace(p, peak_tflops=dict(p.peak_tflops))

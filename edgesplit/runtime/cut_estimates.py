@@ -2,23 +2,23 @@
 
 from __future__ import annotations
 
-from edgesplit.devices.estimate import bytes_moved_for_head, estimate_latency
-from edgesplit.devices.profiles import get_profile
+from edgesplit.devices.boards import get_board
+from edgesplit.devices.roofline import bytes_moved_for_head, estimate_latency
 from edgesplit.errors import DeviceError, closest
 from edgesplit.vocab import BYTES_PER_VALUE, PRECISIONS
 
 SCHEMA = "edgesplit.estimate"
 
 
-def estimate_cuts(model_name: str, input_shape: tuple[int, int, int], profile_name: str,
+def estimate_cuts(model_name: str, input_shape: tuple[int, int, int], board_name: str,
                   precisions=PRECISIONS, checkpoint: str | None = None, efficiency: float = 0.5,
                   granularity: str = "block") -> list[dict]:
-    """One estimate row per (block cut, precision): latency from MACs and bytes moved vs the profile's peaks."""
+    """One estimate row per (block cut, precision): latency from MACs and bytes moved vs the board's peaks."""
     import torch
 
     from edgesplit.models import analyse, create_model
 
-    profile = get_profile(profile_name)
+    board = get_board(board_name)
     for precision in precisions:
         if precision not in PRECISIONS:
             raise DeviceError(f"unknown precision {precision!r} ({closest(precision, PRECISIONS)})")
@@ -31,7 +31,7 @@ def estimate_cuts(model_name: str, input_shape: tuple[int, int, int], profile_na
             width = 4 if precision == "int8" else BYTES_PER_VALUE[precision]  # int8 heads take float input
             input_bytes = c * h * w * width
             moved = bytes_moved_for_head(cut.params, input_bytes, cut.payload_bytes[precision], precision)
-            est = estimate_latency(cut.macs, moved, profile, precision, efficiency)
+            est = estimate_latency(cut.macs, moved, board, precision, efficiency)
             rows.append({"schema": SCHEMA, "schema_version": 1, **est.to_dict(), "model": model_name,
                          "cut": cut.name, "batch": 1, "macs": cut.macs, "params": cut.params,
                          "bytes_moved": moved, "payload_bytes_per_sample": cut.payload_bytes[precision],

@@ -1,4 +1,4 @@
-"""Roofline latency estimates for a board that is not at hand, from its profile's published peaks.
+"""Roofline latency estimates for a board that is not at hand, from its published peaks (`boards.py`).
 
 An `Estimate` is never a measurement: its `kind` is always "estimate" (measured rows say "measured"),
 and its `note` says how it was obtained, so the two cannot be mixed up in a results file.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from edgesplit.devices.profiles import DeviceProfile
+from edgesplit.devices.boards import Board
 from edgesplit.errors import DeviceError, closest
 from edgesplit.vocab import BYTES_PER_VALUE, PRECISIONS
 
@@ -44,9 +44,9 @@ class Estimate:
         return cls(**d)
 
 
-def estimate_latency(macs: int, bytes_moved: int, profile: DeviceProfile, precision: str,
+def estimate_latency(macs: int, bytes_moved: int, board: Board, precision: str,
                      efficiency: float = 0.5) -> Estimate:
-    """Roofline time for `macs` multiply-accumulates and `bytes_moved` bytes on `profile` at `precision`.
+    """Roofline time for `macs` multiply-accumulates and `bytes_moved` bytes on `board` at `precision`.
 
     compute_s = 2 * macs / (peak * efficiency); memory_s = bytes_moved / (bandwidth * efficiency).
     """
@@ -56,11 +56,11 @@ def estimate_latency(macs: int, bytes_moved: int, profile: DeviceProfile, precis
         raise DeviceError(f"efficiency must be in (0, 1], got {efficiency}: pass the fraction of peak, e.g. 0.5")
     if macs < 0 or bytes_moved < 0:
         raise DeviceError(f"macs and bytes_moved must be >= 0, got {macs} and {bytes_moved}")
-    compute_s = 2.0 * macs / (profile.peak_ops_per_s(precision) * efficiency)
-    memory_s = bytes_moved / (profile.memory_bandwidth_gbs * 1e9 * efficiency)
+    compute_s = 2.0 * macs / (board.peak_ops_per_s(precision) * efficiency)
+    memory_s = bytes_moved / (board.memory_bandwidth_gbs * 1e9 * efficiency)
     bound = "compute" if compute_s >= memory_s else "memory"
     return Estimate(seconds=max(compute_s, memory_s), compute_s=compute_s, memory_s=memory_s, bound=bound,
-                    precision=precision, profile=profile.name, efficiency=float(efficiency), macs=int(macs),
+                    precision=precision, profile=board.name, efficiency=float(efficiency), macs=int(macs),
                     bytes_moved=int(bytes_moved))
 
 
