@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _common import machine, ort_session  # noqa: E402
 
 from edgesplit.export import ExportConfig, export_bundle  # noqa: E402
-from edgesplit.runtime import get_backend  # noqa: E402
+from edgesplit.runners import get_runner  # noqa: E402
 
 CUTS = {"resnet18": ["maxpool", "layer2.1", "layer4.1"],
         "mobilenet_v3_small": ["features.3", "features.8", "features.12"]}
@@ -33,7 +33,7 @@ def compare(bundle, threads: int, rounds: int, per_round: int) -> tuple[float, f
 
     x = np.random.default_rng(0).random((1, *bundle.input["shape"][1:]), dtype=np.float32)
     ours, theirs = [], []
-    with get_backend("ort", threads) as backend, OnnxrtRunner(ort_session(bundle.onnx_path, threads)) as peer:
+    with get_runner("ort", threads) as backend, OnnxrtRunner(ort_session(bundle.onnx_path, threads)) as peer:
         backend.load(bundle)
         call = backend.bind(backend.prepare(x))
         feed = {"input": x}

@@ -6,12 +6,12 @@
 Heads: classifier4 at 1x32x32 (the demo's model, random-init, seeded), every block cut at FP32 and INT8,
 exported once. Each head is timed by `edgesplit.runtime.profile.profile_bundle` (what a sweep's profile step
 runs) with the profile settings of the old sweep default (warm-up 10, 50 calls, 0.5 s) and of the current
-`ProfileSpec` default, and by two peers on their own sessions (same thread count): a bare
+`TimingSpec` default, and by two peers on their own sessions (same thread count): a bare
 `InferenceSession.run` around `time.perf_counter` and Polygraphy's OnnxrtRunner, `--repeats` times in
 alternation; printed: each setting's p50 over the bare peer's median (worst and spread over the repeats), and
 the current setting over Polygraphy's (whose own per-call bookkeeping weighs on heads of a few microseconds).
 
-Tails: `edgesplit.bench.server.time_tail` for the whole model and every cut's tail, once in a fresh process
+Tails: `edgesplit.bench.tail_timing.time_tail` for the whole model and every cut's tail, once in a fresh process
 state and once after a torch head was profiled with one thread (what a sweep with a torch backend did before
 the tails were timed): every tail must be faster than the whole model. Prints the machine.
 """
@@ -67,10 +67,10 @@ def ours_p50(bundle, threads: int, setting: dict) -> float:
 def heads(tmp: Path, threads: int, repeats: int) -> float:
     """Each of our profiles is bracketed by the peers (peer, ours, peer): the VM's drift over a few seconds
     (20 % seen here) hits both sides alike, and ours is compared with the mean of the two brackets."""
-    from edgesplit.bench.spec import ProfileSpec
+    from edgesplit.bench.spec import TimingSpec
     from edgesplit.export import ExportConfig, export_bundle
 
-    spec = ProfileSpec()
+    spec = TimingSpec()
     new = {"warmup": spec.warmup, "iters": spec.iters, "min_seconds": spec.min_seconds}
     print(f"old sweep default {OLD}; current default {new}; {threads} thread(s); {repeats} repeats each, "
           f"every profile bracketed by the peers")
@@ -101,13 +101,14 @@ def tails() -> bool:
     tail timed after a torch head had set one thread, as the sweep did before the threads were fixed."""
     import torch
 
-    from edgesplit.bench.server import _TorchCall, server_threads, time_tail
-    from edgesplit.bench.spec import ProfileSpec
+    from edgesplit.bench.spec import TimingSpec
+    from edgesplit.bench.tail_timing import server_threads, time_tail
     from edgesplit.models import create_model, split
     from edgesplit.models.cuts import analyse
+    from edgesplit.runners.pytorch import ModuleRunner
     from edgesplit.runtime.timing import TimingConfig, time_backend
 
-    ok, spec = True, ProfileSpec()
+    ok, spec = True, TimingSpec()
     for name, shape in (("classifier4", (1, 32, 32)), ("resnet18", (3, 64, 64))):
         torch.manual_seed(0)
         model = create_model(name, img_size=shape[1], in_chans=shape[0], num_classes=10).eval()
@@ -123,7 +124,7 @@ def tails() -> bool:
         torch.set_num_threads(1)  # what a torch head profiled with one thread left behind
         x = np.random.default_rng(0).random((1, *cuts[0].shape), dtype=np.float32)
         timing = TimingConfig(warmup=spec.warmup, iters=spec.iters, min_seconds=spec.min_seconds)
-        old = statistics.median(time_backend(_TorchCall(split(model, cuts[0].name).tail), x, timing)) * 1e3
+        old = statistics.median(time_backend(ModuleRunner(split(model, cuts[0].name).tail), x, timing)) * 1e3
         torch.set_num_threads(server_threads())
         whole = time_tail(model, None, shape, spec)["tail_ms"]
         print(f"{name} {'x'.join(map(str, shape))} ({server_threads()} threads): whole ~{(w1 + w2) / 2:.3f} ms; "

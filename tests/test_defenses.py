@@ -155,7 +155,7 @@ def test_pruning_removes_channels_from_the_head_and_rebuilds_from_the_checkpoint
 
 def test_defended_checkpoint_exports_with_its_noise_and_every_session_draws_fresh_noise(digits, tmp_path):
     from edgesplit.export import ExportConfig, export_bundle
-    from edgesplit.runtime import get_backend
+    from edgesplit.runners import get_runner
 
     model = create_model("classifier4", num_classes=10, in_chans=1, img_size=32, seed=0)
     model, _ = defend_model(model, CUT, "noise", {"std": 0.1}, *digits, DefendConfig(epochs=1, batch_size=32))
@@ -168,7 +168,7 @@ def test_defended_checkpoint_exports_with_its_noise_and_every_session_draws_fres
         x = np.random.default_rng(0).random((2, 1, 32, 32), dtype=np.float32)
         runs = []
         for _ in range(2):
-            with get_backend("ort") as backend:
+            with get_runner("ort") as backend:
                 backend.load(bundle)
                 runs.append(backend.run(x))
         assert not np.array_equal(*runs), "a new session must not replay the previous session's noise"

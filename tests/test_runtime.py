@@ -13,15 +13,14 @@ import pytest
 from edgesplit.data import load_dataset
 from edgesplit.errors import BackendError, BundleError
 from edgesplit.export import ExportConfig, export_bundle
+from edgesplit.runners import check_output, get_runner
 from edgesplit.runtime import (
     TimingConfig,
     device_runner,
-    get_backend,
     load_features,
     pack_bundle,
     unpack_bundle,
 )
-from edgesplit.runtime.backends.base import check_output
 from edgesplit.runtime.emit import emit_split
 from edgesplit.runtime.profile import profile_bundle
 from edgesplit.runtime.results import append_row, read_rows
@@ -162,7 +161,7 @@ def test_missing_backends_name_what_to_install(bundles):
     with pytest.raises(BackendError, match="no CUDAExecutionProvider.*onnxruntime-gpu"):
         profile_bundle(bundles["c4"].path, "ort-cuda", [1], FAST)
     with pytest.raises(BackendError, match="unknown backend 'onnx' .*ort-cuda"):
-        get_backend("onnx")
+        get_runner("onnx")
 
 
 def test_tensorrt_backend_without_tensorrt_names_the_extra(bundles, monkeypatch):
@@ -172,7 +171,7 @@ def test_tensorrt_backend_without_tensorrt_names_the_extra(bundles, monkeypatch)
 
 
 def test_wrong_input_shape_and_nan_outputs(bundles):
-    with get_backend("ort") as backend:
+    with get_runner("ort") as backend:
         backend.load(bundles["c4"])
         with pytest.raises(BackendError, match=r"input batch has shape \(2, 3, 32, 32\)"):
             backend.run(np.zeros((2, 3, 32, 32), np.float32))
@@ -181,7 +180,7 @@ def test_wrong_input_shape_and_nan_outputs(bundles):
 
 
 def test_torch_backend_reproduces_the_onnx_head(bundles):
-    with get_backend("torch") as torch_backend, get_backend("ort") as ort_backend:
+    with get_runner("torch") as torch_backend, get_runner("ort") as ort_backend:
         torch_backend.load(bundles["fp32"])
         ort_backend.load(bundles["fp32"])
         x = np.random.default_rng(3).random((2, 3, 64, 64), dtype=np.float32)
@@ -193,7 +192,7 @@ def test_torch_backend_reproduces_the_onnx_head(bundles):
 
 
 def test_engine_from_another_gpu_or_tensorrt_is_refused():
-    from edgesplit.runtime.backends.tensorrt import check_engine_compatible
+    from edgesplit.runners.tensorrt import check_engine_compatible
 
     record = {"file": "head.orin.engine", "tensorrt_version": "10.3.0", "gpu": "Orin", "compute_capability": "8.7"}
     check_engine_compatible(record, "10.3.1", {"gpu": "Orin", "compute_capability": "8.7"})

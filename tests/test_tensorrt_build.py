@@ -10,7 +10,7 @@ from trt_double import FakeCudaMemory, FakeTensorRT
 
 from edgesplit.errors import ExportError
 from edgesplit.export import ExportConfig, export_bundle, verify_bundle
-from edgesplit.export.tensorrt_build import CALIB_CACHE, build_engine
+from edgesplit.runners.tensorrt import CALIB_CACHE, build_engine
 
 
 @pytest.fixture
@@ -83,7 +83,7 @@ def test_parser_errors_and_failed_builds_are_reported(tmp_path, onnx_file):
 
 @pytest.mark.parametrize("mode", ["explicit", "implicit"])
 def test_export_with_format_tensorrt_puts_the_engine_in_the_bundle(tmp_path, monkeypatch, mode):
-    import edgesplit.export.tensorrt_build as tb
+    import edgesplit.runners.tensorrt as tb
 
     double = FakeTensorRT("10.3.0")
     monkeypatch.setattr(tb, "import_tensorrt", lambda: double)
@@ -103,7 +103,7 @@ def test_export_with_format_tensorrt_puts_the_engine_in_the_bundle(tmp_path, mon
 
 @pytest.fixture
 def trt_bundle(tmp_path, monkeypatch):
-    import edgesplit.export.tensorrt_build as tb
+    import edgesplit.runners.tensorrt as tb
 
     monkeypatch.setattr(tb, "import_tensorrt", lambda: FakeTensorRT("10.3.0"))
     monkeypatch.setattr(tb, "CudaMemory", FakeCudaMemory)
@@ -116,10 +116,10 @@ def test_native_backend_runs_the_engine_and_refuses_big_batches(trt_bundle):
     from trt_double import FakeCudaMemoryWithCopies, add_runtime
 
     from edgesplit.errors import BackendError
-    from edgesplit.runtime import get_backend
+    from edgesplit.runners import get_runner
 
     double = add_runtime(FakeTensorRT("10.3.1"))
-    with get_backend("tensorrt", trt=double, memory=FakeCudaMemoryWithCopies()) as backend:
+    with get_runner("tensorrt", trt=double, memory=FakeCudaMemoryWithCopies()) as backend:
         backend.load(trt_bundle)
         out = backend.run(np.zeros((2, 1, 32, 32), np.float32))
         assert out.shape == (2, 128, 8, 8) and out.dtype == np.uint8 and (out == 7).all()
@@ -132,21 +132,21 @@ def test_native_backend_refuses_an_engine_from_another_machine(trt_bundle):
     from trt_double import FakeCudaMemoryWithCopies, add_runtime
 
     from edgesplit.errors import BackendError
-    from edgesplit.runtime import get_backend
+    from edgesplit.runners import get_runner
 
     other_gpu = FakeCudaMemoryWithCopies(gpu="NVIDIA H100", cc="9.0")
     with pytest.raises(BackendError, match="sm 8.7.*sm 9.0.*edgesplit bundle engine"):
-        get_backend("tensorrt", trt=add_runtime(FakeTensorRT("10.3.0")), memory=other_gpu).load(trt_bundle)
+        get_runner("tensorrt", trt=add_runtime(FakeTensorRT("10.3.0")), memory=other_gpu).load(trt_bundle)
     with pytest.raises(BackendError, match="TensorRT 10.3.0 .*TensorRT 8.6.1"):
-        get_backend("tensorrt", trt=add_runtime(FakeTensorRT("8.6.1")),
+        get_runner("tensorrt", trt=add_runtime(FakeTensorRT("8.6.1")),
                     memory=FakeCudaMemoryWithCopies()).load(trt_bundle)
 
 
 def test_bundle_engine_adds_an_engine_per_gpu_to_an_onnx_bundle(tmp_path, capsys):
     from trt_double import FakeCudaMemoryWithCopies, add_runtime
 
-    from edgesplit.export.tensorrt_build import add_engine
-    from edgesplit.runtime import get_backend
+    from edgesplit.export.engines import add_engine
+    from edgesplit.runners import get_runner
 
     config = ExportConfig("classifier4", "features.1", precision="int8", target="tensorrt", input_shape=(1, 32, 32),
                           calib_size=32, eval_size=16)
@@ -160,14 +160,14 @@ def test_bundle_engine_adds_an_engine_per_gpu_to_an_onnx_bundle(tmp_path, capsys
     record = both.engines()["head.nvidia-h100.engine"]
     assert record["precision"] == "int8" and record["profile"]["max_batch"] == 8
     assert both.manifest["fidelity"] == bundle.manifest["fidelity"], "the rest of the manifest is kept"
-    with get_backend("tensorrt", trt=add_runtime(FakeTensorRT("10.3.0")),
+    with get_runner("tensorrt", trt=add_runtime(FakeTensorRT("10.3.0")),
                      memory=FakeCudaMemoryWithCopies(gpu="NVIDIA H100", cc="9.0")) as backend:
         backend.load(both)
         assert backend.info()["engine"] == "head.nvidia-h100.engine", "the engine for this GPU is picked"
 
 
 def test_bundle_engine_refuses_asymmetric_int8_and_unnamed_external_precision(tmp_path):
-    from edgesplit.export.tensorrt_build import add_engine
+    from edgesplit.export.engines import add_engine
 
     config = ExportConfig("classifier4", "features.1", precision="int8", target="x86-vnni", input_shape=(1, 32, 32),
                           calib_size=32, eval_size=16)

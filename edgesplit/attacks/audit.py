@@ -94,7 +94,7 @@ def _adaptive(train_features, z, train_images, observed, config, families, progr
 
 def _other_attack(attack, train_images, train_labels, observed, bundle, config, progress, checkpoint, whitebox):
     """The white-box and query-free attackers: (figures, reconstructions)."""
-    from edgesplit.export.reference import reference_split
+    from edgesplit.runners.pytorch import reference_split
 
     reference = reference_split(bundle, checkpoint)
     image_shape = tuple(train_images.shape[1:])
@@ -102,8 +102,8 @@ def _other_attack(attack, train_images, train_labels, observed, bundle, config, 
         whitebox = whitebox or WhiteboxConfig()
         recon = invert_whitebox(reference.head, observed, image_shape, whitebox, train_images.mean(0), progress)
         return {"whitebox": whitebox.to_dict()}, recon
-    from edgesplit.export.reference import model_from_manifest
     from edgesplit.models import split
+    from edgesplit.runners.pytorch import model_from_manifest
 
     shadow = split(model_from_manifest(bundle.manifest, seed=config.seed + 1000),  # its own random init
                    bundle.manifest["cut"]["name"]).head

@@ -10,17 +10,14 @@ import torch
 from edgesplit.errors import ExportError
 from edgesplit.export.wire import WireFormat
 from edgesplit.models import Split
+from edgesplit.runners.onnxrt import ort_session
 
 BATCH = 64
 
 
 def run_onnx(path: str | Path, images: np.ndarray, input_dtype: str, batch: int = BATCH) -> np.ndarray:
     """The head's raw outputs (wire values) for `images`, with onnxruntime on the CPU."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    session = ort_session(path)  # CPU provider, onnxruntime's default threads
     name = session.get_inputs()[0].name
     outs = [session.run(None, {name: images[i: i + batch].astype(input_dtype)})[0]
             for i in range(0, len(images), batch)]

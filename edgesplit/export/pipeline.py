@@ -33,7 +33,7 @@ def export_bundle(config: ExportConfig, out_dir: str | Path, force: bool = False
     progress = resolve(progress)
     check_output_folder(out_dir, force)  # before any work: never compute a bundle only to refuse it
     if config.format == "tensorrt":
-        from edgesplit.export.tensorrt_build import import_tensorrt
+        from edgesplit.runners.tensorrt import import_tensorrt
 
         import_tensorrt()  # fail before any work when TensorRT is absent
     scheme = scheme_for("tensorrt" if config.format == "tensorrt" and config.target == "auto" else config.target)
@@ -85,7 +85,7 @@ def export_bundle(config: ExportConfig, out_dir: str | Path, force: bool = False
         files["fidelity.json"] = tmp / "fidelity.json"
         engines = {}
         if config.format == "tensorrt":
-            from edgesplit.export.tensorrt_build import build_engine
+            from edgesplit.runners.tensorrt import build_engine
 
             source = tmp / HEAD
             if config.precision == "int8" and config.trt_int8 == "implicit":

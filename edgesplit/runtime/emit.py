@@ -12,7 +12,7 @@ import numpy as np
 from edgesplit.errors import BackendError
 from edgesplit.export.bundle import Bundle, load_bundle
 from edgesplit.progress import Progress, resolve
-from edgesplit.runtime.backends import get_backend
+from edgesplit.runners import fixed_batch, get_runner
 from edgesplit.runtime.featurefile import FeatureFile, make_meta
 from edgesplit.runtime.memory import check_batch_fits, check_batch_size, out_of_memory_advice
 
@@ -27,13 +27,11 @@ def emit_arrays(bundle: Bundle, images: np.ndarray, ids: np.ndarray, data: dict,
         raise BackendError(f"{len(images)} images but {len(ids)} ids")
     if len(images) == 0:
         raise BackendError("nothing to emit: the data split is empty (check --split and --limit)")
-    from edgesplit.runtime.backends.base import fixed_batch
-
     check_batch_size(batch)
     batch = fixed_batch(bundle) or batch
     check_batch_fits(bundle, min(batch, len(images)))
     chunks = []
-    with get_backend(backend, threads, checkpoint=checkpoint) as runner, out_of_memory_advice(batch):
+    with get_runner(backend, threads, checkpoint=checkpoint) as runner, out_of_memory_advice(batch):
         runner.load(bundle)
         with resolve(progress).task(f"emitting {bundle.path.name}", total=len(images)) as task:
             for start in range(0, len(images), batch):

@@ -8,7 +8,7 @@ import numpy as np
 
 from edgesplit.export.bundle import load_bundle
 from edgesplit.progress import Progress, resolve
-from edgesplit.runtime.backends import get_backend
+from edgesplit.runners import get_runner
 from edgesplit.runtime.environment import environment
 from edgesplit.runtime.measurement import measurement_row
 from edgesplit.runtime.memory import check_batch_fits, out_of_memory_advice
@@ -42,7 +42,7 @@ def profile_bundle(bundle_path, backend: str = "ort", batches=(1,), timing: Timi
         for s in samplers:
             s.__enter__()
         try:
-            runner = get_backend(backend, threads, checkpoint=checkpoint)
+            runner = get_runner(backend, threads, checkpoint=checkpoint)
             with runner, out_of_memory_advice(batch):
                 runner.load(bundle)
                 samples = time_backend(runner, images, timing, progress)

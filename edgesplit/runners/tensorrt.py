@@ -1,12 +1,14 @@
-"""TensorRT engine building from a bundle's ONNX, for TensorRT 8.5 / 10.x (weakly typed) and 11.x (strongly typed).
+"""TensorRT: building an engine from a head's ONNX, and the native runner (`tensorrt`) that runs it.
 
-Verified only against a test double (tests/trt_double.py): TensorRT's builder cannot be installed from PyPI
-on the project's machines. Written against TensorRT's documented Python API:
+Building targets TensorRT 8.5 / 10.x (weakly typed) and 11.x (strongly typed); running uses the name-based
+I/O API (8.5+: set_input_shape, set_tensor_address, execute_async_v3), device buffers via cuda-python or
+pycuda. Verified only against a test double (tests/trt_double.py): TensorRT's builder cannot be installed
+from PyPI on the project's machines. Written against TensorRT's documented Python API:
 - 8.5-10.x: precision by builder flags (FP16; INT8 + FP16 for the Q/DQ graph), and implicit INT8 with an
   `IInt8EntropyCalibrator2` and a calibration cache file (trtexec's --int8 --calib parity);
 - 11.x: flags and calibrators are gone; precision comes from the graph (our FP16 or Q/DQ INT8 ONNX).
-Engines are not portable, so the record names the TensorRT version, GPU and compute capability.
-Torch-free: it runs on a Jetson with only tensorrt, numpy and cuda-python (or pycuda).
+Engines are not portable, so the record names the TensorRT version, GPU and compute capability, and an
+engine only runs where those match. Torch-free: it runs on a Jetson with only tensorrt, numpy and cuda-python (or pycuda).
 """
 
 from __future__ import annotations
@@ -17,18 +19,25 @@ from pathlib import Path
 
 import numpy as np
 
-from edgesplit.errors import ExportError
+from edgesplit.errors import BackendError, EdgesplitError, ExportError
+from edgesplit.runners.base import Runner
+from edgesplit.vocab import PRECISIONS
 
+FP32, FP16, INT8 = PRECISIONS
 CALIB_CACHE = "calib.cache"
 TRT_MISSING = ("TensorRT is not installed here: install the 'trt' extra on the machine that will run the engine "
                "(pip install 'edgesplit[trt]'; on a Jetson it comes with JetPack), or export with --format onnx")
+TRT_MISSING_TO_RUN = ("TensorRT is not installed: install the 'trt' extra on the device "
+                      "(pip install 'edgesplit[trt]'; JetPack ships it on a Jetson)")
+_NUMPY = {"FLOAT": np.float32, "HALF": np.float16, "INT8": np.int8, "UINT8": np.uint8, "INT32": np.int32}
 
 
-def import_tensorrt():
+def import_tensorrt(error: type[EdgesplitError] = ExportError, message: str = TRT_MISSING):
+    """The tensorrt module; `error(message)` naming the 'trt' extra when it is not installed."""
     try:
         import tensorrt
     except ImportError:
-        raise ExportError(TRT_MISSING) from None
+        raise error(message) from None
     return tensorrt
 
 
@@ -152,7 +161,7 @@ def build_engine(onnx_path: str | Path, workdir: str | Path, precision: str, *, 
     if (major, minor) < (8, 5):
         raise ExportError(f"TensorRT {trt.__version__} is too old: edgesplit builds with 8.5 or newer")
     strongly_typed = major >= 11
-    if precision == "int8" and int8_mode == "implicit" and strongly_typed:
+    if precision == INT8 and int8_mode == "implicit" and strongly_typed:
         raise ExportError(f"TensorRT {trt.__version__} removed implicit INT8 calibration: use --trt-int8 explicit "
                           f"(the Q/DQ graph)")
     memory = memory if memory is not None else CudaMemory()
@@ -174,12 +183,12 @@ def build_engine(onnx_path: str | Path, workdir: str | Path, precision: str, *, 
     config.add_optimization_profile(profile)
     used_flags: list[str] = []
     if not strongly_typed:
-        wanted = {"fp16": ["FP16"], "int8": ["INT8", "FP16"]}.get(precision, [])
+        wanted = {FP16: ["FP16"], INT8: ["INT8", "FP16"]}.get(precision, [])
         for name in wanted:  # FP16 beside INT8 lets unquantized layers avoid FP32 (trtexec --int8 --fp16)
             config.set_flag(getattr(trt.BuilderFlag, name))
             used_flags.append(name)
     cache_name = None
-    if precision == "int8" and int8_mode == "implicit":
+    if precision == INT8 and int8_mode == "implicit":
         if calib_images is None:
             raise ExportError("implicit INT8 needs calibration images: pass --calib-data")
         cache_path = workdir / CALIB_CACHE
@@ -202,7 +211,7 @@ def build_engine(onnx_path: str | Path, workdir: str | Path, precision: str, *, 
         "tensorrt_version": str(trt.__version__),
         **device,
         "precision": precision,
-        "int8_mode": int8_mode if precision == "int8" else None,
+        "int8_mode": int8_mode if precision == INT8 else None,
         "strongly_typed": strongly_typed,
         "builder_flags": used_flags,
         "calibration_cache": cache_name,
@@ -212,34 +221,115 @@ def build_engine(onnx_path: str | Path, workdir: str | Path, precision: str, *, 
     }
 
 
-def add_engine(bundle_path, *, precision: str | None = None, max_batch: int = 32, workspace_mb: int = 1024,
-               trt=None, memory=None):
-    """On the board: build an engine for this GPU from a bundle's `head.onnx` and add it to the bundle.
+def unavailable(backend: str, precision: str, bundle=None) -> str | None:
+    """Why the native runner cannot run here: no TensorRT, or (given `bundle`, or a call loading it) no engine."""
+    try:
+        import tensorrt  # noqa: F401
+    except ImportError:
+        return "TensorRT is not installed here (the 'trt' extra, on a machine with an NVIDIA GPU)"
+    if bundle is not None:
+        if callable(bundle):
+            bundle = bundle()
+        if not bundle.engines():
+            return "the bundle has no TensorRT engine: run 'edgesplit bundle engine' on this machine"
+    return None
 
-    Engines are tied to one GPU and TensorRT version, so the usual flow exports ONNX on the host and builds
-    here. INT8 bundles build from their Q/DQ graph (explicit quantization), which must be symmetric int8
-    (`--target tensorrt` at export). External heads name their precision with `precision`.
-    Returns the re-signed Bundle (its manifest lists the new engine beside any others).
-    """
-    import tempfile
 
-    from edgesplit.export.bundle import add_files, load_bundle
+def check_engine_compatible(record: dict, trt_version: str, device: dict) -> None:
+    """Refuse an engine built by another TensorRT (major.minor) or for another GPU architecture."""
+    built = ".".join(re.findall(r"\d+", record["tensorrt_version"])[:2])
+    here = ".".join(re.findall(r"\d+", trt_version)[:2])
+    if built != here or record["compute_capability"] != device["compute_capability"]:
+        raise BackendError(
+            f"engine {record['file']} was built with TensorRT {record['tensorrt_version']} for {record['gpu']} "
+            f"(sm {record['compute_capability']}); this machine has TensorRT {trt_version} on {device['gpu']} "
+            f"(sm {device['compute_capability']}): build one here with 'edgesplit bundle engine BUNDLE'")
 
-    bundle = load_bundle(bundle_path)
-    m = bundle.manifest
-    precision = precision or m["precision"]
-    if precision not in ("fp32", "fp16", "int8"):
-        raise ExportError(f"bundle {bundle.path.name} is an external head: name its precision with --precision "
-                          f"fp32|fp16|int8 (int8 for a Q/DQ graph)")
-    quant = m.get("quantization") or {}
-    if precision == "int8" and quant and not quant.get("activation_symmetric", True):
-        raise ExportError(f"bundle {bundle.path.name} was quantized for target {quant.get('target')} (asymmetric "
-                          f"{quant.get('activation_type')} activations); TensorRT takes symmetric int8 Q/DQ only: "
-                          f"re-export with --target tensorrt")
-    with tempfile.TemporaryDirectory(prefix=".engine.", dir=bundle.path.parent) as tmp:
-        record = build_engine(bundle.onnx_path, tmp, precision, input_shape=tuple(m["input"]["shape"][1:]),
-                              max_batch=max_batch, workspace_mb=workspace_mb, input_dtype=m["input"]["dtype"],
-                              input_name=m["input"]["name"], fixed_batch=m["input"]["shape"][0], trt=trt,
-                              memory=memory)
-        return add_files(bundle, {record["file"]: Path(tmp) / record["file"]},
-                         {"engines": {**bundle.engines(), record["file"]: record}})
+
+class TensorRTRunner(Runner):
+    name = "tensorrt"
+
+    def __init__(self, threads: int | None = None, trt=None, memory=None) -> None:
+        super().__init__(threads)
+        self._trt, self._memory = trt, memory
+        self.buffers: list[int] = []
+
+    def _load(self, bundle) -> None:
+        if self._trt is None:
+            self._trt = import_tensorrt(BackendError, TRT_MISSING_TO_RUN)
+        trt = self._trt
+        try:
+            self._memory = self._memory or CudaMemory()
+            device = self._memory.device()
+        except EdgesplitError as exc:
+            raise BackendError(str(exc)) from None
+        engines = bundle.engines()
+        if not engines:
+            raise BackendError(f"bundle {bundle.path} has no TensorRT engine: export it with --format tensorrt")
+        matching = [r for r in engines.values() if r["compute_capability"] == device["compute_capability"]]
+        record = (matching or list(engines.values()))[0]
+        check_engine_compatible(record, str(trt.__version__), device)
+        logger = trt.Logger(trt.Logger.WARNING)
+        self.runtime = trt.Runtime(logger)
+        self.engine = self.runtime.deserialize_cuda_engine(bundle.file(record["file"]).read_bytes())
+        if self.engine is None:
+            raise BackendError(f"TensorRT could not deserialise {record['file']}: rebuild it on this machine")
+        self.context = self.engine.create_execution_context()
+        names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
+        self.input_name = next(n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT)
+        self.output_name = next(n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT)
+        self.max_batch = int(record["profile"]["max_batch"])
+        self.out_dtype = _NUMPY[str(self.engine.get_tensor_dtype(self.output_name)).split(".")[-1]]
+        self.record, self.device = record, device
+
+    def bind(self, images: np.ndarray):
+        batch = images.shape[0]
+        if batch > self.max_batch:
+            raise BackendError(f"batch {batch} is larger than the engine's profile allows ({self.max_batch}): "
+                               f"re-export with --max-batch {batch}")
+        memory, context = self._memory, self.context
+        for ptr in self.buffers:
+            memory.free(ptr)
+        out_shape = (batch, *self.bundle.output["shape"][1:])
+        host_out = np.empty(out_shape, dtype=self.out_dtype)
+        d_in, d_out = memory.alloc(images.nbytes), memory.alloc(host_out.nbytes)
+        self.buffers = [d_in, d_out]
+        memory.upload(d_in, images)  # staged once: the timed call is the engine's compute
+        context.set_input_shape(self.input_name, images.shape)
+        context.set_tensor_address(self.input_name, d_in)
+        context.set_tensor_address(self.output_name, d_out)
+        stream = getattr(memory, "stream", 0)
+
+        def call():
+            if not context.execute_async_v3(stream):
+                raise BackendError("TensorRT execution failed (see its log)")
+            return d_out
+
+        self._host_out = host_out
+        return call
+
+    def fetch(self, raw) -> np.ndarray:
+        self.synchronize()
+        self._memory.download(self._host_out, raw)
+        return self._host_out.copy()
+
+    def synchronize(self) -> None:
+        sync = getattr(self._memory, "synchronize", None)
+        if sync is not None:
+            sync()
+
+    def info(self) -> dict:
+        out = {"backend": self.name, "runtime": "tensorrt"}
+        if self._trt is not None:
+            out["version"] = str(self._trt.__version__)
+        if getattr(self, "record", None):
+            out.update(engine=self.record["file"], gpu=self.device["gpu"],
+                       compute_capability=self.device["compute_capability"])
+        return out
+
+    def release(self) -> None:
+        for ptr in self.buffers:
+            self._memory.free(ptr)
+        self.buffers = []
+        self.context = self.engine = None
+        super().release()

@@ -1,5 +1,6 @@
-"""The server side of a cut: how long the tail takes on this host (PyTorch, FP32, batch 1, all the host's
-threads: the server is not limited like the device, whatever `[profile] threads` says for the heads).
+"""Tail timing, the server side of a cut: how long the tail takes on this host (PyTorch, FP32, batch 1, all
+the host's threads: the server is not limited like the device, whatever `[profile] threads` says for the
+heads). The tail runs behind `edgesplit.runners.pytorch.ModuleRunner`, in the same timing loop as the heads.
 
 Every tail, and the whole model it is compared with, runs with the same explicit thread count (the CPUs this
 process may use), set for the timing and restored after: torch's thread count is process-wide, and a torch
@@ -13,44 +14,12 @@ raw image as 8-bit pixels (C x H x W bytes).
 from __future__ import annotations
 
 import os
-import time
 from contextlib import contextmanager
 
 import numpy as np
 
-from edgesplit.bench.spec import ProfileSpec
+from edgesplit.bench.spec import TimingSpec
 from edgesplit.progress import Progress
-
-
-class _TorchCall:
-    """The bits of the Backend protocol the timing loop uses, for a plain PyTorch module."""
-
-    name = "torch-server"
-
-    def __init__(self, module) -> None:
-        import torch
-
-        self.torch, self.module = torch, module.eval()
-
-    def prepare(self, x):
-        return self.torch.from_numpy(np.ascontiguousarray(x, np.float32))
-
-    def bind(self, x):
-        module, torch = self.module, self.torch
-
-        def call():
-            with torch.inference_mode():
-                return module(x)
-
-        return call
-
-    def elapsed(self, call) -> float:
-        t0 = time.perf_counter_ns()
-        call()
-        return (time.perf_counter_ns() - t0) * 1e-9
-
-    def synchronize(self) -> None:
-        pass
 
 
 def server_threads() -> int:
@@ -73,10 +42,11 @@ def _torch_threads(n: int):
         torch.set_num_threads(before)
 
 
-def time_tail(model, cut, input_shape: tuple[int, int, int], profile: ProfileSpec,
+def time_tail(model, cut, input_shape: tuple[int, int, int], profile: TimingSpec,
               progress: Progress | None = None) -> dict:
     """Latency percentiles of the tail after `cut` (a CutPoint, or None for the whole model) on this host."""
     from edgesplit.models import split
+    from edgesplit.runners.pytorch import ModuleRunner
     from edgesplit.runtime.environment import cpu_model
     from edgesplit.runtime.measurement import summarise
     from edgesplit.runtime.timing import TimingConfig, time_backend
@@ -86,7 +56,7 @@ def time_tail(model, cut, input_shape: tuple[int, int, int], profile: ProfileSpe
     else:
         module, shape = split(model, cut.name).tail, cut.shape
         payload = None
-    runner = _TorchCall(module)
+    runner = ModuleRunner(module)
     x = np.random.default_rng(0).random((1, *shape), dtype=np.float32)
     timing = TimingConfig(warmup=profile.warmup, iters=profile.iters, min_seconds=profile.min_seconds)
     threads = server_threads()

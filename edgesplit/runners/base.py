@@ -1,7 +1,9 @@
-"""The `Backend` protocol: load a bundle once, run batches, release; time only the call itself.
+"""The `Runner` protocol: load a bundle once, run batches, release; time only the call itself.
 
-Shape of Polygraphy's runners: `with backend: backend.run(x)`. `bind(x)` stages inputs (host->device
+Shape of Polygraphy's runners: `with runner: runner.run(x)`. `bind(x)` stages inputs (host->device
 copies, casts) outside the timed region and returns the zero-argument call that the timing loop times.
+A runner loads anything shaped like a bundle (`onnx_path`, `manifest`, `input`, `output`, `wire`, and
+`engines()`/`file()` for TensorRT): duck typed, so this package never imports `edgesplit.export`.
 """
 
 from __future__ import annotations
@@ -14,10 +16,10 @@ import numpy as np
 from edgesplit.errors import BackendError
 
 
-class Backend:
+class Runner:
     """Base class: subclasses implement `_load`, `bind` and usually `info`/`memory`/`release`."""
 
-    name = "backend"
+    name = "runner"
 
     def __init__(self, threads: int | None = None) -> None:
         self.threads = threads
@@ -76,7 +78,7 @@ class Backend:
         return out
 
     def elapsed(self, call: Callable[[], object]) -> float:
-        """Seconds one call takes, by a monotonic clock around the call only (GPU backends synchronise)."""
+        """Seconds one call takes, by a monotonic clock around the call only (GPU runners synchronise)."""
         t0 = time.perf_counter_ns()
         call()
         self.synchronize()
@@ -90,7 +92,7 @@ class Backend:
         return {"backend": self.name, "threads": self.threads}
 
     def memory(self) -> dict:
-        """Device-side memory figures (GPU), empty for CPU backends."""
+        """Device-side memory figures (GPU), empty for CPU runners."""
         return {}
 
 

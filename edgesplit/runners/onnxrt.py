@@ -1,0 +1,101 @@
+"""onnxruntime: the one session loader, and the runners on its CPU, CUDA and TensorRT execution providers
+(`ort`, `ort-cuda`, `ort-trt`). Export's fidelity check opens its sessions here too."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from edgesplit.errors import BackendError
+from edgesplit.runners.base import Runner
+
+CPU = "CPUExecutionProvider"
+PROVIDERS = {
+    "ort": [CPU],
+    "ort-cuda": ["CUDAExecutionProvider", CPU],
+    "ort-trt": ["TensorrtExecutionProvider", "CUDAExecutionProvider", CPU],
+}
+# What to install when onnxruntime, or the provider a runner needs first, is missing.
+_INSTALL = {CPU: "pip install onnxruntime",
+            "CUDAExecutionProvider": "install onnxruntime-gpu (on a Jetson: NVIDIA's Jetson wheel)",
+            "TensorrtExecutionProvider": "install onnxruntime-gpu built with TensorRT, and TensorRT itself (JetPack "
+                                         "on a Jetson)"}
+
+
+def import_onnxruntime():
+    try:
+        import onnxruntime
+    except ImportError:
+        raise BackendError(f"onnxruntime is not installed: {_INSTALL[CPU]}") from None
+    return onnxruntime
+
+
+def ort_session(path: str | Path, providers=(CPU,), threads: int | None = None,
+                inter_op_threads: int | None = None, log_level: int = 3, seed: int | None = None):
+    """An `InferenceSession` for the ONNX file at `path` on `providers` (the first must be available).
+
+    `threads`: intra-op threads (None: onnxruntime's default); `inter_op_threads` likewise; `seed` seeds
+    onnxruntime's Random* ops (process-wide) before the session is made."""
+    ort = import_onnxruntime()
+    providers = list(providers)
+    available = ort.get_available_providers()
+    if providers[0] not in available:
+        raise BackendError(f"this onnxruntime has no {providers[0]} (it has {', '.join(available)})"
+                           f": {_INSTALL.get(providers[0], 'install an onnxruntime that has it')}, or use --backend ort")
+    options = ort.SessionOptions()
+    options.log_severity_level = log_level
+    if inter_op_threads:
+        options.inter_op_num_threads = inter_op_threads
+    if threads:
+        options.intra_op_num_threads = threads
+    if seed is not None:
+        ort.set_seed(seed)
+    return ort.InferenceSession(str(path), options, providers=providers)
+
+
+def unavailable(backend: str, precision: str, bundle=None) -> str | None:
+    """Why the onnxruntime runner `backend` cannot run here (every precision runs where its provider does)."""
+    first = PROVIDERS[backend][0]
+    if first == CPU:
+        return None
+    ort = import_onnxruntime()
+    if first not in ort.get_available_providers():
+        return f"this onnxruntime has no {first} (needs onnxruntime-gpu on a CUDA machine)"
+    return None
+
+
+class OrtRunner(Runner):
+    def __init__(self, name: str = "ort", threads: int | None = None) -> None:
+        super().__init__(threads)
+        if name not in PROVIDERS:
+            raise BackendError(f"unknown onnxruntime backend {name!r}: use one of {', '.join(PROVIDERS)}")
+        self.name = name
+        self.session = None
+
+    def _load(self, bundle) -> None:
+        seed = None
+        if bundle.manifest.get("stochastic"):
+            # onnxruntime's Random* ops otherwise start every new session from the same default seed: a
+            # device would repeat one noise sequence after each restart, which an attacker could learn.
+            import secrets
+
+            seed = secrets.randbits(31)
+        self.session = ort_session(bundle.onnx_path, PROVIDERS[self.name], self.threads, inter_op_threads=1,
+                                   seed=seed)
+        self.input_name = self.session.get_inputs()[0].name
+        self._ort = import_onnxruntime()
+
+    def bind(self, images: np.ndarray):
+        session, feed = self.session, {self.input_name: images}
+        return lambda: session.run(None, feed)[0]
+
+    def info(self) -> dict:
+        out = {"backend": self.name, "threads": self.threads or "onnxruntime default"}
+        if self.session is not None:
+            out.update(runtime="onnxruntime", version=self._ort.__version__, providers=self.session.get_providers())
+        return out
+
+    def release(self) -> None:
+        self.session = None
+        super().release()

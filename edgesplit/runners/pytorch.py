@@ -1,0 +1,186 @@
+"""PyTorch runners, and the PyTorch model behind a bundle. Torch is imported inside functions only.
+
+- `TorchRunner`: `torch` on the CPU, `torch-cuda` on any CUDA GPU, TensorRT or not. Rebuilds the head from
+  the bundle's model spec (and the checkpoint it was exported from, checked by sha256), runs it at the
+  bundle's precision (fp32, or fp16 on CUDA) and encodes the output to the bundle's wire format, so its
+  payload is comparable to the ONNX head's. CUDA events time the call; memory is
+  `torch.cuda.max_memory_allocated`. Not part of the torch-free device path.
+- `ModuleRunner`: a plain PyTorch module (a server-side tail), FP32, for the same timing loop.
+- `model_from_manifest` / `reference_split`: the model a bundle was exported from, rebuilt from its manifest
+  (spec, cut, weights), for reference runs and white-box attacks. The checkpoint must be the one the bundle
+  names (sha256 checked); without one, the export's seeded random init is reproduced.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from edgesplit.digest import sha256_file
+from edgesplit.errors import BackendError, BundleError
+from edgesplit.runners.base import Runner
+from edgesplit.vocab import PRECISIONS
+
+FP32, FP16, INT8 = PRECISIONS
+# What each torch runner runs (the runner table lists them): no int8, the torch runners rebuild the float
+# model; no fp16 on the CPU, PyTorch's CPU fp16 kernels are no reference.
+CPU_PRECISIONS = (FP32,)
+CUDA_PRECISIONS = (FP32, FP16)
+
+
+def unavailable(backend: str, precision: str, bundle=None) -> str | None:
+    """Why the torch runner `backend` cannot run a `precision` head here, or None when it can."""
+    if precision == INT8:
+        return "the torch backends run fp32 and fp16 heads only"
+    import torch
+
+    if backend == "torch-cuda" and not torch.cuda.is_available():
+        return "torch sees no CUDA GPU here"
+    if backend == "torch" and precision == FP16:
+        return "fp16 heads need torch-cuda (PyTorch's CPU fp16 kernels are no reference)"
+    return None
+
+
+def model_from_manifest(manifest: dict, checkpoint: str | None = None, seed: int | None = None):
+    """The full model a manifest describes (architecture, classes, input, extra kwargs), on the CPU."""
+    import edgesplit.defenses  # noqa: F401 - registers the 'defense' model option
+    from edgesplit.models import create_model
+
+    spec = manifest["model"].get("spec")
+    if spec is None:
+        raise BundleError(f"{manifest['model']['name']} is an external head (imported ONNX): no PyTorch model to "
+                          f"rebuild for the torch backends or the whitebox/query-free attacks; use onnxruntime and the "
+                          f"adaptive or gan attack")
+    return create_model(spec["name"], num_classes=spec["num_classes"], in_chans=spec["in_chans"],
+                        img_size=spec["img_size"], checkpoint=checkpoint, seed=seed, **spec.get("kwargs", {}))
+
+
+def reference_split(bundle, checkpoint: str | None = None):
+    """`Split(head, tail)` of the model behind `bundle`, in eval mode, on the CPU."""
+    from edgesplit.models import split
+
+    m = bundle.manifest
+    wanted = m["model"].get("checkpoint_sha256")
+    if wanted:
+        if not checkpoint:
+            raise BundleError(f"bundle was exported from checkpoint {m['model']['checkpoint']}: pass it with "
+                              f"--checkpoint to rebuild the same weights")
+        if sha256_file(checkpoint) != wanted:
+            raise BundleError(f"checkpoint {Path(checkpoint).name} is not the one bundle {bundle.path.name} was "
+                              f"exported from (sha256 differs)")
+    model = model_from_manifest(m, checkpoint if wanted else None,
+                                seed=m.get("export", {}).get("seed"))  # the export's seeded init
+    return split(model.eval(), m["cut"]["name"])
+
+
+class TorchRunner(Runner):
+    def __init__(self, name: str = "torch", threads: int | None = None, checkpoint: str | None = None) -> None:
+        super().__init__(threads)
+        if name not in ("torch", "torch-cuda"):
+            raise BackendError(f"unknown torch backend {name!r}: use torch or torch-cuda")
+        self.name, self.checkpoint = name, checkpoint
+
+    def _load(self, bundle) -> None:
+        import torch
+
+        from edgesplit.errors import EdgesplitError
+
+        self.torch = torch
+        if self.name == "torch-cuda" and not torch.cuda.is_available():
+            raise BackendError("torch sees no CUDA GPU here: use --backend torch (CPU) or ort")
+        self.device = "cuda" if self.name == "torch-cuda" else "cpu"
+        if self.threads and self.device == "cpu":
+            torch.set_num_threads(self.threads)
+        m = bundle.manifest
+        if m["precision"] == INT8:
+            raise BackendError("the torch backend runs fp32 and fp16 heads; run int8 bundles with --backend ort, "
+                               "ort-trt or tensorrt")
+        if m["precision"] == FP16 and self.device == "cpu":
+            raise BackendError("fp16 heads need --backend torch-cuda (PyTorch's CPU fp16 kernels are not a "
+                               "meaningful reference)")
+        try:
+            head = reference_split(bundle, self.checkpoint).head.eval().to(self.device)
+        except EdgesplitError as exc:
+            raise BackendError(str(exc)) from None
+        self.dtype = torch.float16 if m["precision"] == FP16 else torch.float32
+        self.head = head.to(self.dtype)
+        if self.device == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+            self.start_event = torch.cuda.Event(enable_timing=True)
+            self.end_event = torch.cuda.Event(enable_timing=True)
+
+    def input_dtype(self) -> np.dtype:
+        return np.dtype(np.float16 if self.bundle.manifest["precision"] == FP16 else np.float32)
+
+    def bind(self, images: np.ndarray):
+        torch = self.torch
+        x = torch.from_numpy(images).to(self.device)
+        head = self.head
+
+        def call():
+            with torch.no_grad():
+                return head(x)
+
+        return call
+
+    def fetch(self, raw) -> np.ndarray:
+        features = raw.float().cpu().numpy()
+        return self.bundle.wire.encode(features)
+
+    def elapsed(self, call) -> float:
+        if self.device != "cuda":
+            return super().elapsed(call)
+        self.start_event.record()
+        call()
+        self.end_event.record()
+        self.end_event.synchronize()
+        return self.start_event.elapsed_time(self.end_event) * 1e-3
+
+    def synchronize(self) -> None:
+        if self.device == "cuda":
+            self.torch.cuda.synchronize()
+
+    def info(self) -> dict:
+        out = {"backend": self.name, "runtime": "torch", "threads": self.threads}
+        if getattr(self, "torch", None) is not None:
+            out["version"] = self.torch.__version__
+            if self.device == "cuda":
+                out["gpu"] = self.torch.cuda.get_device_name(0)
+                out["timing"] = "CUDA events around the head call (inputs already on the GPU)"
+        return out
+
+    def memory(self) -> dict:
+        if getattr(self, "device", "cpu") != "cuda":
+            return {}
+        torch = self.torch
+        return {"gpu_max_allocated_bytes": int(torch.cuda.max_memory_allocated()),
+                "gpu_max_reserved_bytes": int(torch.cuda.max_memory_reserved())}
+
+    def release(self) -> None:
+        self.head = None
+        super().release()
+
+
+class ModuleRunner(Runner):
+    """A plain PyTorch module (FP32, on the CPU) behind the runner calls the timing loop uses."""
+
+    name = "torch-server"
+
+    def __init__(self, module, threads: int | None = None) -> None:
+        import torch
+
+        super().__init__(threads)
+        self.torch, self.module = torch, module.eval()
+
+    def prepare(self, x):
+        return self.torch.from_numpy(np.ascontiguousarray(x, np.float32))
+
+    def bind(self, x):
+        module, torch = self.module, self.torch
+
+        def call():
+            with torch.inference_mode():
+                return module(x)
+
+        return call
