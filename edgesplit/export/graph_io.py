@@ -26,11 +26,13 @@ def graph_io(onnx_path: str | os.PathLike) -> tuple[list[dict], list[dict]] | No
         raise BundleError(f"{onnx_path} is not a readable ONNX model ({type(exc).__name__}): re-export the "
                           f"bundle") from None
     initializers = {i.name for i in model.graph.initializer}
-    inputs = [_io_record(i) for i in model.graph.input if i.name not in initializers]
-    return inputs, [_io_record(o) for o in model.graph.output]
+    inputs = [value_record(i) for i in model.graph.input if i.name not in initializers]
+    return inputs, [value_record(o) for o in model.graph.output]
 
 
-def _io_record(value_info) -> dict:
+def value_record(value_info) -> dict:
+    """{name, shape, dtype} of an ONNX ValueInfo: shape None where undeclared, a dim None where dynamic; dtype a
+    numpy name (or 'ONNX element type N' where numpy has none)."""
     import onnx
 
     tensor = value_info.type.tensor_type
@@ -49,14 +51,13 @@ _ORT_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(
 
 
 def _graph_io_onnxruntime(onnx_path) -> tuple[list[dict], list[dict]] | None:
+    from edgesplit.errors import BackendError
+    from edgesplit.runners.onnxrt import ort_session
+
     try:
-        import onnxruntime as ort
-    except ImportError:
+        session = ort_session(onnx_path)
+    except BackendError:  # no onnxruntime either: nothing here can read the graph
         return None
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    try:
-        session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime's Fail, InvalidGraph...
         raise BundleError(f"{onnx_path} cannot be opened by onnxruntime ({type(exc).__name__}): re-export the "
                           f"bundle") from None
@@ -99,7 +100,7 @@ def check_manifest_against_graph(path: str | os.PathLike, manifest: dict, head: 
     if io is None:  # neither onnx nor onnxruntime here: nothing can read the graph
         return
     for role, declared in zip(("input", "output"), io, strict=True):
-        _check_io_record(path, head, role, manifest.get(role), declared)
+        _checkvalue_record(path, head, role, manifest.get(role), declared)
     wire, out_dtype = manifest.get("wire"), manifest["output"]["dtype"]
     wire_dtype = wire.get("dtype") if isinstance(wire, dict) else None
     if wire_dtype != out_dtype:
@@ -112,7 +113,7 @@ def check_manifest_against_graph(path: str | os.PathLike, manifest: dict, head: 
                           f"{per_sample * _itemsize(out_dtype)}: {_REEXPORT}")
 
 
-def _check_io_record(path: Path, head: str, role: str, record, declared: list[dict]) -> None:
+def _checkvalue_record(path: Path, head: str, role: str, record, declared: list[dict]) -> None:
     if not isinstance(record, dict):
         raise BundleError(f"bundle {path}: manifest.json has no {role} record: {_REEXPORT}")
     graph = next((g for g in declared if g["name"] == record.get("name")), None)

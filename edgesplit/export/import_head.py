@@ -17,18 +17,14 @@ from onnx.external_data_helper import ExternalDataInfo, load_external_data_for_m
 
 from edgesplit.errors import ExportError
 from edgesplit.export.bundle import HEAD, Bundle, check_output_folder, sha256_file, write_bundle
+from edgesplit.export.graph_io import value_record
 from edgesplit.export.wire import WireFormat
+from edgesplit.vocab import WIRE_DTYPES
 
-_DTYPES = {onnx.TensorProto.FLOAT: "float32", onnx.TensorProto.FLOAT16: "float16", onnx.TensorProto.UINT8: "uint8",
-           onnx.TensorProto.INT8: "int8"}
-
+WIRE_DTYPES_ALL = {d for names in WIRE_DTYPES.values() for d in names}  # what a head may take or emit
 
 EXTERNAL_DATA = HEAD + ".data"
 INLINE_LIMIT = 2**31 - (64 << 20)  # protobuf refuses messages of 2 GiB; leave room for the graph itself
-
-
-def _dims(value_info) -> list:
-    return [d.dim_value if d.HasField("dim_value") else None for d in value_info.type.tensor_type.shape.dim]
 
 
 def external_data_files(model: onnx.ModelProto) -> list[str]:
@@ -74,12 +70,13 @@ def stage_head(model: onnx.ModelProto, size: int, folder: Path) -> dict[str, Pat
 
 def check_runs(onnx_path: Path, name: str) -> None:
     """onnxruntime must open the staged head, so that no bundle is written that could not run."""
-    import onnxruntime as ort
+    from edgesplit.errors import BackendError
+    from edgesplit.runners.onnxrt import ort_session
 
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
     try:
-        ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+        ort_session(onnx_path)
+    except BackendError:  # onnxruntime itself is missing: its own one-line advice
+        raise
     except Exception as exc:  # onnxruntime's Fail, InvalidGraph, NotImplemented...
         first = (str(exc).strip().splitlines() or [""])[0]
         raise ExportError(f"onnxruntime cannot load {name} ({type(exc).__name__}: {first[:150]}): it cannot be "
@@ -99,12 +96,13 @@ def bundle_from_onnx(onnx_path: str | Path, out_dir: str | Path, wire_scale: flo
     if len(inputs) != 1 or len(model.graph.output) != 1:
         raise ExportError(f"{onnx_path.name} has {len(inputs)} inputs and {len(model.graph.output)} outputs: a head "
                           f"takes one image batch and emits one feature tensor")
-    in_dims, out_dims = _dims(inputs[0]), _dims(model.graph.output[0])
+    source, sink = value_record(inputs[0]), value_record(model.graph.output[0])
+    in_dims, out_dims = source["shape"] or [], sink["shape"] or []
     if len(in_dims) != 4 or None in in_dims[1:] or in_dims[1] not in (1, 3):
         raise ExportError(f"{onnx_path.name} takes {in_dims}: expected N x C x H x W images with C 1 or 3 and fixed "
                           f"H and W")
-    in_dtype = _DTYPES.get(inputs[0].type.tensor_type.elem_type)
-    out_dtype = _DTYPES.get(model.graph.output[0].type.tensor_type.elem_type)
+    in_dtype = source["dtype"] if source["dtype"] in WIRE_DTYPES_ALL else None
+    out_dtype = sink["dtype"] if sink["dtype"] in WIRE_DTYPES_ALL else None
     if in_dtype not in ("float32", "float16") or out_dtype is None:
         raise ExportError(f"{onnx_path.name}: input {in_dtype}, output {out_dtype}; expected float input and a "
                           f"float or 8-bit output")
