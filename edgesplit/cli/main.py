@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Sequence
 
@@ -46,7 +47,7 @@ Start here:
 
 def build_parser() -> OneLineParser:
     parser = OneLineParser(prog="edgesplit", description=DESCRIPTION,
-                           formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
     from edgesplit import __version__
 
     parser.add_argument("--version", action="version", version=f"edgesplit {__version__}")
