@@ -276,7 +276,7 @@ def test_cli_profile_and_emit(bundles, tmp_path, capsys):
 def test_estimates_are_labelled_and_never_mixed_with_measurements(bundles, tmp_path, capsys):
     from edgesplit.cli.main import main
     from edgesplit.devices.boards import get_board
-    from edgesplit.runtime.cut_estimates import estimate_cuts
+    from edgesplit.bench.cut_estimates import estimate_cuts
 
     rows = estimate_cuts("resnet18", (3, 64, 64), "jetson-orin-nano-8gb", ["fp16", "int8"])
     assert rows and all(r["kind"] == "estimate" for r in rows)

@@ -275,7 +275,7 @@ class _Sweep(SweepSteps):
 
     def _estimates(self, entry: SweepModel, checkpoint, profile: str, cut_names: list[str]) -> None:
         """One estimate row per cut x precision on board `profile` (one roofline pass serves them all)."""
-        from edgesplit.runtime.cut_estimates import estimate_cuts
+        from edgesplit.bench.cut_estimates import estimate_cuts
 
         device, uses = f"estimate:{profile}", self.inputs(checkpoint=checkpoint)
         keys = [dict(step="estimate", model=entry.name, cut=n, precision=p, device=device)

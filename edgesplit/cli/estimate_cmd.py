@@ -49,8 +49,7 @@ def _estimate_input(args) -> tuple[int, int, int]:
 
 
 def cmd_estimate(args) -> int:
-    import edgesplit.defenses  # noqa: F401 - registers the 'defense' model option (a defended checkpoint)
-    from edgesplit.runtime.cut_estimates import estimate_cuts
+    from edgesplit.bench.cut_estimates import estimate_cuts
     from edgesplit.runtime.results import append_row
 
     args.input = _estimate_input(args)

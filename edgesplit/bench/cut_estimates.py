@@ -1,4 +1,7 @@
-"""Roofline estimates per cut for a board not at hand: labelled `kind: "estimate"`, never mixed with measurements."""
+"""Roofline estimates per cut for a board not at hand: labelled `kind: "estimate"`, never mixed with measurements.
+
+In bench, not runtime: it builds the model (any checkpoint, defended ones included), which the torch-free
+runtime does not."""
 
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ def estimate_cuts(model_name: str, input_shape: tuple[int, int, int], board_name
     """One estimate row per (block cut, precision): latency from MACs and bytes moved vs the board's peaks."""
     import torch
 
+    import edgesplit.defenses  # noqa: F401 - registers the 'defense' model option (a defended checkpoint)
     from edgesplit.models import analyse, create_model
 
     board = get_board(board_name)
