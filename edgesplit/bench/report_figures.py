@@ -72,11 +72,7 @@ def plot_latency(rows: list[SweepRow], model: str) -> bytes | None:
     tails = {r.cut: r.fields["tail_ms"] for r in ok_rows(rows, "tail")}
     ax.plot(range(len(cuts)), [tails.get(c, math.nan) for c in cuts], ":", color="black",
             label="server tail (fp32, measured)")
-    ax.set_ylabel("p50 latency, ms (batch 1)")
-    ax.set_yscale("log")
-    ax.set_title(f"{model}: head latency on the device vs cut")
-    ax.legend(fontsize=7)
-    return to_png(plt, fig)
+    return _finish_log_plot(plt, fig, ax, "p50 latency, ms (batch 1)", f"{model}: head latency on the device vs cut")
 
 
 def plot_payload(rows: list[SweepRow], model: str) -> bytes | None:
@@ -89,9 +85,14 @@ def plot_payload(rows: list[SweepRow], model: str) -> bytes | None:
     raw = next((r.fields["payload_bytes"] for r in ok_rows(rows, "tail") if r.cut == "input"), None)
     if raw:
         ax.axhline(raw, color="grey", ls="--", lw=1, label="the 8-bit input image")
+    return _finish_log_plot(plt, fig, ax, "bytes per sample on the wire", f"{model}: payload vs cut")
+
+
+def _finish_log_plot(plt, fig, ax, ylabel: str, title: str) -> bytes:
+    """A one-axis plot per cut finished the same way: log y axis, its label, the title and a legend; the PNG."""
     ax.set_yscale("log")
-    ax.set_ylabel("bytes per sample on the wire")
-    ax.set_title(f"{model}: payload vs cut")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
     ax.legend(fontsize=7)
     return to_png(plt, fig)
 
