@@ -12,7 +12,7 @@ refuses duplicates, lists them in a stable order, and explains a wrong name with
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Generic, TypeVar
 
 from edgesplit.errors import EdgesplitError, closest
@@ -21,11 +21,15 @@ T = TypeVar("T")
 
 
 class Registry(Generic[T]):
-    """Named entries of one kind; `get` raises `error` with the nearest names when a name is unknown."""
+    """Named entries of one kind; `get` raises `error` with the nearest names when a name is unknown.
+
+    `sort`: the names are listed sorted (`names()`, iteration, and the names an unknown name's error offers);
+    otherwise in registration order. `entries()`, `values()` and `items()` keep registration order either way.
+    """
 
     def __init__(self, kind: str, error: type[EdgesplitError] = EdgesplitError, hint: str = "",
-                 load: Callable[[], object] | None = None) -> None:
-        self.kind, self.error, self.hint = kind, error, hint
+                 load: Callable[[], object] | None = None, sort: bool = False) -> None:
+        self.kind, self.error, self.hint, self.sort = kind, error, hint, sort
         self._entries: dict[str, T] = {}
         self._load = load  # fills the registry on first use (e.g. imports the model zoo)
 
@@ -38,6 +42,11 @@ class Registry(Generic[T]):
     def register(self, name: str) -> Callable[[T], T]:
         """Decorator form of `add`."""
         return lambda entry: self.add(name, entry)
+
+    def add_all(self, entries: Iterable[T]) -> None:
+        """`add` each entry under its own `name` attribute (a table of entries)."""
+        for entry in entries:
+            self.add(entry.name, entry)
 
     def on_first_use(self, load: Callable[[], object]) -> None:
         """Give the registry its filler after it is made: a filler that imports modules registering into this
@@ -61,13 +70,13 @@ class Registry(Generic[T]):
     def __len__(self) -> int:
         return len(self._loaded())
 
-    def names(self, sort: bool = False) -> list[str]:
-        """Registered names, in registration order (or sorted)."""
+    def names(self, sort: bool | None = None) -> list[str]:
+        """Registered names, in registration order, or sorted (`sort`; by default the registry's own)."""
         names = list(self._loaded())
-        return sorted(names) if sort else names
+        return sorted(names) if (self.sort if sort is None else sort) else names
 
     def entries(self, sort: bool = False) -> list[T]:
-        return [self._loaded()[n] for n in self.names(sort)]
+        return [self._loaded()[n] for n in self.names(sort=sort)]
 
     def __getitem__(self, name: str) -> T:
         """`registry[name]`, as for the dicts the registries replaced (an unknown name raises like `get`)."""
@@ -78,7 +87,7 @@ class Registry(Generic[T]):
         return self.entries()
 
     def items(self) -> list[tuple[str, T]]:
-        return [(n, self._loaded()[n]) for n in self.names()]
+        return [(n, self._loaded()[n]) for n in self.names(sort=False)]
 
     def find(self, name: str) -> T | None:
         return self._loaded().get(name)

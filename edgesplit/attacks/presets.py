@@ -58,8 +58,9 @@ def _recon(depth: str) -> Preset:
              "test")
 
 
-PRESETS: Registry[Preset] = Registry("preset", AttackError, hint="'edgesplit audit --list-presets' lists them")
-for _preset in [
+PRESETS: Registry[Preset] = Registry("preset", AttackError, hint="'edgesplit audit --list-presets' lists them",
+                                     sort=True)
+PRESETS.add_all([
     Preset("efficient-split-dnn-privacy", "efficient-split-dnn-privacy (attacker.py, Phase2_Quantization_FX.py)",
            "mobilenet_v3_small", 224, (("features", "features", (576, 7, 7)),),
            DecoderConfig(decoder="deconv", decoder_kwargs={"stem": False, "output": "tanh", "refine": 0}, lr=1e-3, epochs=5,
@@ -88,15 +89,12 @@ for _preset in [
                          schedule="cosine", min_lr_ratio=0.01, epochs=50, batch_size=256),
            model_kwargs={"bottleneck": {"after": "features.7", "channels": 8, "activation": "sigmoid"}},
            note="head conv64-pool-conv128-pool (128x8x8) then conv to 8 channels + BN + sigmoid: 512 values"),
-]:
-    PRESETS.add(_preset.name, _preset)
+])
 
 
 def list_presets() -> list[str]:
-    return PRESETS.names(sort=True)
+    return PRESETS.names()
 
 
 def get_preset(name: str) -> Preset:
-    if name not in PRESETS:
-        raise PRESETS.unknown(name, list_presets())
     return PRESETS.get(name)

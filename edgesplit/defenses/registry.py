@@ -36,8 +36,9 @@ class Defense:
         return out
 
 
-DEFENSES: Registry[Defense] = Registry("defense", DefenseError, hint="'edgesplit defend --list' lists them")
-for _defense in [
+DEFENSES: Registry[Defense] = Registry("defense", DefenseError, hint="'edgesplit defend --list' lists them",
+                                      sort=True)
+DEFENSES.add_all([
     Defense("noise", "Gaussian noise on the features, in training and on the device", "CEM (sigma 0.01-0.15)",
             {"std": 0.1, "mean": 0.0, "at_inference": True}, ({"std": 0.1}, {"std": 0.5})),
     Defense("topk", "keep the k most active channels per sample, zero the rest", "CEM topkprune",
@@ -65,15 +66,12 @@ for _defense in [
             {}, ({}, {})),
     Defense("fft-entropy", "flatten each feature map's spectrum (X / |X|^alpha): higher-entropy features",
             "Golden Partition Zone", {"alpha": 0.5}, ({"alpha": 0.5}, {"alpha": 1.0})),
-]:
-    DEFENSES.add(_defense.name, _defense)
+])
 
 
 def list_defenses() -> list[str]:
-    return DEFENSES.names(sort=True)
+    return DEFENSES.names()
 
 
 def get_defense(name: str) -> Defense:
-    if name not in DEFENSES:
-        raise DEFENSES.unknown(name, list_defenses())
     return DEFENSES.get(name)

@@ -149,8 +149,7 @@ def _board_from_row(row: tuple) -> Board:
 
 
 _BOARDS: Registry[Board] = Registry("device profile", DeviceError, hint="'edgesplit devices' lists them")
-for _board in map(_board_from_row, _TABLE):
-    _BOARDS.add(_board.name, _board)
+_BOARDS.add_all(map(_board_from_row, _TABLE))
 
 
 def list_boards() -> list[Board]:
