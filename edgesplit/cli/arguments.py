@@ -131,3 +131,25 @@ def add_precision(p, help: str, default: str | None = None) -> None:
 def add_wire(p, help: str) -> None:
     """--wire, what the device sends; None when not given (the precision's own)."""
     p.add_argument("--wire", choices=WIRES, default=None, help=help)
+
+
+def add_out(p, help: str, force: str | None = None) -> None:
+    """--out, required; with `force` (its help text) also --force, to replace what --out names."""
+    p.add_argument("--out", required=True, help=help)
+    if force is not None:
+        p.add_argument("--force", action="store_true", help=force)
+
+
+def add_key_file(p, *flags: str, help: str) -> None:
+    """A secret key file (--sign-key, --verify-key, or both names for one option); None when not given."""
+    p.add_argument(*flags, default=None, metavar="FILE", help=help)
+
+
+def add_feature_file(p, flag: str, help: str) -> None:
+    """A FeatureFile (.npz from 'edgesplit emit') to read; None when not given."""
+    p.add_argument(flag, default=None, metavar="NPZ", help=help)
+
+
+def add_limit(p, flag: str, help: str) -> None:
+    """At most N samples; None when not given (all, or the command's own default)."""
+    p.add_argument(flag, type=int, default=None, metavar="N", help=help)

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import argparse
 
-from edgesplit.cli.arguments import add_checkpoint, add_data, add_quiet, add_seed, key_values, names, progress
+from edgesplit.cli.arguments import (
+    add_checkpoint,
+    add_data,
+    add_feature_file,
+    add_limit,
+    add_quiet,
+    add_seed,
+    key_values,
+    names,
+    progress,
+)
 from edgesplit.cli.common import print_table
 
 AUDIT_HELP = """\
@@ -52,16 +62,14 @@ def register(sub) -> None:
     p.add_argument("--wire-zero-point", type=int, default=None, metavar="N",
                    help="with --head emitting int8/uint8: its zero-point (default: none; required for "
                         "such a head)")
-    p.add_argument("--features", metavar="NPZ",
-                   help="FeatureFile of the attacker's samples, the attack split from 'edgesplit emit' "
-                        "(required unless --head or --preset)")
-    p.add_argument("--eval-features", default=None, metavar="NPZ",
-                   help="FeatureFile to score on (default: emit the test split)")
-    p.add_argument("--eval-limit", type=int, default=None, metavar="N",
-                   help="when emitting the test split: at most N samples (default: all; 256 with --preset)")
-    p.add_argument("--transfer-features", default=None, metavar="NPZ",
-                   help="attack-split FeatureFile of another bundle of the same head (e.g. its fp32 bundle): "
-                        "also score a decoder trained on those (the transfer attacker; default: none)")
+    add_feature_file(p, "--features", help="FeatureFile of the attacker's samples, the attack split from "
+                                           "'edgesplit emit' (required unless --head or --preset)")
+    add_feature_file(p, "--eval-features", help="FeatureFile to score on (default: emit the test split)")
+    add_limit(p, "--eval-limit", help="when emitting the test split: at most N samples (default: all; 256 with "
+                                      "--preset)")
+    add_feature_file(p, "--transfer-features",
+                     help="attack-split FeatureFile of another bundle of the same head (e.g. its fp32 bundle): "
+                          "also score a decoder trained on those (the transfer attacker; default: none)")
     add_data(p, help="data set the features were emitted from")
     p.add_argument("--attack", default="adaptive", choices=("adaptive", "gan", "whitebox", "query-free"),
                    help="adaptive: decoder on the wire features (default); gan: with a GAN prior; whitebox: "
@@ -106,8 +114,7 @@ def register(sub) -> None:
                         "the transfer attacker trains on it")
     p.add_argument("--cuts", default=None, metavar="LIST",
                    help="with --preset: a subset of its cuts, comma-separated (default: all of them)")
-    p.add_argument("--attack-limit", type=int, default=None, metavar="N",
-                   help="with --preset: attacker samples (default all)")
+    add_limit(p, "--attack-limit", help="with --preset: attacker samples (default all)")
     p.add_argument("--train-epochs", type=int, default=5, metavar="N",
                    help="with --preset and no --checkpoint: epochs to train the target first")
     p.add_argument("--decoder-option", action="append", default=[], metavar="KEY=VALUE",

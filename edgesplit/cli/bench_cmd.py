@@ -6,8 +6,17 @@ import argparse
 import sys
 from pathlib import Path
 
-from edgesplit.cli.arguments import ALL_PRECISIONS, PRECISION_NAMES, add_json, add_quiet, names, progress
+from edgesplit.cli.arguments import (
+    ALL_PRECISIONS,
+    PRECISION_NAMES,
+    add_json,
+    add_out,
+    add_quiet,
+    names,
+    progress,
+)
 from edgesplit.cli.common import print_table
+from edgesplit.runners import BACKENDS
 from edgesplit.vocab import PRECISIONS
 
 SWEEP_HELP = """\
@@ -66,6 +75,16 @@ examples:
   edgesplit report sweeps/r18/results.jsonl --out sweeps/r18/report --max-reid 0.05 --max-psnr 18
 """
 
+# (one paragraph: argparse wraps it, or with plan's RawDescriptionHelpFormatter prints it as one line)
+PLAN_HELP = ("Plan the partition from sweep results: for each bandwidth, the end-to-end latency of every cut (head on "
+             "the device + round trip + payload / bandwidth + tail on the server), the fastest cut, and with a privacy "
+             "bound (--max-reid, --max-recognition, --max-psnr, --max-ssim) the golden partition zone (cuts whose "
+             "strongest attacker stays within the bound) and the fastest cut inside it.")
+
+DEMO_HELP = ("Train classifier4 on embedded data (offline: the digits, or --data faces for real face photographs), "
+             "sweep all its block cuts at fp32/fp16/int8 on onnxruntime CPU, audit each with the worst case over "
+             "decoders trained to convergence (with re-identification and recognition rates), plan the partition and "
+             "write OUT/report/report.html. Resumable: run it again after an interruption and it continues.")
 
 DEMO_BUDGET_S = 15.0
 
@@ -83,8 +102,7 @@ def register(sub) -> None:
     p.add_argument("--train-epochs", type=int, default=0, help="with --model and no checkpoint: train it this many epochs first (default 0: random weights)")
     p.add_argument("--precisions", default=ALL_PRECISIONS, help=f"head precisions, comma-separated from {PRECISION_NAMES}")
     p.add_argument("--backends", default="ort",
-                   help="runtimes that time the heads, comma-separated: ort, ort-cuda, ort-trt, tensorrt, torch, "
-                        "torch-cuda")
+                   help=f"runtimes that time the heads, comma-separated: {', '.join(BACKENDS)}")
     p.add_argument("--devices", default="local",
                    help="where heads run, comma-separated: local and/or ssh://user@host[:port]")
     p.add_argument("--estimate", default="", help="board profiles to estimate head latency for")
@@ -104,19 +122,14 @@ def register(sub) -> None:
     p.add_argument("--min-seconds", type=float, default=2.0, help="and at least this many seconds per profile")
     p.add_argument("--threads", type=int, default=0,
                    help="threads for the device heads (0: the runtime's default); the server tail uses all")
-    p.add_argument("--out", required=True, help="folder for results.jsonl, bundles, features, audits")
+    add_out(p, help="folder for results.jsonl, bundles, features, audits")
     p.add_argument("--fresh", action="store_true", help="start over (the old results file is kept aside)")
     p.add_argument("--append", action="store_true", help="add this spec's rows to a results file of another spec")
     add_quiet(p, help=None)
     p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("plan", help="end-to-end latency per cut and link; best cut; golden partition zone",
-                       description="Plan the partition from sweep results: for each bandwidth, the end-to-end "
-                                   "latency of every cut (head on the device + round trip + payload / bandwidth "
-                                   "+ tail on the server), the fastest cut, and with a privacy bound (--max-reid, "
-                                   "--max-recognition, --max-psnr, --max-ssim) the golden partition zone (cuts "
-                                   "whose strongest attacker stays within the bound) and the fastest cut inside it.",
-                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description=PLAN_HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
                        epilog="example: edgesplit plan sweeps/r18/results.jsonl --bandwidth 1,1000 --max-reid 0.05\n"
                               "         edgesplit plan r.jsonl --head estimate:raspberry-pi-5-8gb --rtt-ms 20")
     _plan_args(p)
@@ -127,18 +140,13 @@ def register(sub) -> None:
                        description="Write OUT/report.html (plots and reconstruction grids embedded), "
                                    "OUT/report.md, OUT/results.csv and OUT/figures/*.png from a sweep's results.")
     _plan_args(p)
-    p.add_argument("--out", required=True, help="report folder")
+    add_out(p, help="report folder")
     p.add_argument("--csv", default=None,
                    help="also write the rows as CSV to this path (default: none; OUT/results.csv is always written)")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("demo", help="the whole job on embedded data: train, sweep, audit, plan, report",
-                       description="Train classifier4 on embedded data (offline: the digits, or --data faces for "
-                                   "real face photographs), sweep all its block cuts at fp32/fp16/int8 on "
-                                   "onnxruntime CPU, audit each with the worst case over decoders trained to "
-                                   "convergence (with re-identification and recognition rates), plan the partition "
-                                   "and write OUT/report/report.html. Resumable: run it again after an "
-                                   "interruption and it continues.")
+                       description=DEMO_HELP)
     p.add_argument("--data", default="digits", choices=("digits", "faces"),
                    help="digits (1,797 handwritten digits, the default) or faces (200 LFW crops: 100 faces, "
                         "100 non-faces), both shipped with scikit-learn / scikit-image")

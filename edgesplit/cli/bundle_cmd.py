@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from edgesplit.cli.arguments import add_json, add_precision
+from edgesplit.cli.arguments import add_json, add_key_file, add_out, add_precision
 from edgesplit.cli.common import print_json, print_table
 
 
@@ -13,9 +13,9 @@ def register(sub) -> None:
                         description="Recompute the sha256 of every file in BUNDLE and compare with manifest.json; "
                                     "exit 2 on any difference (tampered, truncated or incomplete bundle).")
     p.add_argument("bundle", help="bundle folder")
-    p.add_argument("--verify-key", "--sign-key", dest="verify_key", default=None, metavar="FILE",
-                   help="secret key file: also check the bundle's signature.json (refuses an unsigned "
-                        "bundle; default: hashes only, no signature check)")
+    add_key_file(p, "--verify-key", "--sign-key",
+                 help="secret key file: also check the bundle's signature.json (refuses an unsigned "
+                      "bundle; default: hashes only, no signature check)")
     add_json(p)
     p.set_defaults(func=cmd_verify)
 
@@ -23,21 +23,18 @@ def register(sub) -> None:
                         description="Verify BUNDLE and write it as one archive (unpack it on the board with "
                                     "'edgesplit bundle unpack' or let profile/emit --device do it).")
     p.add_argument("bundle")
-    p.add_argument("--out", required=True, help="archive path (.tar.gz)")
-    p.add_argument("--sign-key", default=None, metavar="FILE",
-                   help="secret key file: put an HMAC-SHA256 signature.json made with it into the archive "
-                        "(default: the bundle's own signature.json, if it has one)")
+    add_out(p, help="archive path (.tar.gz)")
+    add_key_file(p, "--sign-key", help="secret key file: put an HMAC-SHA256 signature.json made with it into the "
+                                       "archive (default: the bundle's own signature.json, if it has one)")
     p.set_defaults(func=cmd_pack)
 
     p = bsub.add_parser("unpack", help="extract a packed bundle safely and verify it",
                         description="Extract ARCHIVE into --out, refusing absolute paths, '..' and links, "
                                     "then verify every hash.")
     p.add_argument("archive")
-    p.add_argument("--out", required=True, help="bundle folder to create")
-    p.add_argument("--force", action="store_true", help="replace an existing --out folder")
-    p.add_argument("--verify-key", default=None, metavar="FILE",
-                   help="secret key file: refuse the archive unless its bundle is signed with this key "
-                        "(default: hashes only, no signature check)")
+    add_out(p, help="bundle folder to create", force="replace an existing --out folder")
+    add_key_file(p, "--verify-key", help="secret key file: refuse the archive unless its bundle is signed with this "
+                                         "key (default: hashes only, no signature check)")
     p.set_defaults(func=cmd_unpack)
 
     p = bsub.add_parser("engine", help="on the board: build a TensorRT engine for this GPU into the bundle",

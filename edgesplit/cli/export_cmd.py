@@ -8,6 +8,8 @@ from edgesplit.cli.arguments import (
     add_checkpoint,
     add_data,
     add_input,
+    add_key_file,
+    add_out,
     add_precision,
     add_quiet,
     add_seed,
@@ -74,12 +76,11 @@ def register(sub) -> None:
     t.add_argument("--trt-workspace-mb", type=int, default=1024, metavar="MIB",
                    help="TensorRT builder workspace in MiB")
     t.add_argument("--max-batch", type=int, default=32, metavar="N", help="largest batch the engine accepts")
-    p.add_argument("--out", required=True, help="bundle folder to create")
-    p.add_argument("--force", action="store_true", help="replace an existing bundle in --out")
-    p.add_argument("--sign-key", default=None, metavar="FILE",
-                   help="secret key file (16+ bytes, e.g. 'openssl rand -hex 32 > key'): sign the bundle with "
-                        "HMAC-SHA256 (signature.json); check it with 'bundle verify --verify-key FILE' "
-                        "(default: unsigned)")
+    add_out(p, help="bundle folder to create", force="replace an existing bundle in --out")
+    add_key_file(p, "--sign-key",
+                 help="secret key file (16+ bytes, e.g. 'openssl rand -hex 32 > key'): sign the bundle with "
+                      "HMAC-SHA256 (signature.json); check it with 'bundle verify --verify-key FILE' "
+                      "(default: unsigned)")
     add_quiet(p)
     p.set_defaults(func=cmd_export)
 

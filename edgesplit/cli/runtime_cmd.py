@@ -7,6 +7,9 @@ import argparse
 from edgesplit.cli.arguments import (
     DATA_ROOT_HELP,
     add_json,
+    add_key_file,
+    add_limit,
+    add_out,
     add_quiet,
     add_seed,
     int_list,
@@ -14,6 +17,7 @@ from edgesplit.cli.arguments import (
     progress,
 )
 from edgesplit.cli.common import print_json, print_table
+from edgesplit.runners import BACKENDS
 
 PROFILE_HELP = """\
 Measure a bundle on this device (or on a board over ssh): latency percentiles per batch size,
@@ -44,8 +48,7 @@ examples:
 
 def _device_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("where to run")
-    g.add_argument("--backend", default="ort", choices=("ort", "ort-cuda", "ort-trt", "tensorrt", "torch",
-                                                         "torch-cuda"),
+    g.add_argument("--backend", default="ort", choices=BACKENDS,
                    help="runtime that runs the head (see the backends above)")
     g.add_argument("--threads", type=int, default=None, metavar="N",
                    help="intra-op threads (default: the backend's)")
@@ -64,9 +67,8 @@ def _device_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _verify_key_argument(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--verify-key", default=None, metavar="FILE",
-                   help="secret key file: refuse the bundle unless it carries a signature made with this key "
-                        "(see 'edgesplit export --sign-key'); default: no signature check")
+    add_key_file(p, "--verify-key", help="secret key file: refuse the bundle unless it carries a signature made with "
+                                         "this key (see 'edgesplit export --sign-key'); default: no signature check")
 
 
 def _bundle_for_running(args):
@@ -104,13 +106,11 @@ def register(sub) -> None:
     p.add_argument("--split", default="attack", choices=("train", "test", "attack"),
                    help="which split's images: attack, the attacker's own; test, the audit's "
                         "held-out images")
-    p.add_argument("--limit", type=int, default=None, metavar="N",
-                   help="only the first N images of the split (default: all)")
+    add_limit(p, "--limit", help="only the first N images of the split (default: all)")
     add_seed(p, help="seed of the train/test/attack split: the one the model was trained with keeps "
                      "the attack split out of its training data")
     p.add_argument("--batch-size", type=positive_int, default=64, metavar="N", help="images per head call")
-    p.add_argument("--out", required=True, help="FeatureFile to write (a new .npz file)")
-    p.add_argument("--force", action="store_true", help="replace an existing --out file")
+    add_out(p, help="FeatureFile to write (a new .npz file)", force="replace an existing --out file")
     add_quiet(p)
     _device_arguments(p)
     _verify_key_argument(p)
