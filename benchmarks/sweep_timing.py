@@ -106,7 +106,7 @@ def tails() -> bool:
     from edgesplit.models import create_model, split
     from edgesplit.models.cuts import analyse
     from edgesplit.runners.pytorch import ModuleRunner
-    from edgesplit.runtime.timing import TimingConfig, time_backend
+    from edgesplit.runtime.timing import TimingConfig, time_runner
 
     ok, spec = True, TimingSpec()
     for name, shape in (("classifier4", (1, 32, 32)), ("resnet18", (3, 64, 64))):
@@ -124,7 +124,7 @@ def tails() -> bool:
         torch.set_num_threads(1)  # what a torch head profiled with one thread left behind
         x = np.random.default_rng(0).random((1, *cuts[0].shape), dtype=np.float32)
         timing = TimingConfig(warmup=spec.warmup, iters=spec.iters, min_seconds=spec.min_seconds)
-        old = statistics.median(time_backend(ModuleRunner(split(model, cuts[0].name).tail), x, timing)) * 1e3
+        old = statistics.median(time_runner(ModuleRunner(split(model, cuts[0].name).tail), x, timing)) * 1e3
         torch.set_num_threads(server_threads())
         whole = time_tail(model, None, shape, spec)["tail_ms"]
         print(f"{name} {'x'.join(map(str, shape))} ({server_threads()} threads): whole ~{(w1 + w2) / 2:.3f} ms; "

@@ -49,7 +49,7 @@ def time_tail(model, cut, input_shape: tuple[int, int, int], profile: TimingSpec
     from edgesplit.runners.pytorch import ModuleRunner
     from edgesplit.runtime.environment import cpu_model
     from edgesplit.runtime.measurement import summarise
-    from edgesplit.runtime.timing import TimingConfig, time_backend
+    from edgesplit.runtime.timing import TimingConfig, time_runner
 
     if cut is None:
         module, shape, payload = model, input_shape, int(np.prod(input_shape))  # uint8 pixels
@@ -61,7 +61,7 @@ def time_tail(model, cut, input_shape: tuple[int, int, int], profile: TimingSpec
     timing = TimingConfig(warmup=profile.warmup, iters=profile.iters, min_seconds=profile.min_seconds)
     threads = server_threads()
     with _torch_threads(threads):
-        samples = time_backend(runner, x, timing, progress)
+        samples = time_runner(runner, x, timing, progress)
     stats = summarise(samples, 1)
     row = {"tail_ms": stats["latency_ms"]["p50"], "tail_latency": stats["latency_ms"], "runtime": "torch fp32",
            "server": cpu_model(), "threads": threads}

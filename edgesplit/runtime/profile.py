@@ -12,7 +12,7 @@ from edgesplit.runners import get_runner
 from edgesplit.runtime.environment import environment
 from edgesplit.runtime.measurement import measurement_row
 from edgesplit.runtime.memory import check_batch_fits, out_of_memory_advice
-from edgesplit.runtime.timing import TimingConfig, time_backend
+from edgesplit.runtime.timing import TimingConfig, time_runner
 
 
 def profile_bundle(bundle_path, backend: str = "ort", batches=(1,), timing: TimingConfig | None = None,
@@ -45,7 +45,7 @@ def profile_bundle(bundle_path, backend: str = "ort", batches=(1,), timing: Timi
             runner = get_runner(backend, threads, checkpoint=checkpoint)
             with runner, out_of_memory_advice(batch):
                 runner.load(bundle)
-                samples = time_backend(runner, images, timing, progress)
+                samples = time_runner(runner, images, timing, progress)
                 info, device_memory = runner.info(), runner.memory()
                 load_seconds = runner.load_seconds
         finally:

@@ -24,17 +24,18 @@ class TimingConfig:
         return asdict(self)
 
 
-def time_backend(backend, images, config: TimingConfig, progress: Progress | None = None) -> list[float]:
-    """Per-call seconds for `images` on a loaded backend; only the call (and its device sync) is timed."""
-    call = backend.bind(backend.prepare(images))
+def time_runner(runner, images, config: TimingConfig, progress: Progress | None = None) -> list[float]:
+    """Per-call seconds for `images` on a loaded Runner (edgesplit.runners); only the call (and its device sync)
+    is timed."""
+    call = runner.bind(runner.prepare(images))
     for _ in range(config.warmup):
         call()
-    backend.synchronize()
+    runner.synchronize()
     samples: list[float] = []
     start = time.monotonic()
-    with resolve(progress).task(f"timing {backend.name} batch {len(images)}", total=config.iters) as task:
+    with resolve(progress).task(f"timing {runner.name} batch {len(images)}", total=config.iters) as task:
         while True:
-            samples.append(backend.elapsed(call))
+            samples.append(runner.elapsed(call))
             task.update(1)
             spent = time.monotonic() - start
             if (len(samples) >= config.iters and spent >= config.min_seconds) or spent >= config.max_seconds:
