@@ -135,3 +135,12 @@ def test_wrong_input_shape_gives_a_clear_error():
         cut_points(create_model("resnet18"), torch.zeros(1, 5, 32, 32))
     with pytest.raises(ModelError, match="granularity"):
         cut_points(create_model("resnet18"), torch.zeros(1, 3, 32, 32), granularity="module")
+
+
+def test_a_container_module_whose_output_alone_crosses_is_a_cut():
+    from edgesplit.models import create_model
+    from edgesplit.models.cuts import analyse
+
+    analysis = analyse(create_model("mobilenet_v3_large", img_size=224, seed=0), torch.zeros(1, 3, 224, 224))
+    cut = analysis.resolve("features.13.block.0")  # the expansion conv (conv-BN-hardswish) of features[13]
+    assert cut.shape == (672, 14, 14), "the reconstruction seed's 672x14x14 cut at 224 px"

@@ -1,20 +1,46 @@
-"""Training: reaches the accuracy the issue asks for on the embedded digits, reproducibly, and checkpoints load safely."""
+"""Training a classifier: it learns, is reproducible, uses every training image every epoch (never a batch of
+one) and recalibrates BatchNorm."""
 
-import pickle
-
+import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from edgesplit.data import load_dataset
 from edgesplit.errors import ModelError
-from edgesplit.models import create_model, load_checkpoint, save_checkpoint, train_classifier
-from edgesplit.models.training import TrainConfig, evaluate
+from edgesplit.models import create_model, train_classifier
+from edgesplit.models.training import TrainConfig, evaluate, recalibrate_batchnorm
 from edgesplit.progress import RecordingProgress
 
 
 @pytest.fixture(scope="module")
 def digits():
     return load_dataset("digits", split="train"), load_dataset("digits", split="test")
+
+
+def _weights(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+class Counting(torch.utils.data.Dataset):
+    """Random 8-feature samples that count how often each is read."""
+
+    def __init__(self, n: int) -> None:
+        generator = torch.Generator().manual_seed(0)
+        self.x, self.y = torch.randn(n, 8, generator=generator), torch.arange(n) % 2
+        self.reads = np.zeros(n, dtype=int)
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, i):
+        self.reads[i] += 1
+        return self.x[i], int(self.y[i])
+
+
+def _bn_mlp() -> nn.Module:
+    """BatchNorm1d: fails in training mode on a batch of one sample."""
+    return nn.Sequential(nn.Linear(8, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 2))
 
 
 def test_classifier4_reaches_95_percent_on_digits(digits):
@@ -26,10 +52,6 @@ def test_classifier4_reaches_95_percent_on_digits(digits):
     assert result.test_accuracy == pytest.approx(evaluate(model, test)["accuracy"])
     assert len(result.history) == 8 and result.history[-1]["loss"] < result.history[0]["loss"]
     assert sum(1 for kind, *_ in progress.events if kind == "update") == 8 * -(-len(train) // 64)  # every image
-
-
-def _weights(model):
-    return {k: v.clone() for k, v in model.state_dict().items()}
 
 
 def test_training_is_reproducible_with_a_seed(digits):
@@ -44,57 +66,6 @@ def test_training_is_reproducible_with_a_seed(digits):
         runs.append(_weights(model))
     assert all(torch.equal(runs[0][k], runs[1][k]) for k in runs[0])
     assert not all(torch.equal(runs[0][k], runs[2][k]) for k in runs[0])
-
-
-def test_checkpoint_roundtrip_records_the_architecture(tmp_path):
-    model = create_model("resnet20", num_classes=4, img_size=32)
-    path = save_checkpoint(model, tmp_path / "r20.pt", metrics={"test_accuracy": 0.5})
-    ckpt = load_checkpoint(path)
-    assert ckpt.spec.name == "resnet20" and ckpt.spec.num_classes == 4 and ckpt.metrics["test_accuracy"] == 0.5
-    again = create_model("resnet20", checkpoint=str(path))
-    assert again.edgesplit_spec.num_classes == 4
-    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values(), strict=True))
-
-
-def test_checkpoint_for_another_architecture_is_refused(tmp_path):
-    path = save_checkpoint(create_model("resnet20"), tmp_path / "r20.pt")
-    with pytest.raises(ModelError, match="saved for model 'resnet20', not 'resnet18'"):
-        create_model("resnet18", checkpoint=str(path))
-    with pytest.raises(ModelError, match="has num_classes=10, but num_classes=5"):
-        create_model("resnet20", num_classes=5, checkpoint=str(path))
-
-
-def test_bare_state_dict_of_another_architecture_is_refused(tmp_path):
-    path = tmp_path / "sd.pt"
-    torch.save(create_model("resnet20").state_dict(), path)
-    with pytest.raises(ModelError, match="does not fit model 'vgg11_bn'.*missing"):
-        create_model("vgg11_bn", checkpoint=str(path))
-    assert create_model("resnet20", checkpoint=str(path)) is not None
-
-
-def test_checkpoint_with_code_is_not_executed(tmp_path):
-    class Evil:
-        def __reduce__(self):
-            return (exec, ("open('PWNED', 'w').write('x')",))
-
-    path = tmp_path / "evil.pt"
-    path.write_bytes(pickle.dumps({"state_dict": Evil()}))
-    with pytest.raises(ModelError, match="cannot be read as a weights-only torch file"):
-        load_checkpoint(path)
-    assert not (tmp_path / "PWNED").exists()
-
-
-@pytest.mark.parametrize("content, pattern", [(b"", "cannot be read"), (b"garbage" * 10, "cannot be read")])
-def test_corrupt_checkpoint(tmp_path, content, pattern):
-    path = tmp_path / "bad.pt"
-    path.write_bytes(content)
-    with pytest.raises(ModelError, match=pattern):
-        load_checkpoint(path)
-
-
-def test_missing_checkpoint(tmp_path):
-    with pytest.raises(ModelError, match="does not exist"):
-        create_model("resnet18", checkpoint=str(tmp_path / "nope.pt"))
 
 
 def test_bad_training_config():
@@ -119,3 +90,27 @@ def test_batchnorm_recalibration_fixes_small_momentum_models(digits):
     after = evaluate(model, test)["accuracy"]
     assert before < 0.3 < after, (before, after)
     assert all(m.momentum == 0.01 for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+
+
+# --- every image, every epoch (issue 13, item 17) ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n, batches", [(120, 2), (65, 1), (129, 2), (130, 3)])
+def test_training_uses_every_image_every_epoch_without_a_batch_of_one(n, batches):
+    data = Counting(n)
+    progress = RecordingProgress()
+    train_classifier(_bn_mlp(), data, None, TrainConfig(epochs=2, batch_size=64, recalibrate_bn=False),
+                     progress=progress)
+    assert data.reads.tolist() == [2] * n  # every image, once per epoch
+    assert sum(kind == "update" for kind, *_ in progress.events) == 2 * batches
+
+
+def test_batchnorm_recalibration_handles_a_last_batch_of_one():
+    data = Counting(129)
+    assert recalibrate_batchnorm(_bn_mlp(), data, batch_size=128) == 1
+    assert data.reads.tolist() == [1] * 129
+
+
+def test_training_on_a_single_image_is_a_clear_error():
+    with pytest.raises(ModelError, match="at least 2"):
+        train_classifier(_bn_mlp(), Counting(1), None, TrainConfig(epochs=1))
