@@ -1,13 +1,11 @@
 """The wire format: encode/decode agree with onnxruntime's QuantizeLinear, and scales match onnxruntime's."""
 
 import numpy as np
-import onnx
 import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from edgesplit.errors import BundleError
-from edgesplit.export.int8_targets import detect_target, scheme_for
 from edgesplit.export.wire import WireFormat, int8_params
 
 
@@ -57,15 +55,3 @@ def test_fp16_wire_roundtrip():
     wire = WireFormat("fp16", "float16")
     x = np.linspace(-3, 3, 11, dtype=np.float32)
     assert wire.encode(x).dtype == np.float16 and np.allclose(wire.decode(wire.encode(x)), x, atol=2e-3)
-
-
-def test_targets_are_chosen_per_host():
-    assert detect_target("flags : fpu avx2 avx512f avx512_vnni", "x86_64") == "x86-vnni"
-    assert detect_target("flags : fpu avx2", "x86_64") == "x86"
-    assert detect_target("", "aarch64") == "arm"
-    assert scheme_for("x86-vnni").activation_type == "QUInt8" and not scheme_for("x86-vnni").reduce_range
-    assert scheme_for("x86").reduce_range
-    assert scheme_for("tensorrt").activation_symmetric and scheme_for("arm").activation_type == "QInt8"
-    with pytest.raises(Exception, match="unknown INT8 target 'x68'"):
-        scheme_for("x68")
-    assert onnx  # keep the import used by the helper

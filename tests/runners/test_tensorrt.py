@@ -1,16 +1,17 @@
-"""TensorRT engine building, exercised with FakeTensorRT (tests/trt_double.py): our flags, calibrator, cache.
+"""TensorRT engine building and running, exercised with FakeTensorRT (tests/trt_double.py): our flags,
+calibrator, cache, and the engine checks; a missing TensorRT names the extra to install."""
 
-These tests check edgesplit's side of the TensorRT API contract; they do not prove an engine builds on real
-TensorRT (see README: what was and was not verified).
-"""
+import sys
 
 import numpy as np
 import pytest
 from trt_double import FakeCudaMemory, FakeTensorRT
 
-from edgesplit.errors import ExportError
-from edgesplit.export import ExportConfig, export_bundle, verify_bundle
+from edgesplit.errors import BackendError, ExportError
+from edgesplit.export import ExportConfig, export_bundle
 from edgesplit.runners.tensorrt import CALIB_CACHE, build_engine
+from edgesplit.runtime.profile import profile_bundle
+from tests.runtime.helpers import FAST
 
 
 @pytest.fixture
@@ -24,6 +25,17 @@ def _build(tmp_path, onnx_file, version, precision, **kw):
     trt, memory = FakeTensorRT(version), FakeCudaMemory()
     record = build_engine(onnx_file, tmp_path, precision, input_shape=(3, 32, 32), trt=trt, memory=memory, **kw)
     return trt, memory, record
+
+
+@pytest.fixture
+def trt_bundle(tmp_path, monkeypatch):
+    import edgesplit.runners.tensorrt as tb
+
+    monkeypatch.setattr(tb, "import_tensorrt", lambda: FakeTensorRT("10.3.0"))
+    monkeypatch.setattr(tb, "CudaMemory", FakeCudaMemory)
+    config = ExportConfig("classifier4", "features.1", precision="int8", format="tensorrt", input_shape=(1, 32, 32),
+                          calib_size=32, eval_size=16, max_batch=4)
+    return export_bundle(config, tmp_path / "b")
 
 
 @pytest.mark.parametrize("precision, flags", [("fp32", []), ("fp16", ["FP16"]), ("int8", ["INT8", "FP16"])])
@@ -81,37 +93,6 @@ def test_parser_errors_and_failed_builds_are_reported(tmp_path, onnx_file):
                      memory=FakeCudaMemory())
 
 
-@pytest.mark.parametrize("mode", ["explicit", "implicit"])
-def test_export_with_format_tensorrt_puts_the_engine_in_the_bundle(tmp_path, monkeypatch, mode):
-    import edgesplit.runners.tensorrt as tb
-
-    double = FakeTensorRT("10.3.0")
-    monkeypatch.setattr(tb, "import_tensorrt", lambda: double)
-    monkeypatch.setattr(tb, "CudaMemory", FakeCudaMemory)
-    config = ExportConfig("classifier4", "features.1", precision="int8", format="tensorrt", trt_int8=mode,
-                          input_shape=(1, 32, 32), calib_size=32, eval_size=16, max_batch=8)
-    bundle = export_bundle(config, tmp_path / "b")
-    verify_bundle(bundle.path)
-    (name, record), = bundle.engines().items()
-    assert (bundle.path / name).is_file() and record["tensorrt_version"] == "10.3.0"
-    assert bundle.manifest["quantization"]["target"] == "tensorrt", "TensorRT bundles get symmetric int8"
-    if mode == "implicit":
-        assert "calib.cache" in bundle.manifest["files"] and double.calibration_log[-1] == ("write_cache", True)
-    else:
-        assert "calib.cache" not in bundle.manifest["files"] and double.last_config.int8_calibrator is None
-
-
-@pytest.fixture
-def trt_bundle(tmp_path, monkeypatch):
-    import edgesplit.runners.tensorrt as tb
-
-    monkeypatch.setattr(tb, "import_tensorrt", lambda: FakeTensorRT("10.3.0"))
-    monkeypatch.setattr(tb, "CudaMemory", FakeCudaMemory)
-    config = ExportConfig("classifier4", "features.1", precision="int8", format="tensorrt", input_shape=(1, 32, 32),
-                          calib_size=32, eval_size=16, max_batch=4)
-    return export_bundle(config, tmp_path / "b")
-
-
 def test_native_backend_runs_the_engine_and_refuses_big_batches(trt_bundle):
     from trt_double import FakeCudaMemoryWithCopies, add_runtime
 
@@ -142,36 +123,18 @@ def test_native_backend_refuses_an_engine_from_another_machine(trt_bundle):
                     memory=FakeCudaMemoryWithCopies()).load(trt_bundle)
 
 
-def test_bundle_engine_adds_an_engine_per_gpu_to_an_onnx_bundle(tmp_path, capsys):
-    from trt_double import FakeCudaMemoryWithCopies, add_runtime
-
-    from edgesplit.export.engines import add_engine
-    from edgesplit.runners import get_runner
-
-    config = ExportConfig("classifier4", "features.1", precision="int8", target="tensorrt", input_shape=(1, 32, 32),
-                          calib_size=32, eval_size=16)
-    bundle = export_bundle(config, tmp_path / "b")
-    assert bundle.engines() == {}
-    orin = add_engine(bundle.path, max_batch=4, trt=FakeTensorRT("10.3.0"), memory=FakeCudaMemory())
-    both = add_engine(orin.path, max_batch=8, trt=FakeTensorRT("10.3.0"),
-                      memory=FakeCudaMemory(gpu="NVIDIA H100", cc="9.0"))
-    verify_bundle(both.path)  # re-signed: hashes and digest hold with the new files
-    assert sorted(both.engines()) == ["head.nvidia-h100.engine", "head.nvidia-jetson-orin-nano.engine"]
-    record = both.engines()["head.nvidia-h100.engine"]
-    assert record["precision"] == "int8" and record["profile"]["max_batch"] == 8
-    assert both.manifest["fidelity"] == bundle.manifest["fidelity"], "the rest of the manifest is kept"
-    with get_runner("tensorrt", trt=add_runtime(FakeTensorRT("10.3.0")),
-                     memory=FakeCudaMemoryWithCopies(gpu="NVIDIA H100", cc="9.0")) as backend:
-        backend.load(both)
-        assert backend.info()["engine"] == "head.nvidia-h100.engine", "the engine for this GPU is picked"
+def test_tensorrt_backend_without_tensorrt_names_the_extra(bundles, monkeypatch):
+    monkeypatch.setitem(sys.modules, "tensorrt", None)
+    with pytest.raises(BackendError, match=r"TensorRT is not installed.*edgesplit\[trt\]"):
+        profile_bundle(bundles["c4"].path, "tensorrt", [1], FAST)
 
 
-def test_bundle_engine_refuses_asymmetric_int8_and_unnamed_external_precision(tmp_path):
-    from edgesplit.export.engines import add_engine
+def test_engine_from_another_gpu_or_tensorrt_is_refused():
+    from edgesplit.runners.tensorrt import check_engine_compatible
 
-    config = ExportConfig("classifier4", "features.1", precision="int8", target="x86-vnni", input_shape=(1, 32, 32),
-                          calib_size=32, eval_size=16)
-    bundle = export_bundle(config, tmp_path / "b")
-    with pytest.raises(ExportError, match="asymmetric QUInt8 activations.*--target tensorrt"):
-        add_engine(bundle.path, trt=FakeTensorRT("10.3.0"), memory=FakeCudaMemory())
-    assert verify_bundle(bundle.path).engines() == {}, "a refused build leaves the bundle as it was"
+    record = {"file": "head.orin.engine", "tensorrt_version": "10.3.0", "gpu": "Orin", "compute_capability": "8.7"}
+    check_engine_compatible(record, "10.3.1", {"gpu": "Orin", "compute_capability": "8.7"})
+    with pytest.raises(BackendError, match="built with TensorRT 10.3.0 for Orin.*TensorRT 8.6.1.*edgesplit bundle engine"):
+        check_engine_compatible(record, "8.6.1", {"gpu": "Orin", "compute_capability": "8.7"})
+    with pytest.raises(BackendError, match="sm 9.0"):
+        check_engine_compatible(record, "10.3.0", {"gpu": "H100", "compute_capability": "9.0"})

@@ -4,25 +4,10 @@ import json
 
 import pytest
 
-from edgesplit.cli.main import main
 from edgesplit.errors import BundleError
-from edgesplit.export import ExportConfig, export_bundle, verify_bundle
+from edgesplit.export import verify_bundle
 from edgesplit.export.bundle import MANIFEST, manifest_digest
-
-
-@pytest.fixture(scope="module")
-def pristine(tmp_path_factory):
-    return export_bundle(ExportConfig("classifier4", "features.1", precision="int8", input_shape=(1, 32, 32),
-                                      calib_size=32, eval_size=32), tmp_path_factory.mktemp("b") / "bundle")
-
-
-@pytest.fixture
-def bundle(pristine, tmp_path):
-    import shutil
-
-    copy = tmp_path / "bundle"
-    shutil.copytree(pristine.path, copy)
-    return copy
+from tests.export.helpers import int8_bundle_copy, int8_pristine  # noqa: F401 - the fixtures 'bundle', 'pristine'
 
 
 def test_fresh_bundle_verifies(bundle):
@@ -83,24 +68,3 @@ def test_not_a_bundle(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(BundleError, match="has no manifest.json"):
         verify_bundle(tmp_path / "empty")
-
-
-def test_cli_verify_ok_and_tampered(bundle, capsys):
-    assert main(["bundle", "verify", str(bundle)]) == 0
-    assert "OK (2 files match manifest.json" in capsys.readouterr().out
-    data = bytearray((bundle / "head.onnx").read_bytes())
-    data[100] ^= 0xFF
-    (bundle / "head.onnx").write_bytes(bytes(data))
-    assert main(["bundle", "verify", str(bundle)]) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0 and "head.onnx does not match its sha256" in err and "re-export" in err
-
-
-def test_cli_export_prints_fidelity(tmp_path, capsys):
-    code = main(["export", "classifier4", "--cut", "features.0", "--input", "1x32x32", "--precision", "int8",
-                 "--calib-size", "32", "--eval-size", "32", "--out", str(tmp_path / "b"), "--quiet"])
-    out = capsys.readouterr().out
-    assert code == 0 and "mean cosine vs fp32" in out and "B/sample" in out
-    assert main(["export", "classifier4", "--cut", "features.0", "--input", "1x32x32", "--out",
-                 str(tmp_path / "b"), "--quiet"]) == 2
-    assert "already holds a bundle" in capsys.readouterr().err

@@ -1,7 +1,10 @@
-"""Export: bundles at fp32/fp16/int8 that run in onnxruntime, agree with PyTorch, and send the promised wire bytes."""
+"""Export: bundles at fp32/fp16/int8 that run in onnxruntime, agree with PyTorch, send the promised wire bytes,
+are never half-written, and whose folders follow the umask."""
 
 import hashlib
 import json
+import os
+import stat
 
 import numpy as np
 import onnx
@@ -10,10 +13,12 @@ import pytest
 import torch
 
 from edgesplit.data import load_dataset
-from edgesplit.errors import DataError, ExportError
+from edgesplit.errors import ExportError
 from edgesplit.export import ExportConfig, export_bundle, verify_bundle
-from edgesplit.export.onnx_export import export_onnx
+from edgesplit.export.bundle import write_bundle
 from edgesplit.models import create_model, split
+from edgesplit.runtime.pack import pack_bundle, unpack_bundle
+from tests.export.helpers import fp32_pristine  # noqa: F401 - the fixture 'pristine'
 
 
 def _session(bundle):
@@ -30,6 +35,10 @@ def resnet_bundles(tmp_path_factory):
                               eval_size=96)
         out[precision] = export_bundle(config, root / precision)
     return out
+
+
+def folder_mode(path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
 
 
 def test_resnet18_layer2_bundles_meet_the_issue(resnet_bundles):
@@ -118,17 +127,6 @@ def test_export_is_reproducible_without_a_checkpoint(tmp_path):
     assert a.manifest["model"]["weights"].startswith("random-init")
 
 
-def test_calibration_methods_really_differ(tmp_path):
-    digests = {}
-    for method in ("minmax", "entropy", "percentile"):
-        config = ExportConfig("classifier4", "features.1", precision="int8", input_shape=(1, 32, 32),
-                              calib_method=method, calib_size=64, eval_size=32)
-        bundle = export_bundle(config, tmp_path / method)
-        digests[method] = bundle.manifest["files"]["head.onnx"]["sha256"]
-        assert bundle.manifest["calibration"]["method"] == method
-    assert len(set(digests.values())) == 3, "entropy/percentile must not silently equal minmax"
-
-
 @pytest.mark.parametrize("precision, wire, dtype", [("fp32", "int8", "uint8"), ("fp16", "int8", "uint8"),
                                                     ("int8", "fp32", "float32"), ("int8", "fp16", "float16"),
                                                     ("fp32", "fp16", "float16")])
@@ -143,19 +141,6 @@ def test_any_precision_with_any_wire(tmp_path, precision, wire, dtype):
     assert bundle.manifest["fidelity"]["mean_cosine"] > 0.98
 
 
-def test_tensorrt_target_uses_symmetric_int8(tmp_path):
-    config = ExportConfig("classifier4", "features.1", precision="int8", input_shape=(1, 32, 32), target="tensorrt",
-                          calib_size=32, eval_size=32)
-    bundle = export_bundle(config, tmp_path / "b")
-    q = bundle.manifest["quantization"]
-    assert q["activation_type"] == "QInt8" and q["activation_symmetric"] and q["weight_symmetric"]
-    assert bundle.manifest["wire"]["dtype"] == "int8" and bundle.manifest["wire"]["zero_point"] == 0
-    zero_points = [onnx.numpy_helper.to_array(i) for i in onnx.load(str(bundle.onnx_path)).graph.initializer
-                   if i.name.endswith("zero_point")]
-    assert zero_points and not any(z.any() for z in zero_points), "symmetric: every zero-point is 0"
-    assert {str(z.dtype) for z in zero_points} == {"int8", "int32"}, "int8 tensors, int32 biases"
-
-
 @pytest.mark.parametrize("cut", ["features.0", "features.1", "features.2", "features.3", "fc.1"])
 def test_every_classifier4_block_cut_exports_at_int8(tmp_path, cut):
     config = ExportConfig("classifier4", cut, precision="int8", input_shape=(1, 32, 32), calib_size=32, eval_size=32)
@@ -163,48 +148,13 @@ def test_every_classifier4_block_cut_exports_at_int8(tmp_path, cut):
     assert bundle.manifest["fidelity"]["mean_cosine"] > 0.98
 
 
-# --- bad input --------------------------------------------------------------------------------------------------
+# --- bad input -----------------------------------------------------------------------------------------------
+
 
 def test_unknown_cut(tmp_path):
     with pytest.raises(Exception, match="unknown cut 'layer9'"):
         export_bundle(ExportConfig("resnet18", "layer9"), tmp_path / "b")
     assert not (tmp_path / "b").exists()
-
-
-def test_calibration_split_equal_to_evaluation_split():
-    with pytest.raises(ExportError, match="calibration split and evaluation split are both 'test'"):
-        ExportConfig("resnet18", "layer2.1", precision="int8", calib_split="test")
-
-
-def test_too_small_calibration_set():
-    with pytest.raises(ExportError, match="too small"):
-        ExportConfig("resnet18", "layer2.1", precision="int8", calib_size=4)
-
-
-def test_empty_or_small_calibration_data_on_disk(tmp_path):
-    from PIL import Image
-
-    root = tmp_path / "imgs"
-    for cls in ("a", "b"):
-        (root / cls).mkdir(parents=True)
-        for i in range(5):
-            Image.fromarray(np.full((16, 16, 3), 40 * i, np.uint8)).save(root / cls / f"{i}.png")
-    config = ExportConfig("classifier4", "features.0", precision="int8", input_shape=(3, 32, 32),
-                          calib_data="imagefolder", calib_root=str(root), calib_size=64, eval_size=8)
-    with pytest.raises(ExportError, match="calibration set has only 6 samples"):
-        export_bundle(config, tmp_path / "b")
-    with pytest.raises(DataError, match="--data-root"):
-        export_bundle(ExportConfig("classifier4", "features.0", precision="int8", calib_data="cifar10",
-                                   input_shape=(3, 32, 32)), tmp_path / "c")
-
-
-def test_unsupported_operator(tmp_path):
-    class Median(torch.nn.Module):
-        def forward(self, x):
-            return x.median(dim=1).values
-
-    with pytest.raises(ExportError, match="cannot convert operator aten.median"):
-        export_onnx(Median(), torch.rand(1, 3, 8, 8), tmp_path / "m.onnx")
 
 
 def test_existing_bundle_is_kept_unless_forced(tmp_path):
@@ -242,11 +192,29 @@ def test_missing_tensorrt_names_the_extra(tmp_path, monkeypatch):
     assert not (tmp_path / "b").exists()
 
 
-def test_unknown_config_keys_suggest_the_closest():
-    with pytest.raises(ExportError, match="unknown export option 'calib_sise'.*calib_size"):
-        ExportConfig.from_dict({"model": "resnet18", "cut": "layer2.1", "calib_sise": 4})
-    config = ExportConfig("resnet18", "layer2.1", input_shape=(3, 64, 64))
-    assert ExportConfig.from_dict(config.to_dict()) == config
+# --- bundle folders follow the umask (issue 13, item 22) -----------------------------------------------------
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027])
+def test_written_and_unpacked_bundles_follow_the_umask(pristine, tmp_path, umask):
+    old = os.umask(umask)
+    try:
+        files = {name: pristine.path / name for name in pristine.manifest["files"]}
+        meta = {k: v for k, v in pristine.manifest.items() if k not in ("schema", "schema_version", "files",
+                                                                      "digest")}
+        written = write_bundle(tmp_path / "w", files, meta)
+        unpacked = unpack_bundle(pack_bundle(pristine, tmp_path / "p.tar.gz"), tmp_path / "u")
+    finally:
+        os.umask(old)
+    assert folder_mode(written.path) == 0o777 & ~umask
+    assert folder_mode(unpacked) == 0o777 & ~umask
+
+
+def test_an_exported_bundle_is_readable_by_others_under_umask_022(pristine):
+    assert folder_mode(pristine.path) == 0o755  # pytest runs under the usual 022
+
+
+# --- slow ----------------------------------------------------------------------------------------------------
 
 
 @pytest.mark.slow

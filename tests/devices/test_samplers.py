@@ -1,0 +1,153 @@
+"""Memory and power samplers: RSS (the kernel's peak, polling only where it must), NVML and tegrastats fakes."""
+
+import json
+import shutil
+import sys
+
+import pytest
+
+from edgesplit.devices import NvmlSampler, RssSampler, TegrastatsSampler, available_samplers, rss_bytes
+from edgesplit.errors import DeviceError
+from tests.devices.helpers import DATA
+
+
+class _FakeNvml:
+    """Stands in for pynvml: memory grows by 1 MiB a call, power is not supported."""
+
+    class NVMLError(Exception):
+        pass
+
+    def __init__(self):
+        self.used = 1 << 30
+        self.live = 0
+
+    def nvmlInit(self):
+        self.live += 1
+
+    def nvmlShutdown(self):
+        self.live -= 1
+
+    def nvmlDeviceGetCount(self):
+        return 1
+
+    def nvmlDeviceGetHandleByIndex(self, i):
+        return ("gpu", i)
+
+    def nvmlDeviceGetName(self, h):
+        return b"Fake GPU"
+
+    def nvmlDeviceGetMemoryInfo(self, h):
+        self.used += 1 << 20
+        return type("Mem", (), {"used": self.used})()
+
+    def nvmlDeviceGetUtilizationRates(self, h):
+        return type("Util", (), {"gpu": 40})()
+
+    def nvmlDeviceGetPowerUsage(self, h):
+        raise self.NVMLError("Not Supported")
+
+
+_FAKE_TEGRASTATS = """\
+import sys, time
+lines = open({path!r}).read().splitlines()
+assert sys.argv[1:] == ["--interval", "20"], sys.argv
+print("tegrastats: some warning line", flush=True)
+for line in lines:
+    print(line, flush=True)
+    time.sleep(0.02)
+"""
+
+
+def test_rss_sampler_sees_an_allocation():
+    assert rss_bytes() > 0
+    import mmap
+
+    size = 50 * 1024 * 1024
+    # fresh anonymous pages, written so they are resident (np.ones may reuse heap memory that an earlier
+    # test freed and that is still resident, which would not raise RSS)
+    with RssSampler() as rss, mmap.mmap(-1, size) as block:
+        block.write(b"\x01" * size)
+        assert block[size - 1] == 1
+    summary = rss.summary()
+    assert rss.peak_above_baseline_bytes >= 40 * 1024 * 1024
+    assert summary["peak_above_baseline_bytes"] == rss.peak_above_baseline_bytes
+    assert summary["peak_bytes"] >= summary["baseline_bytes"] > 0
+    json.dumps(summary)
+    with pytest.raises(DeviceError, match="interval"):
+        RssSampler(interval_s=0)
+
+
+def test_rss_sampler_uses_the_kernels_peak_without_a_thread_and_polls_only_where_it_must(monkeypatch):
+    """A 5 ms polling thread shares the GIL with the timing loop beside it (issue 13.15)."""
+    import mmap
+    import threading
+
+    import edgesplit.devices.samplers as samplers
+
+    size = 50 * 1024 * 1024
+    before = threading.active_count()
+    with RssSampler() as rss:
+        assert threading.active_count() == before, "no polling thread where the kernel keeps the peak"
+        with mmap.mmap(-1, size) as block:  # allocated and freed between two would-be polls
+            block.write(b"\x01" * size)
+    assert rss.kernel_peak and "VmHWM" in rss.summary()["source"]
+    assert rss.peak_above_baseline_bytes >= 40 * 1024 * 1024, "a peak that came and went is still seen"
+    monkeypatch.setattr(samplers, "_reset_kernel_peak", lambda: False)
+    with RssSampler() as polled:
+        assert threading.active_count() == before + 1, "elsewhere a thread polls"
+    assert not polled.kernel_peak and polled.samples >= 1
+
+
+def test_nvml_sampler_absent_here():
+    import importlib.util
+
+    if NvmlSampler.available():
+        pytest.skip("a GPU with NVML is present; the 'absent' behaviour cannot be checked here")
+    assert "nvml" not in available_samplers() and "rss" in available_samplers()
+    with pytest.raises(DeviceError) as info:
+        NvmlSampler()
+    if importlib.util.find_spec("pynvml") is None:
+        assert "pip install 'edgesplit[trt]'" in str(info.value) and "nvidia-ml-py" in str(info.value)
+
+
+def test_nvml_sampler_with_a_fake_pynvml(monkeypatch):
+    fake = _FakeNvml()
+    monkeypatch.setitem(sys.modules, "pynvml", fake)
+    assert NvmlSampler.available()
+    with pytest.raises(DeviceError, match="NVML sees 1 GPU"):
+        NvmlSampler(device_index=3)
+    with NvmlSampler(interval_s=0.001) as gpu:
+        pass
+    s = gpu.summary()
+    assert s["gpu"] == "Fake GPU" and s["samples"] >= 1 and s["max_utilisation_pct"] == 40.0
+    assert s["peak_above_baseline_bytes"] >= 1 << 20 and s["mean_power_mw"] is None
+    assert fake.live == 0  # every nvmlInit was shut down
+    json.dumps(s)
+
+
+def test_tegrastats_sampler_with_a_fake_command(tmp_path):
+    script = tmp_path / "fake_tegrastats.py"
+    script.write_text(_FAKE_TEGRASTATS.format(path=str(DATA / "jetpack6_orin_nano.txt")))
+    sampler = TegrastatsSampler(interval_ms=20, command=(sys.executable, str(script)))
+    with sampler:
+        import time
+
+        deadline = time.monotonic() + 5
+        while len(sampler.stats) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    s = sampler.summary()
+    assert s["samples"] == 3 and s["unparsed_lines"] == 1
+    assert s["peak_ram_used_mb"] == 3066 and s["ram_total_mb"] == 7620 and s["max_gpu_load_pct"] == 99.0
+    assert s["power_mw"]["VDD_IN"] == {"mean": pytest.approx((4526 + 8932 + 9877) / 3), "max": 9877}
+    json.dumps(s)
+
+
+def test_tegrastats_sampler_stops_a_running_command(tmp_path):
+    script = tmp_path / "forever.py"
+    script.write_text("import time\nprint('RAM 1/2MB GR3D_FREQ 5%', flush=True)\ntime.sleep(60)\n")
+    with TegrastatsSampler(command=(sys.executable, str(script))) as sampler:
+        pass
+    assert sampler._proc is None  # terminated and reaped on exit
+    with pytest.raises(DeviceError, match="only on Jetsons"), TegrastatsSampler(command=(str(tmp_path / "nope"),)):
+        pass
+    assert TegrastatsSampler.available() == (shutil.which("tegrastats") is not None)
