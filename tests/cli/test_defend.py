@@ -3,6 +3,7 @@ parameter are one line naming the flag."""
 
 import pytest
 
+from edgesplit.cli.main import main
 from edgesplit.defenses import apply_defense
 from edgesplit.errors import DefenseError
 from edgesplit.models import create_model
@@ -41,3 +42,22 @@ def test_defense_errors_are_one_line(capsys):
     assert "no parameter 'sigma'" in capsys.readouterr().err
     assert main(["defend", "--list"]) == 0
     assert "fft-entropy" in capsys.readouterr().out
+
+
+def test_defend_names_its_own_flag_for_a_malformed_param(capsys):
+    """--param once went through the audit's parser, whose error named --decoder-option."""
+    assert main(["defend", "classifier4", "--cut", "features.1", "--defense", "noise", "--param", "std",
+                 "--out", "never-written"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--param 'std' is not KEY=VALUE (e.g. std=0.1)" in err[0]
+    assert "--decoder-option" not in err[0]
+
+
+def test_defend_input_is_parsed_like_every_other_shape(capsys):
+    from edgesplit.cli.main import main
+
+    with pytest.raises(SystemExit) as exc:  # once: ValueError traceback from "3x".split("x")
+        main(["defend", "classifier4", "--cut", "features.1", "--defense", "noise", "--input", "3x", "--out", "d"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "malformed input shape '3x'" in err[0]

@@ -2,6 +2,7 @@
 checkpoints that are corrupt, malformed, for another architecture or too big for memory refused in one line
 (`estimate`, `export` and `defend` load checkpoints the same way)."""
 
+import json
 import struct
 import zipfile
 
@@ -9,8 +10,8 @@ import pytest
 import torch
 
 from edgesplit.errors import ModelError
-from edgesplit.models import load_checkpoint
-from tests.cli.commands import run_error, run_ok
+from edgesplit.models import create_model, load_checkpoint, save_checkpoint
+from tests.cli.commands import run, run_error, run_ok
 from tests.models.helpers import MALFORMED
 
 PROFILE = "raspberry-pi-5-8gb"
@@ -30,6 +31,46 @@ def _flip_tensor_bytes(path, count: int = 64) -> None:
         data = bytearray(f.read(count))
         f.seek(start)
         f.write(bytes(b ^ 0xFF for b in data))
+
+
+def test_models_table(capsys):
+    code, out, _ = run(capsys, "models")
+    assert code == 0
+    for name in ("classifier4", "resnet18", "ir18", "vgg11_bn_sgm", "mobilenet_v3_small"):
+        assert name in out
+
+
+def test_cuts_table_for_resnet18_224(capsys):
+    code, out, _ = run(capsys, "cuts", "resnet18", "--input", "3x224x224")
+    assert code == 0
+    rows = {line.split()[0]: line.split() for line in out.splitlines() if line and line.split()[0][0].isalpha()}
+    assert rows["layer2.1"][1] == "128x28x28"
+    assert rows["layer2.1"][-1] == str(128 * 28 * 28)  # int8 payload: one byte per value
+    assert rows["relu"][1] == "64x112x112" and rows["avgpool"][1] == "512x1x1"
+    assert "1.81G MACs" in out
+
+
+def test_cuts_json(capsys):
+    code, out, _ = run(capsys, "cuts", "classifier4", "--input", "1x32x32", "--json")
+    assert code == 0
+    doc = json.loads(out)
+    assert [c["name"] for c in doc["cuts"]][:4] == ["features.0", "features.1", "features.2", "features.3"]
+    assert doc["cuts"][1]["shape"] == [128, 8, 8]
+    assert doc["cuts"][1]["payload_bytes"] == {"fp32": 4 * 8192, "fp16": 2 * 8192, "int8": 8192}
+
+
+def test_cuts_layer_granularity_and_single_cut(capsys):
+    code, out, _ = run(capsys, "cuts", "resnet20", "--granularity", "layer")
+    assert code == 0 and "add_3" in out
+    code, out, _ = run(capsys, "cuts", "resnet20", "--cut", "layer2.1", "--json")
+    record = json.loads(out)
+    assert record["split_exact"] is True and record["shape"] == [32, 16, 16]
+
+
+def test_checkpoint_for_another_architecture(capsys, tmp_path):
+    path = save_checkpoint(create_model("resnet20"), tmp_path / "r20.pt")
+    line = run_error(capsys, "cuts", "resnet18", "--checkpoint", str(path))
+    assert "saved for model 'resnet20', not 'resnet18'" in line
 
 
 def test_flipped_bytes_in_a_checkpoint_are_refused_as_corrupt(c4_gray, tmp_path, capsys):

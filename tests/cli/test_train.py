@@ -1,12 +1,48 @@
 """`edgesplit train`: it writes a checkpoint and a record, is reproducible, says the conversions it chose, and
 refuses missing data roots and wrongly laid-out image folders in one line."""
 
+import json
+
 import pytest
 
+from edgesplit.cli.main import main
 from edgesplit.data import load_dataset
 from edgesplit.errors import DataError
-from tests.cli.commands import run_error, run_ok
+from tests.cli.commands import run, run_error, run_ok
 from tests.data.helpers import _png
+
+
+def test_train_writes_checkpoint_and_record(capsys, tmp_path):
+    code, out, _ = run(capsys, "train", "classifier4", "--data", "digits", "--epochs", "1", "--limit", "128",
+                       "--out", str(tmp_path), "--quiet")
+    assert code == 0 and "test accuracy" in out
+    record = json.loads((tmp_path / "train.json").read_text())
+    assert record["model"]["name"] == "classifier4" and record["data"]["name"] == "digits"
+    assert (tmp_path / "model.pt").is_file()
+    code, out, _ = run(capsys, "cuts", "classifier4", "--checkpoint", str(tmp_path / "model.pt"), "--input", "1x32x32")
+    assert code == 0
+
+
+def test_train_is_reproducible_from_the_command_line(capsys, tmp_path):
+    import torch
+
+    for run in ("a", "b"):  # noqa: F402 - a run folder here
+        assert main(["train", "classifier4", "--epochs", "1", "--limit", "96", "--seed", "5",
+                     "--out", str(tmp_path / run), "--quiet"]) == 0
+    a = torch.load(tmp_path / "a" / "model.pt", weights_only=True)["state_dict"]
+    b = torch.load(tmp_path / "b" / "model.pt", weights_only=True)["state_dict"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_missing_and_wrong_format_data_roots(capsys, tmp_path):
+    line = run_error(capsys, "train", "resnet20", "--data", "cifar10", "--data-root", str(tmp_path / "nowhere"),
+                     "--out", str(tmp_path / "o"))
+    assert "nowhere" in line and "does not exist" in line
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "readme.txt").write_text("not cifar")
+    line = run_error(capsys, "train", "resnet20", "--data", "cifar10", "--data-root", str(tmp_path / "junk"),
+                     "--out", str(tmp_path / "o"))
+    assert "cifar-10-batches-py" in line
 
 
 def test_image_folder_without_class_folders_is_refused(tmp_path, capsys):

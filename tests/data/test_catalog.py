@@ -19,3 +19,10 @@ def test_every_data_set_is_described():
     assert all(r[2] for r in rows), "each data set says what it reads"
     needs_root = dict((r[0], r[1]) for r in rows)
     assert needs_root["digits"] == needs_root["faces"] == "no" and needs_root["cifar10"] == "yes"
+
+
+def test_the_torch_free_catalogue_names_every_loadable_data_set():
+    from edgesplit.data.catalog import list_datasets
+    from edgesplit.data.registry import SPECS
+
+    assert list_datasets() == sorted(SPECS)

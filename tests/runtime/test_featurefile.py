@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pytest
 
-from edgesplit.errors import BackendError
+from edgesplit.errors import BackendError, EdgesplitError
 from edgesplit.runtime import load_features
 from edgesplit.runtime.emit import emit_split
 from edgesplit.runtime.featurefile import FeatureFile
@@ -75,3 +75,34 @@ def test_a_failed_feature_save_leaves_the_old_file_and_no_temporary_file(tmp_pat
         ff.save(target)
     assert "\n" not in str(info.value)
     assert os.listdir(tmp_path) == ["f.npz"] and target.read_bytes() == b"the old features"
+
+
+def test_feature_files_are_saved_under_a_unique_temporary_name_that_never_stays(tmp_path, monkeypatch):
+    from edgesplit.runtime import featurefile
+
+    ff = featurefile.FeatureFile(np.zeros((2, 3), np.float32), np.arange(2), {"count": 2})
+    target = tmp_path / "f.npz"
+    used = []
+    real = np.savez
+
+    def recording(file, **arrays):
+        used.append(str(file))
+        return real(file, **arrays)
+
+    monkeypatch.setattr(featurefile.np, "savez", recording)
+    ff.save(target)
+    ff.save(target)
+    assert len(set(used)) == 2, "two saves of one file never share a temporary name"
+    assert all(not u.endswith("f.npz.tmp.npz") for u in used)
+    before = target.read_bytes()
+
+    def full_disk(file, **arrays):
+        with open(file, "wb") as fh:
+            fh.write(b"partial")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(featurefile.np, "savez", full_disk)
+    with pytest.raises((OSError, EdgesplitError)):
+        ff.save(target)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.npz"], "no temporary file is left behind"
+    assert target.read_bytes() == before, "the file that was there is untouched"

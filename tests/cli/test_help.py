@@ -1,10 +1,11 @@
-"""--help teaches: every option of every command says its format or choices and what happens by default."""
+"""--help teaches: examples, and every option of every command says its format or choices and what happens
+by default."""
 
 import argparse
 
 import pytest
 
-from edgesplit.cli.main import build_parser
+from edgesplit.cli.main import build_parser, main
 
 
 def _commands():
@@ -20,6 +21,14 @@ def _commands():
 
 SILENT_OK = (argparse._HelpAction, argparse._VersionAction, argparse._StoreTrueAction, argparse._StoreFalseAction,
              argparse._SubParsersAction)
+
+
+def test_help_teaches_with_examples(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["cuts", "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert "examples:" in out and "edgesplit cuts resnet18 --input 3x224x224" in out
 
 
 @pytest.mark.parametrize("name,sub", list(_commands()), ids=lambda v: v if isinstance(v, str) else "")
@@ -50,13 +59,3 @@ def test_help_never_breaks_a_hyphenated_word_across_lines(name, sub):
 
     broken = [line.strip() for line in sub.format_help().splitlines() if re.search(r"[A-Za-z]-$", line.rstrip())]
     assert not broken, f"edgesplit {name} --help breaks a word after: {broken}"
-
-
-def test_defend_input_is_parsed_like_every_other_shape(capsys):
-    from edgesplit.cli.main import main
-
-    with pytest.raises(SystemExit) as exc:  # once: ValueError traceback from "3x".split("x")
-        main(["defend", "classifier4", "--cut", "features.1", "--defense", "noise", "--input", "3x", "--out", "d"])
-    assert exc.value.code == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "malformed input shape '3x'" in err[0]

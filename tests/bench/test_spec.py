@@ -1,0 +1,46 @@
+"""Sweep specs: errors name the key and the closest one, TOML and its hash, a comma list of cuts."""
+
+import pytest
+
+from edgesplit.bench import load_spec, spec_from_dict
+from edgesplit.errors import BenchError
+from tests.bench.helpers import TINY
+
+
+def test_spec_errors_name_the_key_and_the_closest_one(tmp_path):
+    with pytest.raises(BenchError, match="unknown key 'precision' in \\[sweep\\].*precisions"):
+        spec_from_dict({"sweep": {"models": [{"name": "resnet18"}], "precision": ["int8"]}})
+    with pytest.raises(BenchError, match="unknown key 'iter' in \\[profile\\].*iters"):
+        spec_from_dict({"sweep": {"models": [{"name": "resnet18"}]}, "profile": {"iter": 3}})
+    with pytest.raises(BenchError, match="unknown key 'chekpoint'.*checkpoint"):
+        spec_from_dict({"sweep": {"models": [{"name": "resnet18", "chekpoint": "x"}]}})
+    with pytest.raises(BenchError, match="unknown backend 'onnx'"):
+        spec_from_dict({"sweep": {"models": [{"name": "resnet18"}], "backends": ["onnx"]}})
+    with pytest.raises(BenchError, match="unknown decoder 'unet'"):
+        spec_from_dict({"sweep": {"models": [{"name": "resnet18"}], "decoders": ["unet"]}})
+    with pytest.raises(BenchError, match="raspberry-pi-5-8gb"):
+        spec_from_dict({"sweep": {"models": [{"name": "resnet18"}], "estimate": ["raspberry-pi-5"]}})
+    with pytest.raises(BenchError, match="input '3x64' is not CxHxW"):
+        spec_from_dict({"sweep": {"models": [{"name": "resnet18", "input": "3x64"}]}})
+    with pytest.raises(BenchError, match="names no model"):
+        spec_from_dict({"sweep": {}})
+    (tmp_path / "bad.toml").write_text("[sweep\nmodels = 3")
+    with pytest.raises(BenchError, match="not valid TOML"):
+        load_spec(tmp_path / "bad.toml")
+    with pytest.raises(BenchError, match="does not exist"):
+        load_spec(tmp_path / "none.toml")
+
+
+def test_spec_from_toml_and_its_hash(tmp_path):
+    (tmp_path / "s.toml").write_text('[sweep]\nprecisions = ["int8"]\n[[sweep.models]]\nname = "resnet18"\n'
+                                     'input = "3x64x64"\ncuts = ["layer1", "layer2"]\n[profile]\nbatches = [1, 8]\n')
+    spec = load_spec(tmp_path / "s.toml")
+    assert spec.models[0].input_shape == (3, 64, 64) and spec.models[0].cuts == ("layer1", "layer2")
+    assert spec.profile.batches == (1, 8) and spec.precisions == ("int8",)
+    assert spec.sha256 == load_spec(tmp_path / "s.toml").sha256
+    assert spec.sha256 != spec_from_dict({**TINY}).sha256
+
+
+def test_a_comma_list_of_cuts_is_a_list_not_letters():
+    spec = spec_from_dict({"sweep": {"models": [{"name": "classifier4", "cuts": "features.1, features.3"}]}})
+    assert spec.models[0].cuts == ("features.1", "features.3")
