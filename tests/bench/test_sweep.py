@@ -112,12 +112,18 @@ def test_a_deleted_and_re_exported_bundle_redoes_every_step_that_used_it(tmp_pat
     assert audit["inputs"]["attack_features"] == _sha(out / emit["attack_features"])
 
 
-def test_changed_features_redo_the_audits_but_not_the_emit(tmp_path, fake_steps):
-    out = tmp_path / "s"
+def _sweep_then_change_features(out, precision, split, text):
+    """Sweep SPEC into `out`, then overwrite one of its feature files (as a changed re-emit would); return the spec."""
     spec = spec_from_dict(SPEC)
     run_sweep(spec, out)
-    emit = next(r for r in _raw_rows(out) if r["step"] == "emit" and r["precision"] == "int8")
-    (out / emit["test_features"]).write_text("other features")
+    emit = next(r for r in _raw_rows(out) if r["step"] == "emit" and r["precision"] == precision)
+    (out / emit[f"{split}_features"]).write_text(text)
+    return spec
+
+
+def test_changed_features_redo_the_audits_but_not_the_emit(tmp_path, fake_steps):
+    out = tmp_path / "s"
+    spec = _sweep_then_change_features(out, "int8", "test", "other features")
     fake_steps.clear()
     run_sweep(spec, out)
     assert fake_steps == [("audit", "int8")]
@@ -127,10 +133,7 @@ def test_plan_and_report_read_only_the_latest_row_of_a_redone_step(tmp_path, fak
     from edgesplit.bench import read_results
 
     out = tmp_path / "s"
-    spec = spec_from_dict(SPEC)
-    run_sweep(spec, out)
-    emit = next(r for r in _raw_rows(out) if r["step"] == "emit" and r["precision"] == "fp32")
-    (out / emit["attack_features"]).write_text("changed")
+    spec = _sweep_then_change_features(out, "fp32", "attack", "changed")
     run_sweep(spec, out)
     audits = [r for r in read_results(out / "results.jsonl") if r["step"] == "audit"]
     assert len(audits) == 2 and len([r for r in _raw_rows(out) if r["step"] == "audit"]) == 4
