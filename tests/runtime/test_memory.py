@@ -16,6 +16,6 @@ def test_allocator_failure_while_profiling_becomes_advice(bundle, monkeypatch, f
     def fail(*args, **kwargs):
         raise failure
 
-    monkeypatch.setattr(profile, "time_backend", fail)
+    monkeypatch.setattr(profile, "time_runner", fail)
     with pytest.raises(BackendError, match="out of memory running batch 2.*use a smaller batch"):
         profile_bundle(bundle, "ort", [2], FAST)
