@@ -12,11 +12,14 @@ from edgesplit.export.int8_targets import TARGETS, QuantScheme, detect_target, s
 from edgesplit.export.wire import WIRES, WireFormat
 
 
-def export_bundle(config, out_dir, force=False, progress=None):
-    """See `edgesplit.export.pipeline.export_bundle` (imported lazily: it needs torch)."""
-    from edgesplit.export.pipeline import export_bundle as _export
+def __getattr__(name: str):
+    """`export_bundle` is `edgesplit.export.pipeline.export_bundle`, imported on first use (it needs onnx and
+    onnxruntime, and torch for PyTorch heads), so the device side can import this package cheaply."""
+    if name == "export_bundle":
+        from edgesplit.export.pipeline import export_bundle
 
-    return _export(config, out_dir, force=force, progress=progress)
+        return export_bundle
+    raise AttributeError(f"module 'edgesplit.export' has no attribute {name!r}")
 
 
 __all__ = ["CALIB_METHODS", "FORMATS", "PRECISIONS", "TARGETS", "WIRES", "Bundle", "ExportConfig", "QuantScheme",

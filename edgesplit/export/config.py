@@ -18,7 +18,7 @@ MAX_CALIB_SAMPLES = 8192
 class ExportConfig:
     """One head to export. `wire` None means the precision's own (int8 head -> int8 wire)."""
 
-    model: str
+    model: str  # a model name, or the path of an ONNX file (then `cut` is a tensor of it)
     cut: str
     precision: str = "fp32"
     checkpoint: str | None = None
@@ -64,6 +64,14 @@ class ExportConfig:
             raise ExportError("eval_size and max_batch must be >= 1")
         if self.opset < 17:
             raise ExportError(f"opset {self.opset} is too old: use 17 or newer")
+        if self.is_onnx and (self.checkpoint or self.num_classes is not None):
+            raise ExportError(f"{self.model} is an ONNX model: its weights and classes are in the file; drop "
+                              f"--checkpoint and --num-classes")
+
+    @property
+    def is_onnx(self) -> bool:
+        """The head is cut from a shipped ONNX file (`model` is its path) rather than built from a name."""
+        return str(self.model).lower().endswith(".onnx")
 
     @property
     def wire_format(self) -> str:

@@ -1,15 +1,13 @@
-"""How far an exported head is from the PyTorch FP32 head, on held-out data (written as fidelity.json)."""
+"""How far an exported head is from its FP32 reference head, on held-out data (written as fidelity.json)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from edgesplit.errors import ExportError
 from edgesplit.export.wire import WireFormat
-from edgesplit.models import Split
 from edgesplit.runners.onnxrt import ort_session
 
 BATCH = 64
@@ -22,6 +20,15 @@ def run_onnx(path: str | Path, images: np.ndarray, input_dtype: str, batch: int 
     outs = [session.run(None, {name: images[i: i + batch].astype(input_dtype)})[0]
             for i in range(0, len(images), batch)]
     return np.concatenate(outs)
+
+
+def _same_graph(path: str | Path, reference: Path | None) -> bool:
+    """True when the ONNX file at `path` holds exactly the reference head's graph (nodes, weights, I/O)."""
+    if reference is None:
+        return False
+    import onnx
+
+    return onnx.load(str(path)).graph == onnx.load(str(reference)).graph
 
 
 def feature_agreement(reference: np.ndarray, features: np.ndarray) -> dict:
@@ -41,21 +48,25 @@ def feature_agreement(reference: np.ndarray, features: np.ndarray) -> dict:
     }
 
 
-@torch.no_grad()
-def measure_fidelity(onnx_path: str | Path, wire: WireFormat, input_dtype: str, parts: Split,
+def measure_fidelity(onnx_path: str | Path, wire: WireFormat, input_dtype: str, source,
                      images: np.ndarray, labels: np.ndarray) -> dict:
-    """Compare the exported head (decoded wire features) with the PyTorch FP32 head; tail accuracy with both."""
-    payload = run_onnx(onnx_path, images, input_dtype)
-    decoded = wire.decode(payload)
+    """Compare the exported head (decoded wire features) with the FP32 reference head of `source` (an
+    `export.sources.HeadSource`: the PyTorch head, or onnxruntime running the FP32 ONNX head); tail accuracy
+    with both."""
+    if wire.format == "fp32" and _same_graph(onnx_path, source.reference_graph()):
+        # The exported head is the reference graph itself (an fp32 head cut from an ONNX graph): the same file
+        # on the same runtime gives the same features, so they are not computed twice.
+        decoded = source.reference(images)
+    else:
+        decoded = wire.decode(run_onnx(onnx_path, images, input_dtype))
     if not np.isfinite(decoded).all():
         raise ExportError("the exported head produced NaN or Inf features on held-out data: export at fp32, or "
                           "calibrate on data like the evaluation data")
-    head, tail = parts.head.eval(), parts.tail.eval()
-    ref = np.concatenate([head(torch.from_numpy(images[i: i + BATCH])).numpy() for i in range(0, len(images), BATCH)])
+    ref = source.reference(images)
     if ref.shape != decoded.shape:
-        raise ExportError(f"exported head emits {decoded.shape[1:]}, PyTorch head {ref.shape[1:]}")
-    logits_ref = _tail_logits(tail, ref)
-    logits_exp = _tail_logits(tail, decoded)
+        raise ExportError(f"exported head emits {decoded.shape[1:]}, the reference head {ref.shape[1:]}")
+    logits_ref = source.reference_logits(images)
+    logits_exp = source.tail_logits(decoded)
     labels = np.asarray(labels)
     return {
         **feature_agreement(ref, decoded),
@@ -65,8 +76,3 @@ def measure_fidelity(onnx_path: str | Path, wire: WireFormat, input_dtype: str, 
         "tail_top1_agreement": float((logits_ref.argmax(1) == logits_exp.argmax(1)).mean()),
         "head_onnx_bytes": Path(onnx_path).stat().st_size,
     }
-
-
-def _tail_logits(tail, features: np.ndarray) -> np.ndarray:
-    return np.concatenate([tail(torch.from_numpy(features[i: i + BATCH]).float()).numpy()
-                           for i in range(0, len(features), BATCH)])

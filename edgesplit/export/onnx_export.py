@@ -72,3 +72,71 @@ def convert_fp16(src: str | Path, dst: str | Path) -> Path:
     onnx.save(half, str(dst))
     check(dst)
     return Path(dst)
+
+
+class WholeGraph:
+    """A PyTorch model exported once as a whole, with every cut tensor named after its PyTorch cut: each head
+    and tail of a sweep is cut from this one graph (`sources.GraphHead.from_torch`)."""
+
+    def __init__(self, path: Path, analysis, cuts: dict, spec) -> None:
+        from edgesplit.digest import sha256_file
+
+        self.path, self.analysis, self._cuts, self.spec = path, analysis, cuts, spec
+        self.sha256 = sha256_file(path)
+
+    def __contains__(self, cut: str) -> bool:
+        return cut in self._cuts
+
+    def tensor_of(self, cut: str) -> str:
+        return self._cuts[cut].name  # the tensor carries the cut's own name
+
+    def cut_point(self, cut: str):
+        return self._cuts[cut]
+
+
+def export_whole_model(model: nn.Module, cuts: list, path: str | Path, opset: int = 18) -> WholeGraph:
+    """Export `model` once, its FP32 graph naming every tensor of `cuts` (PyTorch CutPoints) after its cut.
+
+    The model's fx graph gets the cut tensors as extra outputs, torch.onnx names them (output_names), and the
+    extra outputs are dropped again: the tensors keep their names inside the graph. A cut the ONNX analysis
+    does not find legal (an exporter that fused across it) is left out: `name in whole` says which remain.
+    """
+    import torch.fx as fx
+
+    from edgesplit.models import analyse
+    from edgesplit.models.onnx_cuts import analyse_onnx
+
+    path = Path(path)
+    spec = model.edgesplit_spec
+    shape = (spec.in_chans, spec.img_size, spec.img_size)
+    example = torch.zeros(1, *shape)
+    traced = analyse(model.eval(), example).traced.gm
+    graph, env = fx.Graph(), {}
+    for node in traced.graph.nodes:
+        if node.op == "output":
+            result = fx.node.map_arg(node.args[0], lambda n: env[n.name])
+            continue
+        env[node.name] = graph.node_copy(node, lambda n: env[n.name])
+    named = [c for c in cuts if c.node in env and env[c.node] is not result]
+    graph.output((result, *[env[c.node] for c in named]))
+    wrapped = fx.GraphModule(traced, graph).eval()
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    sink = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(sink), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(wrapped, (example,), str(path), input_names=[INPUT_NAME],
+                              output_names=["logits", *[c.name for c in named]],
+                              dynamic_shapes={next(iter(_forward_args(wrapped)), "x"): {0: batch}},
+                              opset_version=opset, dynamo=True, external_data=False, verbose=False)
+    except Exception as exc:
+        raise ExportError(_export_failure(exc)) from None
+    proto = onnx.load(str(path))
+    keep = [o for o in proto.graph.output if o.name == "logits"]
+    del proto.graph.output[:]
+    proto.graph.output.extend(keep)
+    onnx.save(proto, str(path))
+    check(path)
+    analysis = analyse_onnx(path, shape)
+    legal = {c.name for c in analysis.layers}
+    return WholeGraph(path, analysis, {c.name: c for c in named if c.name in legal}, spec)

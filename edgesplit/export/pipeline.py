@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-import torch
 
 from edgesplit.errors import ExportError
 from edgesplit.export import onnx_export, wire_graph
@@ -19,17 +18,19 @@ from edgesplit.export.config import MIN_CALIB_SAMPLES, ExportConfig
 from edgesplit.export.fidelity import measure_fidelity
 from edgesplit.export.int8_targets import scheme_for
 from edgesplit.export.quantize import preprocess, quantize_int8
+from edgesplit.export.sources import GraphHead, HeadSource, TorchHead
 from edgesplit.progress import Progress, resolve
 
 
 def export_bundle(config: ExportConfig, out_dir: str | Path, force: bool = False,
-                  progress: Progress | None = None, sign_key: bytes | None = None) -> Bundle:
+                  progress: Progress | None = None, sign_key: bytes | None = None,
+                  source: HeadSource | None = None) -> Bundle:
     """Export one head as a bundle folder; nothing is written to `out_dir` unless everything succeeded.
 
-    With `sign_key` (`bundle.read_key`), the bundle carries signature.json (HMAC-SHA256 of its manifest)."""
-    import edgesplit.defenses  # noqa: F401 - registers the 'defense' model option
-    from edgesplit.models import create_model, split
-
+    The head comes from `source` when given (a sweep passes one `GraphHead` to every precision of a cut),
+    otherwise from `config`: a shipped ONNX file (`config.model` ending in .onnx) is cut at the tensor
+    `config.cut`; a model name is built (with its checkpoint) and its head exported with torch.onnx.
+    With `sign_key` (`signing.read_key`), the bundle carries signature.json (HMAC-SHA256 of its manifest)."""
     progress = resolve(progress)
     check_output_folder(out_dir, force)  # before any work: never compute a bundle only to refuse it
     if config.format == "tensorrt":
@@ -37,12 +38,8 @@ def export_bundle(config: ExportConfig, out_dir: str | Path, force: bool = False
 
         import_tensorrt()  # fail before any work when TensorRT is absent
     scheme = scheme_for("tensorrt" if config.format == "tensorrt" and config.target == "auto" else config.target)
-    c, h, w = config.input_shape or (None, None, None)
-    model = create_model(config.model, num_classes=config.num_classes, in_chans=c, img_size=h,
-                         checkpoint=config.checkpoint, seed=config.seed)  # seeded: random-init heads reproduce
-    spec = model.edgesplit_spec
-    shape = (spec.in_chans, spec.img_size, spec.img_size)
-    parts = split(model, config.cut, example_input=torch.zeros(1, *shape))
+    source = source or head_source(config)
+    shape = source.input_shape
     calib_images, calib_info = _load(config, config.calib_split, config.calib_size, shape) \
         if config.needs_calibration else (None, None)
     if calib_images is not None and len(calib_images) < MIN_CALIB_SAMPLES:
@@ -54,7 +51,7 @@ def export_bundle(config: ExportConfig, out_dir: str | Path, force: bool = False
     with tempfile.TemporaryDirectory(prefix="edgesplit-export-") as tmp:
         tmp = Path(tmp)
         with progress.task("exporting ONNX", total=None):
-            fp32 = onnx_export.export_onnx(parts.head, torch.zeros(1, *shape), tmp / "fp32.onnx", config.opset)
+            fp32 = source.write_fp32_head(tmp / "fp32.onnx", config.opset)
         ranges, cache = None, None
         if config.precision == "int8":
             pre = preprocess(fp32, tmp / "pre.onnx")
@@ -78,7 +75,7 @@ def export_bundle(config: ExportConfig, out_dir: str | Path, force: bool = False
         onnx_export.check(tmp / HEAD)
         input_dtype = "float16" if config.precision == "fp16" else "float32"
         with progress.task("checking fidelity", total=None):
-            fidelity = measure_fidelity(tmp / HEAD, wire, input_dtype, parts, eval_images, eval_labels)
+            fidelity = measure_fidelity(tmp / HEAD, wire, input_dtype, source, eval_images, eval_labels)
         fidelity["fp32_head_onnx_bytes"] = fp32.stat().st_size
         files = {HEAD: tmp / HEAD}
         (tmp / "fidelity.json").write_text(_json(fidelity))
@@ -102,7 +99,7 @@ def export_bundle(config: ExportConfig, out_dir: str | Path, force: bool = False
                 files[record["calibration_cache"]] = tmp / record["calibration_cache"]
             engines[record["file"]] = record
         stochastic = any(n.op_type.startswith("Random") for n in model_proto.graph.node)
-        manifest = _manifest(config, spec, parts, shape, input_dtype, wire, scheme, calib_info, fidelity, engines,
+        manifest = _manifest(config, source, shape, input_dtype, wire, scheme, calib_info, fidelity, engines,
                              int8=config.precision == "int8" or config.wire_format == "int8", stochastic=stochastic)
         return write_bundle(out_dir, files, manifest, force=force, sign_key=sign_key)
 
@@ -123,29 +120,48 @@ def _ids_hash(ids) -> str:
     return hashlib.sha256(np.asarray(ids, dtype=np.int64).tobytes()).hexdigest()
 
 
-def _manifest(config, spec, parts, shape, input_dtype, wire, scheme, calib_info, fidelity, engines, int8,
+def head_source(config: ExportConfig) -> HeadSource:
+    """The head `config` asks for: a shipped ONNX file cut at a tensor, or a PyTorch model's head."""
+    if config.is_onnx:
+        return GraphHead.from_file(config.model, config.cut, config.input_shape)
+    import edgesplit.defenses  # noqa: F401 - registers the 'defense' model option
+    from edgesplit.models import create_model
+
+    c, h, w = config.input_shape or (None, None, None)
+    model = create_model(config.model, num_classes=config.num_classes, in_chans=c, img_size=h,
+                         checkpoint=config.checkpoint, seed=config.seed)  # seeded: random-init heads reproduce
+    return TorchHead(model, config.cut, torch_model_record(config, model.edgesplit_spec))
+
+
+def torch_model_record(config: ExportConfig, spec) -> dict:
+    """The manifest's `model` record of a PyTorch model: its spec, and the checkpoint by name and sha256."""
+    return {"name": spec.name, "spec": spec.to_dict(),
+            "weights": "checkpoint" if config.checkpoint else f"random-init (torch seed {config.seed})",
+            "checkpoint": Path(config.checkpoint).name if config.checkpoint else None,
+            "checkpoint_sha256": sha256_file(config.checkpoint) if config.checkpoint else None}
+
+
+def _manifest(config, source, shape, input_dtype, wire, scheme, calib_info, fidelity, engines, int8,
               stochastic=False) -> dict:
     import onnxruntime
 
     import edgesplit
 
-    numel = parts.cut.numel
+    cut = source.cut
+    numel = cut.numel
     calibration = None
     if calib_info is not None:
         calibration = {**{k: v for k, v in calib_info.items() if k != "labels"}, "method": config.calib_method,
                        **({"percentile": config.calib_percentile} if config.calib_method == "percentile" else {})}
     return {
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "model": {"name": spec.name, "spec": spec.to_dict(),
-                  "weights": "checkpoint" if config.checkpoint else f"random-init (torch seed {config.seed})",
-                  "checkpoint": Path(config.checkpoint).name if config.checkpoint else None,
-                  "checkpoint_sha256": sha256_file(config.checkpoint) if config.checkpoint else None},
-        "cut": parts.cut.to_dict(),
+        "model": source.model_record(),
+        "cut": cut.to_dict(),
         "input": {"name": onnx_export.INPUT_NAME, "shape": [None, *shape], "dtype": input_dtype, "layout": "NCHW",
                   "range": [0.0, 1.0],
                   "normalization": {"mean": [0.0] * shape[0], "std": [1.0] * shape[0],
                                     "note": "feed RGB/gray images scaled to [0, 1]; the model was trained so"}},
-        "output": {"name": onnx_export.OUTPUT_NAME, "shape": [None, *parts.cut.shape], "dtype": wire.dtype},
+        "output": {"name": onnx_export.OUTPUT_NAME, "shape": [None, *cut.shape], "dtype": wire.dtype},
         "wire": {**wire.to_dict(), "scheme": "per-tensor" if wire.format == "int8" else None,
                  "bytes_per_sample": numel * wire.itemsize},
         "precision": config.precision,
@@ -156,14 +172,22 @@ def _manifest(config, spec, parts, shape, input_dtype, wire, scheme, calib_info,
         "fidelity": {k: fidelity[k] for k in ("max_abs_error", "mean_cosine", "snr_db", "tail_top1_fp32_features",
                                               "tail_top1_exported_features", "head_onnx_bytes")},
         "engines": engines,
-        "defense": spec.kwargs.get("defense"),
+        "defense": source.spec.kwargs.get("defense") if source.spec is not None else None,
         "stochastic": stochastic,  # the head draws random numbers (noise, dropout): every call differs
         "export": {**config.to_dict(), "checkpoint": Path(config.checkpoint).name if config.checkpoint else None,
+                   "model": Path(config.model).name if config.is_onnx else config.model,
                    "calib_root": None if config.calib_root is None else "(local copy)"},  # no machine paths
-        "tools": {"edgesplit": edgesplit.__version__, "torch": torch.__version__, "onnx": onnx.__version__,
+        "tools": {"edgesplit": edgesplit.__version__, **_torch_version(), "onnx": onnx.__version__,
                   "onnxruntime": onnxruntime.__version__, "python": platform.python_version(),
                   "host": platform.machine()},
     }
+
+
+def _torch_version() -> dict:
+    import sys
+
+    torch = sys.modules.get("torch")  # recorded where PyTorch took part; an ONNX-only export needs none
+    return {"torch": torch.__version__} if torch is not None else {}
 
 
 def _json(obj) -> str:
