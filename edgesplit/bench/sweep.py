@@ -34,8 +34,12 @@ FOLDERS = ("models", "defended", "bundles", "features", "audits")
 
 
 def run_sweep(spec: SweepSpec, out_dir: str | Path, fresh: bool = False, append: bool = False,
-              progress: Progress | None = None) -> Path:
+              progress: Progress | None = None, export_once: bool = True) -> Path:
     """Run (or resume) the sweep into `out_dir`; returns the results file.
+
+    `export_once`: each model is exported to ONNX once (per input shape) and every head of its undefended
+    cuts is cut from that graph, each precision starting from the same FP32 head. False: every head is
+    exported from PyTorch on its own (the per-cut path; also the fallback when a whole model does not export).
 
     Before any step: OUT must be writable, no other sweep may hold it (`lock.folder_lock`), and every model
     and cut of the spec must resolve.
@@ -53,6 +57,7 @@ def run_sweep(spec: SweepSpec, out_dir: str | Path, fresh: bool = False, append:
         write_text_atomic(out / "spec.json", json.dumps({"sha256": spec.sha256, "spec": spec.to_dict()}, indent=2)
                           + "\n")
         runner = _Sweep(spec, out, store, progress, cuts)
+        runner.export_once = export_once
         progress.message(runner.opening())
         for model in spec.models:
             runner.model(model)

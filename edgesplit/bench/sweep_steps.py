@@ -28,6 +28,9 @@ class SweepSteps:
         self.spec, self.out, self.progress = spec, out, progress
         self.decoders: dict = {}  # FP32 decoders, reused as the transfer attacker of the other precisions
         self._digests: dict[tuple, str] = {}
+        self.export_once = True
+        self._whole: tuple | None = None  # (key, WholeGraph or the reason it failed) of the model in hand
+        self._head: tuple | None = None  # (key, GraphHead) of the cut in hand: shared by its precisions
 
     def rel(self, path: Path) -> str:
         return os.path.relpath(path, self.out)
@@ -104,9 +107,10 @@ class SweepSteps:
                               input_shape=entry.input_shape if not checkpoint else None, calib_data=d.name,
                               calib_root=d.root, calib_size=d.calib_size, seed=d.seed)
         path = self.out / "bundles" / entry.name / f"{cut}{tag}-{precision}"
-        bundle = export_bundle(config, path, force=True, progress=self.progress)
+        source, head_from = self._graph_head(config) if self.export_once and not tag else (None, "per-cut export")
+        bundle = export_bundle(config, path, force=True, progress=self.progress, source=source)
         m = bundle.manifest
-        return {"bundle": self.rel(bundle.path), "bundle_sha256": bundle.sha256,
+        return {"bundle": self.rel(bundle.path), "bundle_sha256": bundle.sha256, "head_from": head_from,
                 "head_identity": self.head_identity(bundle.path), "weights": weights,
                 "payload_bytes": m["wire"]["bytes_per_sample"], "wire": m["wire"]["format"],
                 "feature_shape": m["output"]["shape"][1:], "macs": m["cut"]["macs"], "params": m["cut"]["params"],
@@ -114,6 +118,50 @@ class SweepSteps:
                 "test_accuracy": m["fidelity"].get("tail_top1_exported_features"),
                 "test_accuracy_fp32": m["fidelity"].get("tail_top1_fp32_features"),
                 "quantization": (m.get("quantization") or {}).get("target")}
+
+    def _graph_head(self, config) -> tuple[object | None, str]:
+        """The cut's head from the model's whole ONNX graph (exported once per model and input), or None and
+        why not (the per-cut path runs instead)."""
+        from edgesplit.export.pipeline import torch_model_record
+        from edgesplit.export.sources import GraphHead
+
+        key = (config.model, config.checkpoint, config.input_shape, config.seed)
+        if self._whole is None or self._whole[0] != key:
+            self._whole = (key, None)  # one model at a time: the previous graph is dropped
+            self._whole = (key, self._export_whole(config))
+        whole = self._whole[1]
+        if isinstance(whole, str):
+            return None, f"per-cut export ({whole})"
+        if config.cut not in whole:
+            return None, "per-cut export (the whole graph has no legal tensor for this cut)"
+        if self._head is None or self._head[0] != (key, config.cut):
+            spec = whole.spec
+            self._head = ((key, config.cut), GraphHead.from_torch(whole, config.cut, torch_model_record(config, spec),
+                                                                  spec))
+        return self._head[1], "whole-model graph"
+
+    def _export_whole(self, config):
+        """The model exported to ONNX once, naming every cut of the sweep; an ExportError's text if it fails."""
+        import edgesplit.defenses  # noqa: F401 - registers the 'defense' model option
+        from edgesplit.errors import ExportError
+        from edgesplit.export.onnx_export import export_whole_model
+        from edgesplit.models import analyse, create_model, default_input
+
+        c, h, _ = config.input_shape or (None, None, None)
+        model = create_model(config.model, num_classes=config.num_classes, in_chans=c, img_size=h,
+                             checkpoint=config.checkpoint, seed=config.seed)
+        analysis = analyse(model, default_input(model))
+        cuts = [analysis.resolve(name) for name in self.cuts[config.model]]
+        spec = model.edgesplit_spec
+        folder = self.out / "graphs"
+        folder.mkdir(parents=True, exist_ok=True)
+        name = f"{spec.name}-{spec.in_chans}x{spec.img_size}x{spec.img_size}.onnx"
+        try:
+            with self.progress.task(f"exporting {spec.name} to ONNX once", total=None):
+                whole = export_whole_model(model, cuts, folder / name, config.opset)
+        except ExportError as exc:
+            return f"the whole model does not export: {exc}"
+        return whole
 
     def _profile(self, bundle_dir: Path, backend: str, device: str, precision: str, checkpoint) -> dict:
         from edgesplit.runtime.timing import TimingConfig
