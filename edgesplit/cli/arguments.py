@@ -37,6 +37,12 @@ def input_shape(text: str) -> tuple[int, int, int]:
     return c, h, w
 
 
+def is_onnx_path(model: str) -> bool:
+    """A MODEL argument that names a shipped ONNX file (a path ending in .onnx) rather than a model to build; the
+    same test as `ExportConfig.is_onnx`."""
+    return str(model).lower().endswith(".onnx")
+
+
 def int_list(text: str) -> list[int]:
     try:
         values = [int(v) for v in text.split(",") if v.strip()]

@@ -8,9 +8,11 @@ from edgesplit.cli.arguments import (
     add_checkpoint,
     add_data,
     add_feature_file,
+    add_input,
     add_limit,
     add_quiet,
     add_seed,
+    is_onnx_path,
     key_values,
     names,
     progress,
@@ -39,12 +41,21 @@ cuts, decoder layout and training. With --preset no bundle or features are neede
 --checkpoint or trained here on --data's train split, every cut is exported at --precisions,
 emitted and attacked (INT8 also by the seed-style transfer attacker); OUT/preset.json sums up.
 
+shipped models: with --model-onnx FILE --cut TENSOR no bundle or features are needed either: the
+ONNX file is cut at the tensor ('edgesplit cuts FILE' lists the legal ones), its head exported at
+each of --precisions (fp32 always: the transfer attacker trains on it), the attack and test splits
+emitted and attacked: OUT/<precision>/bundle, audit.json and grid.png. The threat model records
+that the attacker holds only the shipped file (it can run it on its own images; no PyTorch source,
+checkpoint or training data), so --attack whitebox and query-free, which need the PyTorch model,
+are refused: use --attack adaptive or gan.
+
 examples:
   edgesplit audit --preset gpz-classifier4 --data digits --out audits/gpz
   edgesplit audit --preset cem-standard --data cifar10 --data-root ~/data/cifar-10-batches-py --out audits/cem
   edgesplit emit bundles/c4-int8 --split attack --out feats/attack.npz
   edgesplit audit --bundle bundles/c4-int8 --features feats/attack.npz --data digits --out audits/c4-int8
   edgesplit audit --bundle b/ --features a.npz --eval-features t.npz --data digits --decoder resnet --epochs 50 --out o/
+  edgesplit audit --model-onnx shipped/model.onnx --cut relu_8 --input 3x64x64 --data digits --out audits/shipped
 """
 
 
@@ -52,10 +63,17 @@ def register(sub) -> None:
     p = sub.add_parser("audit", help="train a decoder on emitted features; how well are inputs rebuilt?",
                        description=AUDIT_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--bundle", metavar="DIR",
-                   help="the bundle the features came from (required unless --head or --preset)")
+                   help="the bundle the features came from (required unless --head, --model-onnx or --preset)")
     p.add_argument("--head", default=None, metavar="ONNX",
                    help="audit an ONNX head edgesplit did not make: it is wrapped into a bundle (OUT/bundle) "
                         "and its attack/test features are emitted first (default: none, audit --bundle)")
+    p.add_argument("--model-onnx", default=None, metavar="ONNX",
+                   help="audit a shipped ONNX model end to end: cut at --cut, exported at each of --precisions, "
+                        "emitted and attacked by an attacker holding only this file (see above; default: none)")
+    p.add_argument("--cut", default=None, metavar="TENSOR",
+                   help="with --model-onnx: the tensor to cut at ('edgesplit cuts FILE'; default: none, required)")
+    add_input(p, help="with --model-onnx: the input shape, fixing the file's dynamic input dims (default: the "
+                      "file's)")
     p.add_argument("--wire-scale", type=float, default=None, metavar="SCALE",
                    help="with --head emitting int8/uint8: its scale (default: none; required for such "
                         "a head)")
@@ -63,7 +81,7 @@ def register(sub) -> None:
                    help="with --head emitting int8/uint8: its zero-point (default: none; required for "
                         "such a head)")
     add_feature_file(p, "--features", help="FeatureFile of the attacker's samples, the attack split from "
-                                           "'edgesplit emit' (required unless --head or --preset)")
+                                           "'edgesplit emit' (required unless --head, --model-onnx or --preset)")
     add_feature_file(p, "--eval-features", help="FeatureFile to score on (default: emit the test split)")
     add_limit(p, "--eval-limit", help="when emitting the test split: at most N samples (default: all; 256 with "
                                       "--preset)")
@@ -110,11 +128,12 @@ def register(sub) -> None:
                         "epochs, to compare with its paper (default: the audit's attacker, the seed's decoder "
                         "layout beside the default families, each trained to convergence; the strongest counts)")
     p.add_argument("--precisions", default="fp32,int8", metavar="LIST",
-                   help="with --preset: head precisions to attack, comma-separated; fp32 is always added, "
-                        "the transfer attacker trains on it")
+                   help="with --preset or --model-onnx: head precisions to attack, comma-separated; fp32 is always "
+                        "added, the transfer attacker trains on it")
     p.add_argument("--cuts", default=None, metavar="LIST",
                    help="with --preset: a subset of its cuts, comma-separated (default: all of them)")
-    add_limit(p, "--attack-limit", help="with --preset: attacker samples (default all)")
+    add_limit(p, "--attack-limit", help="with --preset, --model-onnx or --head: attacker samples, emitted from the "
+                                        "attack split (default all)")
     p.add_argument("--train-epochs", type=int, default=5, metavar="N",
                    help="with --preset and no --checkpoint: epochs to train the target first")
     p.add_argument("--decoder-option", action="append", default=[], metavar="KEY=VALUE",
@@ -130,21 +149,24 @@ def cmd_audit(args) -> int:
     if args.list_decoders:
         print_table(["decoder", "what"], [(e.name, e.description) for e in decoder_entries()])
         return 0
+    from edgesplit.errors import AttackError
+
+    stray = [flag for flag, value in (("--cut", args.cut), ("--input", args.input)) if value]
+    if stray and not args.model_onnx:
+        raise AttackError(f"{' and '.join(stray)} go with --model-onnx (a preset's cuts: --cuts)")
     if args.list_presets or args.preset:
         return _presets(args)
     from pathlib import Path
 
     from edgesplit.attacks.decoders import resolve_families
-    from edgesplit.errors import AttackError
 
     # before any work: a malformed option or a misspelt decoder fails at once
     decoder_kwargs = key_values(args.decoder_option, "--decoder-option", "depth=deep", AttackError)
     families = resolve_families(list(names(args.decoder)))
-    from edgesplit.attacks.audit import audit, write_result
-    from edgesplit.attacks.training import DecoderConfig
+    if args.model_onnx:
+        return _shipped(args, families, decoder_kwargs)
     from edgesplit.export import load_bundle
     from edgesplit.runtime import load_features
-    from edgesplit.runtime.emit import emit_split
 
     bars = progress(args)
     if args.head:
@@ -154,7 +176,7 @@ def cmd_audit(args) -> int:
             raise AttackError("audit --head needs --out (the wrapped bundle and the results go there)")
         bundle = bundle_from_onnx(args.head, Path(args.out) / "bundle", args.wire_scale, args.wire_zero_point,
                                   force=True)
-        train = emit_split(bundle.path, args.data, "attack", None, args.data_root, args.seed, progress=bars)
+        train = _emit_attack(args, bundle, bars)
         print(f"wrapped {args.head} as {bundle.path}; emitted {len(train.ids)} attack-split samples")
     else:
         missing = [f"--{n}" for n in ("bundle", "features", "out") if not getattr(args, n)]
@@ -165,6 +187,28 @@ def cmd_audit(args) -> int:
     if train.meta["data"]["name"] != args.data:
         raise AttackError(f"{args.features} holds features of {train.meta['data']['name']!r}, not {args.data!r}: "
                           f"pass --data {train.meta['data']['name']}")
+    transfer = load_features(args.transfer_features) if args.transfer_features else None
+    _audit_bundle(args, bundle, train, Path(args.out), families, decoder_kwargs, bars, transfer)
+    return 0
+
+
+def _emit_attack(args, bundle, bars):
+    """The attacker's samples: the attack split emitted by `bundle` (at most --attack-limit)."""
+    from edgesplit.runtime.emit import emit_split
+
+    return emit_split(bundle.path, args.data, "attack", args.attack_limit, args.data_root, args.seed, progress=bars)
+
+
+def _audit_bundle(args, bundle, train, out, families, decoder_kwargs, bars, transfer=None, cache=None,
+                  threat: dict | None = None) -> dict:
+    """Attack `bundle` with the attacker's features `train` (test split emitted unless --eval-features); write
+    OUT/audit.json and OUT/grid.png and print the result. `threat` adds to the audit's threat model."""
+    from edgesplit.attacks.audit import audit, write_result
+    from edgesplit.attacks.training import DecoderConfig
+    from edgesplit.attacks.whitebox import WhiteboxConfig
+    from edgesplit.runtime import load_features
+    from edgesplit.runtime.emit import emit_split
+
     if args.eval_features:
         evaluation = load_features(args.eval_features)
     else:
@@ -174,14 +218,12 @@ def cmd_audit(args) -> int:
                            budget_s=args.budget_s, noise_mean=args.noise_mean,
                            noise_std=args.noise_std, noise_at_test=args.noise_at_test, seed=args.seed,
                            decoder_kwargs=decoder_kwargs)
-    transfer = load_features(args.transfer_features) if args.transfer_features else None
-    from edgesplit.attacks.whitebox import WhiteboxConfig
-
-    result = audit(bundle, train, evaluation, config, args.data_root, bars, Path(args.out) / "grid.png",
+    result = audit(bundle, train, evaluation, config, args.data_root, bars, out / "grid.png",
                    transfer_features=transfer, attack=args.attack, checkpoint=args.checkpoint,
                    whitebox=WhiteboxConfig(steps=args.whitebox_steps), decoders=families,
-                   learning_curve=not args.no_learning_curve)
-    path = write_result(result, args.out)
+                   learning_curve=not args.no_learning_curve, decoder_cache=cache)
+    result["threat_model"].update(threat or {})
+    path = write_result(result, out)
     m, f = result["metrics"], result["floor"]["metrics"]
     print(f"{result['model']} up to {result['cut']}, {result['precision']} head, {result['wire']} wire; "
           f"{args.attack} attack, {result['threat_model']['attacker_data']['samples']} attacker samples, "
@@ -203,7 +245,63 @@ def cmd_audit(args) -> int:
         print(f"transfer attacker (trained on {result['transfer']['trained_on']['wire']} features): PSNR "
               f"{t['psnr']['mean']:.4f}, SSIM {t['ssim']['mean']:.4f}  vs adaptive PSNR {m['psnr']['mean']:.4f}, "
               f"SSIM {m['ssim']['mean']:.4f}")
-    print(f"wrote {path} and {Path(args.out) / 'grid.png'}")
+    print(f"wrote {path} and {out / 'grid.png'}")
+    return result
+
+
+SHIPPED_ONLY = ("only the shipped ONNX file: it can run the deployed model on its own images (as the transfer "
+                "attacker does), but has no PyTorch source, no training checkpoint and no training data; attacks "
+                "that need the PyTorch model (whitebox, query-free) do not apply")
+
+
+def _shipped(args, families, decoder_kwargs) -> int:
+    """--model-onnx: cut the file at --cut, export each precision, emit and audit each (OUT/<precision>/)."""
+    from pathlib import Path
+
+    from edgesplit.errors import AttackError
+    from edgesplit.export import ExportConfig
+    from edgesplit.export.pipeline import export_bundle, head_source
+
+    # before any work (nothing is written until the file is cut): what does not go with a shipped file
+    given = [flag for flag, value in (("--bundle", args.bundle), ("--head", args.head), ("--features", args.features),
+                                      ("--eval-features", args.eval_features),
+                                      ("--transfer-features", args.transfer_features),
+                                      ("--checkpoint", args.checkpoint)) if value]
+    if given:
+        raise AttackError(f"audit --model-onnx exports, emits and attacks the file itself (its weights are in it): "
+                          f"drop {', '.join(given)}")
+    if args.attack in ("whitebox", "query-free"):
+        raise AttackError(f"--attack {args.attack} needs the PyTorch model, but with --model-onnx the attacker holds "
+                          f"only the shipped file: use --attack adaptive or gan")
+    if not is_onnx_path(args.model_onnx):
+        raise AttackError(f"--model-onnx takes an ONNX file (a path ending in .onnx), not {args.model_onnx!r}")
+    missing = [flag for flag, value in (("--cut TENSOR", args.cut), ("--out DIR", args.out)) if not value]
+    if missing:
+        raise AttackError(f"audit --model-onnx needs {' and '.join(missing)} ('edgesplit cuts {args.model_onnx}' "
+                          f"lists the cuts)")
+    wanted = names(args.precisions)
+    order = ("fp32", *dict.fromkeys(p for p in wanted if p != "fp32"))  # fp32 first: the transfer attacker's
+    configs = {p: ExportConfig(model=args.model_onnx, cut=args.cut, precision=p, input_shape=args.input,
+                               calib_data=args.data, calib_root=args.data_root, seed=args.seed) for p in order}
+    source = head_source(configs["fp32"])  # the file cut once at the tensor, for every precision
+    out, bars = Path(args.out), progress(args)
+    cache, fp32_attack, rows = {}, None, []
+    for precision, config in configs.items():
+        bundle = export_bundle(config, out / precision / "bundle", force=True, progress=bars, source=source)
+        graph = bundle.manifest["model"]["graph"]
+        threat = {"attacker_holds": {"what": SHIPPED_ONLY, "file": graph["file"], "sha256": graph["sha256"]}}
+        train = _emit_attack(args, bundle, bars)
+        print(f"exported {args.model_onnx} up to {args.cut} at {precision} as {bundle.path}; emitted "
+              f"{len(train.ids)} attack-split samples")
+        result = _audit_bundle(args, bundle, train, out / precision, families, decoder_kwargs, bars,
+                               transfer=fp32_attack, cache=cache, threat=threat)
+        fp32_attack = fp32_attack or train
+        rows.append((precision, bundle.manifest["wire"]["bytes_per_sample"],
+                     f"{result['metrics']['psnr']['mean']:.2f}", f"{result['metrics']['ssim']['mean']:.4f}",
+                     f"{result['transfer']['metrics']['psnr']['mean']:.2f}" if "transfer" in result else "-",
+                     f"{result['floor']['metrics']['psnr']['mean']:.2f}"))
+    print(f"\n{args.model_onnx} cut at {args.cut}, attacked by one holding only the shipped file:")
+    print_table(["precision", "wire B", "PSNR", "SSIM", "transfer PSNR", "floor PSNR"], rows)
     return 0
 
 

@@ -23,31 +23,40 @@ Export the head of MODEL (everything up to --cut) as a deployable bundle folder:
 head.onnx (+ head.<gpu>.engine with --format tensorrt), fidelity.json and manifest.json
 (input/output format, wire format with int8 scale/zero-point, calibration, sha256 of every file).
 
+MODEL may be a shipped ONNX file (a path ending in .onnx, external data files beside it): the head
+is the file's graph from its image input up to the tensor --cut names ('edgesplit cuts model.onnx'
+lists the legal ones), the weights and classes are the file's (no --checkpoint, --num-classes),
+--input fixes its dynamic input dims, and the manifest records the file's sha256 and the cut tensor.
+
 precision   fp32 | fp16 (a genuine FP16 graph) | int8 (static QDQ, per-channel weights)
 wire        what the device sends: fp32 | fp16 | int8 (1 byte per value + scale/zero-point);
             default = the precision's own
 target      INT8 layout: auto (this host) | x86-vnni (U8S8) | x86 (U8S8, 7-bit weights) |
             arm (symmetric S8S8) | tensorrt (symmetric S8S8)
 
-The fidelity check compares the exported head with the PyTorch FP32 head on the --eval-split
-(never the calibration split) and prints max abs error, cosine, SNR and the tail's accuracy.
+The fidelity check compares the exported head with the PyTorch FP32 head (for an ONNX file: the
+FP32 ONNX head cut from it, the tail run by onnxruntime) on the --eval-split (never the calibration
+split) and prints max abs error, cosine, SNR and the tail's accuracy.
 
 examples:
   edgesplit export resnet18 --cut layer2.1 --input 3x64x64 --precision int8 --out bundles/r18-l2-int8
   edgesplit export classifier4 --checkpoint runs/c4/model.pt --cut features.1 --precision int8 \\
       --calib-data digits --calib-method entropy --out bundles/c4-int8
   edgesplit export resnet18 --cut layer2.1 --precision fp16 --format tensorrt --out bundles/r18-trt
+  edgesplit export shipped/model.onnx --cut relu_8 --input 3x64x64 --precision int8 --out bundles/shipped-int8
 """
 
 
 def register(sub) -> None:
     p = sub.add_parser("export", help="export a head as a bundle (ONNX fp32/fp16/int8, TensorRT)",
                        description=EXPORT_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("model", help="zoo name ('edgesplit models')")
-    p.add_argument("--cut", required=True, help="cut name ('edgesplit cuts MODEL')")
+    p.add_argument("model", help="zoo name ('edgesplit models'), or a shipped ONNX file (model.onnx)")
+    p.add_argument("--cut", required=True, help="cut name ('edgesplit cuts MODEL'); for an ONNX file a tensor of it")
     add_precision(p, help="the head's arithmetic, see above", default="fp32")
-    add_checkpoint(p, help="weights from 'edgesplit train' (default: none: random weights seeded by --seed)")
-    add_input(p, help="input shape (default: the checkpoint's, else 3x32x32)")
+    add_checkpoint(p, help="weights from 'edgesplit train' (default: none: random weights seeded by --seed; an "
+                           "ONNX file has its own)")
+    add_input(p, help="input shape (default: the checkpoint's, else 3x32x32; an ONNX file's own, this fixes its "
+                      "dynamic dims)")
     p.add_argument("--num-classes", type=int, default=None, metavar="N",
                    help="classifier outputs (default: the checkpoint's, else 10)")
     add_wire(p, help="what the device sends (default: the precision's own)")

@@ -30,6 +30,7 @@ profile every cut point, build deployable heads, and audit what the device sends
 Start here:
   edgesplit models                               the model zoo
   edgesplit cuts resnet18 --input 3x224x224      every cut point: shape, params, MACs, bytes on the wire
+  edgesplit cuts model.onnx                      the same for a shipped ONNX file (export/audit take it too)
   edgesplit train classifier4 --data digits      train on the embedded digits (no download)
   edgesplit export resnet18 --cut layer2.1 --precision int8 --out b/   a deployable INT8 head bundle
   edgesplit bundle verify b/                     check every file against the manifest

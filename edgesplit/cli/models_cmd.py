@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from edgesplit.cli.arguments import add_checkpoint, add_input, add_json
+from edgesplit.cli.arguments import add_checkpoint, add_input, add_json, is_onnx_path
 from edgesplit.cli.common import human, print_json, print_table
 
 CUTS_HELP = """\
@@ -12,14 +12,21 @@ List every place MODEL can be cut for inputs of the given shape: the tensor that
 (shape per sample), the head's parameters and multiply-accumulates, and the bytes one sample
 puts on the wire at fp32 / fp16 / int8.
 
+MODEL is a zoo or torchvision name, or a shipped ONNX file (a path ending in .onnx, with its
+external data files beside it): its cuts are the tensors where only that one tensor crosses, named
+as in the file (pass one to 'edgesplit export model.onnx --cut TENSOR'); --input fixes the file's
+dynamic input dims (needed when its height and width are dynamic).
+
   block granularity (default): the architecture's natural blocks (residual blocks,
-                               VGG conv groups, inverted-residual blocks)
+                               VGG conv groups, inverted-residual blocks; in an ONNX file,
+                               each op with the activations and normalisations after it)
   layer granularity:           every graph node where a single tensor crosses
 
 examples:
   edgesplit cuts resnet18 --input 3x224x224
   edgesplit cuts mobilenet_v3_small --input 3x224x224 --granularity layer
   edgesplit cuts classifier4 --input 1x32x32 --json > cuts.json
+  edgesplit cuts shipped/model.onnx --input 3x224x224 --granularity layer
 """
 
 
@@ -36,8 +43,10 @@ def register(sub) -> None:
 
     p = sub.add_parser("cuts", help="list a model's cut points with their costs", description=CUTS_HELP,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("model", help="zoo name ('edgesplit models') or any torchvision classifier name")
-    add_input(p, help="input shape per sample (default: the checkpoint's, else 3x32x32)")
+    p.add_argument("model", help="zoo name ('edgesplit models'), any torchvision classifier name, or an ONNX file "
+                                 "(model.onnx)")
+    add_input(p, help="input shape per sample (default: the checkpoint's, else 3x32x32; an ONNX file's own, "
+                      "this fixes its dynamic dims)")
     p.add_argument("--granularity", choices=("block", "layer"), default="block",
                    help="block: the architecture's natural blocks; layer: every node where one "
                         "tensor crosses")
@@ -45,8 +54,8 @@ def register(sub) -> None:
                    help="classifier outputs (default: the checkpoint's, else 10)")
     add_checkpoint(p, help="a checkpoint from 'edgesplit train' (its shape and classes are the defaults)")
     p.add_argument("--cut", default=None, metavar="NAME",
-                   help="show one cut and split the model there (checks tail(head(x)) == model(x)); "
-                        "default: list every cut")
+                   help="show one cut and split the model there (checks tail(head(x)) == model(x), "
+                        "by onnxruntime for an ONNX file); default: list every cut")
     add_json(p, help="print JSON (one object per cut) instead of a table")
     p.set_defaults(func=cmd_cuts)
 
@@ -77,6 +86,8 @@ def cmd_datasets(args) -> int:
 
 
 def cmd_cuts(args) -> int:
+    if is_onnx_path(args.model):
+        return _onnx_cuts(args)
     import torch
 
     import edgesplit.defenses  # noqa: F401 - registers the 'defense' model option
@@ -90,19 +101,40 @@ def cmd_cuts(args) -> int:
     analysis = analyse(model, torch.zeros(1, c, h, h))
     if args.cut is not None:
         return _show_split(args, model, analysis, (c, h, h))
+    return _list_cuts(args, analysis, (c, h, h))
+
+
+def _list_cuts(args, analysis, shape: tuple[int, ...]) -> int:
+    """The cut table (or JSON) of a PyTorch or an ONNX cut analysis: the same layout for both."""
     cuts = analysis.all(args.granularity)
     if args.json:
-        print_json({"model": args.model, "input": [c, h, h], "granularity": args.granularity,
+        print_json({"model": args.model, "input": list(shape), "granularity": args.granularity,
                     "total_params": analysis.total_params, "total_macs": analysis.total_macs,
                     "cuts": [cut.to_dict() for cut in cuts]})
         return 0
     rows = [(cut.name, "x".join(map(str, cut.shape)), human(cut.params), human(cut.macs),
              cut.payload_bytes["fp32"], cut.payload_bytes["fp16"], cut.payload_bytes["int8"]) for cut in cuts]
-    print(f"{args.model} at {c}x{h}x{h}, {args.granularity} cuts ({len(cuts)}):")
+    print(f"{args.model} at {'x'.join(map(str, shape))}, {args.granularity} cuts ({len(cuts)}):")
     print_table(["cut", "shape", "head params", "head MACs", "fp32 B", "fp16 B", "int8 B"], rows)
+    numel = 1
+    for d in shape:
+        numel *= d
     print(f"whole model: {human(analysis.total_params)} params, {human(analysis.total_macs)} MACs, "
-          f"input {c * h * h * 4} B as fp32")
+          f"input {numel * 4} B as fp32")
     return 0
+
+
+def _onnx_cuts(args) -> int:
+    from edgesplit.errors import ModelError
+    from edgesplit.models.onnx_cuts import analyse_onnx
+
+    if args.checkpoint or args.num_classes is not None:
+        raise ModelError(f"{args.model} is an ONNX model: its weights and classes are in the file; drop "
+                         f"--checkpoint and --num-classes")
+    analysis = analyse_onnx(args.model, args.input)
+    if args.cut is not None:
+        return _show_onnx_split(args, analysis)
+    return _list_cuts(args, analysis, analysis.input_shape)
 
 
 def _show_split(args, model, analysis, shape) -> int:
@@ -122,3 +154,51 @@ def _show_split(args, model, analysis, shape) -> int:
     else:
         print_table(["field", "value"], [(k, v) for k, v in record.items()])
     return 0
+
+
+def _show_onnx_split(args, analysis) -> int:
+    """`_show_split` for an ONNX file: onnxruntime (graph optimisations off) runs the file and tail(head(x))."""
+    import numpy as np
+
+    from edgesplit.models.onnx_split import split_onnx
+
+    cut = analysis.resolve(args.cut)
+    head, tail = split_onnx(analysis, cut)
+    x = np.random.default_rng(0).random((_batch(analysis), *analysis.input_shape), dtype=np.float32)
+    (expected, *_) = _ort(args.model, {analysis.input_name: x})
+    (features,) = _ort(head.SerializeToString(), {analysis.input_name: x})
+    (got, *_) = _ort(tail.SerializeToString(), {cut.name: features})
+    record = {**cut.to_dict(), "tail_params": analysis.total_params - cut.params,
+              "tail_macs": analysis.total_macs - cut.macs, "split_exact": bool(np.array_equal(got, expected)),
+              "split_max_abs_error": float(np.abs(got.astype(np.float64) - expected).max())}
+    if args.json:
+        print_json(record)
+    else:
+        print_table(["field", "value"], [(k, v) for k, v in record.items()])
+    return 0
+
+
+def _batch(analysis) -> int:
+    # two samples, unless the file fixes its batch dim (then that many)
+    from edgesplit.models.onnx_graph import graph_input
+
+    batch = graph_input(analysis.model, analysis.source).type.tensor_type.shape.dim[0]
+    return batch.dim_value if batch.HasField("dim_value") else 2
+
+
+def _ort(model, feeds: dict) -> list:
+    """Run an ONNX model (a path or serialised bytes) on the CPU with graph optimisations off: the whole model and
+    its two halves then compute every node alike, so a split is exact."""
+    import onnxruntime as ort
+
+    from edgesplit.errors import ModelError
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    try:
+        session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+        return session.run(None, feeds)
+    except Exception as exc:  # onnxruntime's own errors: one line, not a traceback
+        text = str(exc).strip().splitlines()
+        raise ModelError(f"onnxruntime cannot run {'the split' if isinstance(model, bytes) else model}: "
+                         f"{text[0][:200] if text else type(exc).__name__}") from None
