@@ -38,16 +38,28 @@ ATTACKS = {
 }
 
 
+SHIPPED_ONLY = ("only the shipped ONNX file: it can run the deployed model on its own images (as the transfer "
+                "attacker does), but has no PyTorch source, no training checkpoint and no training data; attacks "
+                "that need the PyTorch model (whitebox, query-free) do not apply")
+
+
 def threat_model(train_features, bundle, attack: str = "adaptive") -> dict:
     data = train_features.meta["data"]
-    return {
+    shipped = (bundle.manifest["model"].get("graph") or {}) if bundle.manifest["model"].get("spec") is None else {}
+    distribution = ("in-distribution (same data set; whether it overlaps the shipped model's own training data is "
+                    "not known)" if shipped.get("file") else
+                    "in-distribution (same data set, disjoint from the target's training split)")
+    record = {
         "attack": attack,
         "attacker_knowledge": ATTACKS[attack],
         "attacker_data": {"data": data["name"], "split": data["split"], "samples": int(len(train_features.ids)),
-                          "distribution": "in-distribution (same data set, disjoint from the target's training split)"},
+                          "distribution": distribution},
         "wire_attacked": {k: bundle.manifest["wire"][k] for k in ("format", "dtype", "scale", "zero_point")},
         "decoder_trained_on": "the exact wire features, dequantized with the manifest's scale/zero-point",
     }
+    if shipped.get("file"):  # a head cut from a shipped ONNX file: the attacker holds that file and nothing more
+        record["attacker_holds"] = {"what": SHIPPED_ONLY, "file": shipped["file"], "sha256": shipped["sha256"]}
+    return record
 
 
 def _family_config(config: DecoderConfig, family: str, budget_left: float | None) -> DecoderConfig:

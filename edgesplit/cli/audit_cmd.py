@@ -199,10 +199,9 @@ def _emit_attack(args, bundle, bars):
     return emit_split(bundle.path, args.data, "attack", args.attack_limit, args.data_root, args.seed, progress=bars)
 
 
-def _audit_bundle(args, bundle, train, out, families, decoder_kwargs, bars, transfer=None, cache=None,
-                  threat: dict | None = None) -> dict:
+def _audit_bundle(args, bundle, train, out, families, decoder_kwargs, bars, transfer=None, cache=None) -> dict:
     """Attack `bundle` with the attacker's features `train` (test split emitted unless --eval-features); write
-    OUT/audit.json and OUT/grid.png and print the result. `threat` adds to the audit's threat model."""
+    OUT/audit.json and OUT/grid.png and print the result."""
     from edgesplit.attacks.audit import audit, write_result
     from edgesplit.attacks.training import DecoderConfig
     from edgesplit.attacks.whitebox import WhiteboxConfig
@@ -222,7 +221,6 @@ def _audit_bundle(args, bundle, train, out, families, decoder_kwargs, bars, tran
                    transfer_features=transfer, attack=args.attack, checkpoint=args.checkpoint,
                    whitebox=WhiteboxConfig(steps=args.whitebox_steps), decoders=families,
                    learning_curve=not args.no_learning_curve, decoder_cache=cache)
-    result["threat_model"].update(threat or {})
     path = write_result(result, out)
     m, f = result["metrics"], result["floor"]["metrics"]
     print(f"{result['model']} up to {result['cut']}, {result['precision']} head, {result['wire']} wire; "
@@ -247,11 +245,6 @@ def _audit_bundle(args, bundle, train, out, families, decoder_kwargs, bars, tran
               f"SSIM {m['ssim']['mean']:.4f}")
     print(f"wrote {path} and {out / 'grid.png'}")
     return result
-
-
-SHIPPED_ONLY = ("only the shipped ONNX file: it can run the deployed model on its own images (as the transfer "
-                "attacker does), but has no PyTorch source, no training checkpoint and no training data; attacks "
-                "that need the PyTorch model (whitebox, query-free) do not apply")
 
 
 def _shipped(args, families, decoder_kwargs) -> int:
@@ -288,13 +281,11 @@ def _shipped(args, families, decoder_kwargs) -> int:
     cache, fp32_attack, rows = {}, None, []
     for precision, config in configs.items():
         bundle = export_bundle(config, out / precision / "bundle", force=True, progress=bars, source=source)
-        graph = bundle.manifest["model"]["graph"]
-        threat = {"attacker_holds": {"what": SHIPPED_ONLY, "file": graph["file"], "sha256": graph["sha256"]}}
         train = _emit_attack(args, bundle, bars)
         print(f"exported {args.model_onnx} up to {args.cut} at {precision} as {bundle.path}; emitted "
               f"{len(train.ids)} attack-split samples")
         result = _audit_bundle(args, bundle, train, out / precision, families, decoder_kwargs, bars,
-                               transfer=fp32_attack, cache=cache, threat=threat)
+                               transfer=fp32_attack, cache=cache)
         fp32_attack = fp32_attack or train
         rows.append((precision, bundle.manifest["wire"]["bytes_per_sample"],
                      f"{result['metrics']['psnr']['mean']:.2f}", f"{result['metrics']['ssim']['mean']:.4f}",
