@@ -14,6 +14,11 @@
     cuts = "blocks"                    # or a list of cut names
     checkpoint = "runs/c4/model.pt"    # or train_epochs = 8 (trained on data's train split first)
 
+    [[sweep.models]]                   # a shipped ONNX model (one image input), swept as it is
+    onnx = "exports/model.onnx"        # relative to the spec file's folder; name defaults to the file's stem
+    cuts = "blocks"                    # or a list of the graph's tensor names
+    input = "3x64x64"                  # only needed when the file's H/W are dynamic
+
     [data]
     name = "digits"                    # or "faces"; other data sets need root = "local/copy"
     calib_size = 256
@@ -48,12 +53,21 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
-import types
 import typing
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
+from edgesplit.bench.spec_values import (
+    WRONG,
+    as_list,
+    at_least,
+    check_keys,
+    convert,
+    form,
+    show,
+    table,
+    toml_value,
+)
 from edgesplit.errors import BenchError, EdgesplitError, closest
 from edgesplit.vocab import PRECISIONS, parse_chw
 
@@ -61,17 +75,41 @@ from edgesplit.vocab import PRECISIONS, parse_chw
 @dataclass(frozen=True)
 class SweepModel:
     name: str
-    input: str = "3x32x32"
+    input: str | None = "3x32x32"  # None: an ONNX model's own input (its H/W fixed in the file)
     cuts: str | tuple[str, ...] = "blocks"
     checkpoint: str | None = None
     train_epochs: int = 0  # > 0 and no checkpoint: train on the data's train split first
+    onnx: str | None = None  # a shipped ONNX file, as the spec names it (its cuts are the graph's tensors)
+    spec_dir: str | None = field(default=None, compare=False, repr=False, metadata={"key": False})  # onnx's base
 
     def __post_init__(self) -> None:
-        _at_least(f"[[sweep.models]] {self.name}", self, train_epochs=0)
-        self.input_shape  # noqa: B018 - validates
+        at_least(f"[[sweep.models]] {self.name}", self, train_epochs=0)
+        if self.input is not None or self.onnx is None:
+            self.input_shape  # noqa: B018 - validates
+        if self.onnx is not None:
+            for key, given in (("checkpoint", self.checkpoint is not None), ("train_epochs", self.train_epochs > 0)):
+                if given:
+                    refuse_for_onnx(self.name, key)
+            where = f"[[sweep.models]] {self.name}: onnx = \"{self.onnx}\""
+            if not self.onnx.lower().endswith(".onnx"):
+                raise BenchError(f"{where} does not name an .onnx file")
+            if not self.onnx_path.is_file():
+                base = "the working folder" if self.spec_dir is None else "the spec file's folder"
+                raise BenchError(f"{where}: {self.onnx_path} is not a file (a relative path is read from {base})")
 
     @property
-    def input_shape(self) -> tuple[int, int, int]:
+    def onnx_path(self) -> Path | None:
+        """The ONNX file, a relative `onnx` read from the spec file's folder (`spec_dir`; None: the working one)."""
+        if self.onnx is None:
+            return None
+        path = Path(self.onnx).expanduser()
+        return path if path.is_absolute() or self.spec_dir is None else Path(self.spec_dir) / path
+
+    @property
+    def input_shape(self) -> tuple[int, int, int] | None:
+        """(C, H, W); None for an ONNX model that takes its input from the file (the sweep reads it there)."""
+        if self.input is None:
+            return None
         try:
             c, h, w = parse_chw(self.input)
         except ValueError:
@@ -90,7 +128,7 @@ class DefenseEntry:
     epochs: int = 5
 
     def __post_init__(self) -> None:
-        _at_least(f"defenses entry {self.name}", self, epochs=0)
+        at_least(f"defenses entry {self.name}", self, epochs=0)
 
     @property
     def label(self) -> str:
@@ -113,7 +151,7 @@ class DataSpec:
         if self.root is None and self.name not in EMBEDDED:
             raise BenchError(f"[data] {self.name} needs root = \"path/to/a/local/copy\" (only "
                              f"{' and '.join(EMBEDDED)} are embedded)")
-        _at_least("[data]", self, calib_size=1, seed=0)
+        at_least("[data]", self, calib_size=1, seed=0)
 
 
 @dataclass(frozen=True)
@@ -128,7 +166,7 @@ class TimingSpec:
         if not self.batches or min(self.batches) < 1:
             raise BenchError(f"[profile] batches must be a list of batch sizes >= 1, e.g. batches = [1, 8]; "
                              f"got {list(self.batches)}")
-        _at_least("[profile]", self, warmup=0, iters=1, min_seconds=0, threads=0)
+        at_least("[profile]", self, warmup=0, iters=1, min_seconds=0, threads=0)
 
 
 @dataclass(frozen=True)
@@ -142,7 +180,7 @@ class AttackSpec:
     learning_curve: bool = True  # at the first audited precision of each cut: 25 % / 50 % / 100 % of the data
 
     def __post_init__(self) -> None:
-        _at_least("[attack]", self, epochs=1, attack_limit=0, eval_limit=0, batch_size=0, patience=1, budget_s=0)
+        at_least("[attack]", self, epochs=1, attack_limit=0, eval_limit=0, batch_size=0, patience=1, budget_s=0)
 
 
 @dataclass(frozen=True)
@@ -198,6 +236,9 @@ class SweepSpec:
                 raise BenchError(f"defenses: {exc}") from None
         if len({d.label for d in self.defenses}) != len(self.defenses):
             raise BenchError("the same defense and parameters are listed twice in defenses")
+        shipped = [m for m in self.models if m.onnx is not None]
+        if self.defenses and shipped:
+            refuse_for_onnx(shipped[0].name, "defenses")
         names = [m.name for m in self.models]
         twice = sorted({n for n in names if names.count(n) > 1})
         if twice:
@@ -206,8 +247,7 @@ class SweepSpec:
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        d["models"] = [{**asdict(m), "cuts": m.cuts if isinstance(m.cuts, str) else list(m.cuts)}
-                       for m in self.models]
+        d["models"] = [_model_dict(m) for m in self.models]
         return d
 
     @property
@@ -220,107 +260,56 @@ class SweepSpec:
         return tuple(sorted(self.precisions, key=lambda p: p != "fp32")) if self.audit else self.precisions
 
 
+def _model_dict(m: SweepModel) -> dict:
+    """One model as the spec's hash reads it: `onnx` only when given (the hash of a spec without it is unchanged)."""
+    d = {**asdict(m), "cuts": m.cuts if isinstance(m.cuts, str) else list(m.cuts)}
+    del d["spec_dir"]  # where the spec file lies is no part of what it asks
+    if d["onnx"] is None:
+        del d["onnx"]
+    return d
+
+
+def refuse_for_onnx(name: str, key: str) -> None:
+    """One line: `key` of the spec does not apply to ONNX model `name`."""
+    if key == "defenses":
+        raise BenchError(f"[sweep] defenses do not apply to ONNX model {name} (a defense is built into a PyTorch "
+                         f"model at the cut): drop defenses, or sweep {name} in a spec of its own")
+    why = {"checkpoint": "its weights are in the file", "train_epochs": "it is swept as it was shipped"}[key]
+    raise BenchError(f"[[sweep.models]] {name}: {key} does not apply to an ONNX model ({why}); drop {key}")
+
+
 _TOP = {"sweep", "data", "profile", "attack"}
 _SECTIONS = {"data": DataSpec, "profile": TimingSpec, "attack": AttackSpec}
 _EXAMPLES = {(SweepModel, "name"): '"resnet18"', (SweepModel, "checkpoint"): '"runs/r18/model.pt"',
              (DataSpec, "root"): '"data/cifar10"', (DefenseEntry, "name"): '"noise"',
              (DefenseEntry, "params"): "{std = 0.1}"}
-_WRONG = object()
-
-
-def _at_least(where: str, record, **minimum) -> None:
-    for key, low in minimum.items():
-        value = getattr(record, key)
-        if not math.isfinite(value):  # TOML allows nan and inf: min_seconds = inf would never end
-            raise BenchError(f"{where} {key} must be a finite number, got {value!r}")
-        if value < low:
-            raise BenchError(f"{where} {key} must be at least {low}, got {value!r}")
-
-
-def _check_keys(where: str, given: dict, known: set[str]) -> None:
-    for key in given:
-        if key not in known:
-            raise BenchError(f"unknown key {key!r} in {where} ({closest(key, sorted(known))})")
-
-
-def _table(value, where: str, how: str) -> dict:
-    if not isinstance(value, dict):
-        raise BenchError(f"{where} must be a table ({how}); got {_show(value)}")
-    return value
-
-
-def _show(value) -> str:
-    return json.dumps(value) if isinstance(value, (list, dict, str, bool)) else repr(value)
-
-
-def _as(hint, value):
-    """`value` as type `hint` (lists become tuples, a comma string a tuple of strings), or _WRONG."""
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (types.UnionType, typing.Union):
-        for arg in args:
-            converted = _as(arg, value)
-            if converted is not _WRONG:
-                return converted
-        return _WRONG
-    if origin is tuple:
-        if isinstance(value, str) and args[0] is str:
-            value = [v.strip() for v in value.split(",") if v.strip()]
-        if not isinstance(value, (list, tuple)):
-            return _WRONG
-        items = [_as(args[0], v) for v in value]
-        return _WRONG if any(i is _WRONG for i in items) else tuple(items)
-    if hint is type(None):
-        return value if value is None else _WRONG
-    if hint is float:  # an int stays an int, so the spec's hash does not change with this check
-        return value if isinstance(value, (int, float)) and not isinstance(value, bool) else _WRONG
-    if hint is int and isinstance(value, bool):
-        return _WRONG
-    return value if isinstance(value, hint) else _WRONG
-
-
-def _form(hint) -> str:
-    """How a value of type `hint` is written, for an error message."""
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (types.UnionType, typing.Union):
-        return " or ".join(_form(a) for a in args if a is not type(None))
-    if origin is tuple:
-        return "a list of " + {int: "whole numbers", str: "strings"}.get(args[0], "values")
-    return {bool: "true or false", int: "a whole number", float: "a number", str: "a string",
-            dict: "a table"}.get(hint, str(hint))
-
-
-def _toml(value) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml(v) for v in value) + "]"
-    return json.dumps(value) if isinstance(value, str) else repr(value)
 
 
 def _example(cls, f) -> str:
     if (cls, f.name) in _EXAMPLES:
         return f", e.g. {f.name} = {_EXAMPLES[(cls, f.name)]}"
     default = f.default_factory() if f.default_factory is not MISSING else f.default
-    return "" if default is MISSING or default is None or default == {} else f", e.g. {f.name} = {_toml(default)}"
+    return "" if default is MISSING or default is None or default == {} else f", e.g. {f.name} = {toml_value(default)}"
 
 
 def _build(cls, raw: dict, where: str, tables: tuple[str, ...] = ()) -> dict:
     """The keyword arguments of a `cls` from a TOML table: every key known and of its field's type, or one
     line naming the key and its form. `tables` are fields given as tables of their own (not keys here)."""
     raw = dict(raw)
-    _check_keys(where, raw, {f.name for f in fields(cls)} - set(tables))
+    keys = [f for f in fields(cls) if f.metadata.get("key", True)]  # the rest are not written in a spec
+    check_keys(where, raw, {f.name for f in keys} - set(tables))
     hints = typing.get_type_hints(cls)
-    for f in fields(cls):
+    for f in keys:
         if f.name in tables or _is_record(hints[f.name]):
             continue
         if f.name not in raw:
             if f.default is MISSING and f.default_factory is MISSING:
                 raise BenchError(f"{where} needs {f.name}{_example(cls, f)}")
             continue
-        converted = _as(hints[f.name], raw[f.name])
-        if converted is _WRONG:
-            raise BenchError(f"{where} {f.name} must be {_form(hints[f.name])}{_example(cls, f)}; "
-                             f"got {_show(raw[f.name])}")
+        converted = convert(hints[f.name], raw[f.name])
+        if converted is WRONG:
+            raise BenchError(f"{where} {f.name} must be {form(hints[f.name])}{_example(cls, f)}; "
+                             f"got {show(raw[f.name])}")
         raw[f.name] = converted
     return raw
 
@@ -331,12 +320,22 @@ def _is_record(hint) -> bool:
     return hint in _SECTIONS.values() or (typing.get_origin(hint) is tuple and args[0] in (SweepModel, DefenseEntry))
 
 
-def _model(raw, i: int) -> SweepModel:
+def _model(raw, i: int, base: str | None = None) -> SweepModel:
     where = f"[[sweep.models]] entry {i + 1}"
-    raw = _table(raw, where, 'a [[sweep.models]] header, then name = "resnet18" and input = "3x64x64" lines')
+    raw = table(raw, where, 'a [[sweep.models]] header, then name = "resnet18" and input = "3x64x64" lines')
+    shipped = "onnx" in raw
+    if shipped and "name" not in raw:  # named after the file (a wrong onnx value is refused below)
+        raw = {**raw, "name": Path(raw["onnx"]).stem if isinstance(raw["onnx"], str) else f"entry {i + 1}"}
     if isinstance(raw.get("name"), str):
         where = f"[[sweep.models]] {raw['name']}"
+    if shipped:
+        for key in ("checkpoint", "train_epochs"):
+            if key in raw:
+                refuse_for_onnx(raw.get("name", i + 1), key)
     m = _build(SweepModel, raw, where)
+    if shipped:
+        m.setdefault("input", None)  # the file's own
+        m["spec_dir"] = base
     if isinstance(m.get("cuts"), str) and m["cuts"] != "blocks":  # "layer1, layer2": a list of cut names
         m["cuts"] = tuple(c.strip() for c in m["cuts"].split(",") if c.strip())
     if m.get("cuts") == ("blocks",):
@@ -350,28 +349,24 @@ def _defense(raw, i: int) -> DefenseEntry:
     if isinstance(raw, str):
         raw = {"name": raw}
     where = f"defenses entry {raw['name'] if isinstance(raw, dict) and isinstance(raw.get('name'), str) else i + 1}"
-    raw = _table(raw, where, '"noise" or {name = "noise", params = {std = 0.1}}')
+    raw = table(raw, where, '"noise" or {name = "noise", params = {std = 0.1}}')
     return DefenseEntry(**_build(DefenseEntry, raw, where))
 
 
-def _list(value, where: str, how: str) -> list:
-    if not isinstance(value, list):
-        raise BenchError(f"{where} must be a list ({how}); got {_show(value)}")
-    return value
+def spec_from_dict(raw: dict, base: str | Path | None = None) -> SweepSpec:
+    """A validated SweepSpec from the TOML's tables; any wrong key, type or value is one BenchError line.
 
-
-def spec_from_dict(raw: dict) -> SweepSpec:
-    """A validated SweepSpec from the TOML's tables; any wrong key, type or value is one BenchError line."""
-    _check_keys("the spec", raw, _TOP)
-    sweep = _table(raw.get("sweep", {}), "sweep", "write [sweep] on a line of its own, then key = value lines")
+    `base`: the folder a relative `onnx` path is read from (`load_spec`: the spec file's; None: the working one)."""
+    check_keys("the spec", raw, _TOP)
+    sweep = table(raw.get("sweep", {}), "sweep", "write [sweep] on a line of its own, then key = value lines")
     sweep = _build(SweepSpec, sweep, "[sweep]", tables=tuple(_SECTIONS))
-    models = _list(sweep.pop("models", []), "[sweep] models", 'one [[sweep.models]] table per model')
-    sweep["models"] = tuple(_model(m, i) for i, m in enumerate(models))
+    models = as_list(sweep.pop("models", []), "[sweep] models", 'one [[sweep.models]] table per model')
+    sweep["models"] = tuple(_model(m, i, None if base is None else str(base)) for i, m in enumerate(models))
     if "defenses" in sweep:
-        defenses = _list(sweep["defenses"], "[sweep] defenses", 'e.g. defenses = ["noise"]')
+        defenses = as_list(sweep["defenses"], "[sweep] defenses", 'e.g. defenses = ["noise"]')
         sweep["defenses"] = tuple(_defense(d, i) for i, d in enumerate(defenses))
     for name, cls in _SECTIONS.items():
-        section = _table(raw.get(name, {}), name, f"write [{name}] on a line of its own, then key = value lines")
+        section = table(raw.get(name, {}), name, f"write [{name}] on a line of its own, then key = value lines")
         sweep[name] = cls(**_build(cls, section, f"[{name}]"))
     return SweepSpec(**sweep)
 
@@ -395,4 +390,4 @@ def load_spec(path: str | Path) -> SweepSpec:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise BenchError(f"{path} is not valid TOML: {exc}") from None
-    return spec_from_dict(raw)
+    return spec_from_dict(raw, path.parent)
