@@ -15,8 +15,10 @@ SCHEMA = "edgesplit.estimate"
 
 def estimate_cuts(model_name: str, input_shape: tuple[int, int, int], board_name: str,
                   precisions=PRECISIONS, checkpoint: str | None = None, efficiency: float = 0.5,
-                  granularity: str = "block") -> list[dict]:
-    """One estimate row per (block cut, precision): latency from MACs and bytes moved vs the board's peaks."""
+                  granularity: str = "block", cut_points: list | None = None) -> list[dict]:
+    """One estimate row per (block cut, precision): latency from MACs and bytes moved vs the board's peaks.
+
+    `cut_points`: these CutPoints (e.g. an ONNX model's) instead of the named model's cuts at `granularity`."""
     import torch
 
     import edgesplit.defenses  # noqa: F401 - registers the 'defense' model option (a defended checkpoint)
@@ -27,10 +29,11 @@ def estimate_cuts(model_name: str, input_shape: tuple[int, int, int], board_name
         if precision not in PRECISIONS:
             raise DeviceError(f"unknown precision {precision!r} ({closest(precision, PRECISIONS)})")
     c, h, w = input_shape
-    model = create_model(model_name, in_chans=c, img_size=h, checkpoint=checkpoint)
-    analysis = analyse(model, torch.zeros(1, c, h, w))
+    if cut_points is None:
+        model = create_model(model_name, in_chans=c, img_size=h, checkpoint=checkpoint)
+        cut_points = analyse(model, torch.zeros(1, c, h, w)).all(granularity)
     rows = []
-    for cut in analysis.all(granularity):
+    for cut in cut_points:
         for precision in precisions:
             width = 4 if precision == "int8" else BYTES_PER_VALUE[precision]  # int8 heads take float input
             input_bytes = c * h * w * width

@@ -7,7 +7,8 @@ a step whose row is there, made from the same inputs, is not redone, and a later
 one produced (a bundle is built once per model/cut/precision). A changed input (a bundle deleted and
 re-exported, features emitted again) redoes every step downstream of it. Impossible combinations are
 recorded as `skipped` with the reason; a step that fails is recorded as `failed` and retried on the next run,
-and the sweep goes on. What each step does is in `sweep_steps.py`; the rows are `rows.SweepRow`s.
+and the sweep goes on. What each step does is in `sweep_steps.py` (for a shipped ONNX model, `sweep_onnx.py`:
+no train or defend, its cuts are tensors of the file); the rows are `rows.SweepRow`s.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from edgesplit.bench.lock import folder_lock
 from edgesplit.bench.rows import SweepRow, step_label
 from edgesplit.bench.spec import SweepModel, SweepSpec
 from edgesplit.bench.store import ResultsStore, failed_steps
-from edgesplit.bench.sweep_steps import SweepSteps, estimate_fields, slug
+from edgesplit.bench.sweep_onnx import OnnxSteps, file_name, resolve_onnx
+from edgesplit.bench.sweep_steps import estimate_fields, slug
 from edgesplit.errors import BenchError, EdgesplitError
 from edgesplit.progress import Progress, resolve
 
@@ -53,11 +55,16 @@ def run_sweep(spec: SweepSpec, out_dir: str | Path, fresh: bool = False, append:
             stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
             results.rename(out / f"results.{stamp}.jsonl")  # kept aside, never deleted
         store = ResultsStore(results, spec.sha256, append=append)
-        cuts = {entry.name: _resolve_cuts(entry, spec) for entry in spec.models}
+        cuts, graphs = {}, {}
+        for entry in spec.models:
+            if entry.onnx is not None:
+                graphs[entry.name], cuts[entry.name] = resolve_onnx(entry)
+            else:
+                cuts[entry.name] = _resolve_cuts(entry, spec)
         write_text_atomic(out / "spec.json", json.dumps({"sha256": spec.sha256, "spec": spec.to_dict()}, indent=2)
                           + "\n")
         runner = _Sweep(spec, out, store, progress, cuts)
-        runner.export_once = export_once
+        runner.export_once, runner.graphs = export_once, graphs
         progress.message(runner.opening())
         for model in spec.models:
             runner.model(model)
@@ -122,7 +129,7 @@ def planned_steps(spec: SweepSpec, entry: SweepModel, cuts: int) -> Counter:
     return steps + _times(_per_precision(spec), cuts * (1 + len(spec.defenses)) * len(spec.precisions))
 
 
-class _Sweep(SweepSteps):
+class _Sweep(OnnxSteps):
     """The order of the steps (`model`, `_unit`) and which of them run (`step`); `SweepSteps` runs each one."""
 
     def __init__(self, spec: SweepSpec, out: Path, store: ResultsStore, progress: Progress,
@@ -194,6 +201,8 @@ class _Sweep(SweepSteps):
 
     # the model ------------------------------------------------------------------------------------------
     def model(self, entry: SweepModel) -> None:
+        if entry.onnx is not None:
+            return self.shipped_model(entry)
         import torch
 
         import edgesplit.defenses  # noqa: F401 - registers the 'defense' model option
@@ -234,6 +243,18 @@ class _Sweep(SweepSteps):
                 self._unit(entry, str(self.out / row.fields["checkpoint"]), cut.name, row.fields["defended_cut"],
                            defense.label, f"defended checkpoint ({defense.label})")
 
+    def shipped_model(self, entry: SweepModel) -> None:
+        """A shipped ONNX model: tails (onnxruntime), estimates, then export -> profile -> emit -> audit per cut."""
+        cut_names = self.cuts[entry.name]
+        uses = self.model_inputs(entry, None)
+        for cut in (None, *cut_names):
+            self.step(partial(self._onnx_tail, entry, cut), inputs=uses, step="tail", model=entry.name,
+                      cut=cut or "input")
+        for profile in self.spec.estimate:
+            self._estimates(entry, None, profile, cut_names)
+        for cut in cut_names:
+            self._unit(entry, None, cut, cut, None, f"shipped onnx ({entry.onnx_path.name})")
+
     def _unit(self, entry: SweepModel, checkpoint, cut: str, export_cut: str, defense: str | None, weights: str):
         """Export -> profile -> emit -> audit of one cut (of the undefended model, or of one defense).
 
@@ -242,11 +263,12 @@ class _Sweep(SweepSteps):
         """
         fp32_attack = previous_attack = None
         tag = "" if defense is None else f"-{slug(defense)}"
+        named = file_name(cut) + tag  # the feature and audit files' names
         per_precision = _per_precision(self.spec)
         for precision in self.spec.ordered_precisions:
             key = dict(model=entry.name, cut=cut, precision=precision, defense=defense)
             bundle = self.step(partial(self._export, entry, checkpoint, export_cut, precision, weights, tag),
-                               valid=self._bundle_unchanged, inputs=self.inputs(checkpoint=checkpoint),
+                               valid=self._bundle_unchanged, inputs=self.model_inputs(entry, checkpoint),
                                step="export", **key)
             if bundle is None:
                 self.clock.passed_over(per_precision - Counter(export=1))
@@ -260,7 +282,7 @@ class _Sweep(SweepSteps):
             uses = {"bundle": self.head_identity(bundle_dir)}
             if not self.spec.audit:
                 continue
-            emitted = self.step(partial(self._emit, bundle_dir, entry, cut + tag, precision),
+            emitted = self.step(partial(self._emit, bundle_dir, entry, named, precision),
                                 valid=self._exists("attack_features", "test_features"), inputs=uses, step="emit",
                                 backend="ort", device="local", **key)
             if emitted is None:
@@ -274,7 +296,7 @@ class _Sweep(SweepSteps):
                                                 transfer_features=transfer, start_features=previous_attack)}
             for decoder in self.spec.decoders:
                 self.step(partial(self._audit, bundle_dir, emitted, decoder, fp32_attack, previous_attack, entry,
-                                  cut + tag, precision), valid=self._exists("audit"), inputs=audit_uses,
+                                  named, precision), valid=self._exists("audit"), inputs=audit_uses,
                           step="audit", decoder=decoder, **key)
             previous_attack = attack  # the next precision's decoders start here
 
@@ -282,15 +304,15 @@ class _Sweep(SweepSteps):
         """One estimate row per cut x precision on board `profile` (one roofline pass serves them all)."""
         from edgesplit.bench.cut_estimates import estimate_cuts
 
-        device, uses = f"estimate:{profile}", self.inputs(checkpoint=checkpoint)
+        device, uses = f"estimate:{profile}", self.model_inputs(entry, checkpoint)
         keys = [dict(step="estimate", model=entry.name, cut=n, precision=p, device=device)
                 for n in cut_names for p in self.spec.precisions]
         if all(self.store.done(**k) and self.store.find(**k).made_from(uses) for k in keys):
             rows, error = [], None  # every row is kept: step() only counts them
         else:
             try:
-                rows, error = estimate_cuts(entry.name, entry.input_shape, profile, self.spec.precisions,
-                                            checkpoint), None
+                rows, error = estimate_cuts(entry.name, self.shape_of(entry), profile, self.spec.precisions,
+                                            checkpoint, cut_points=self.cut_points(entry, cut_names)), None
             except EdgesplitError as exc:
                 rows, error = [], exc
         by_key = {(r["cut"], r["precision"]): r for r in rows}

@@ -109,6 +109,10 @@ class SweepSteps:
         path = self.out / "bundles" / entry.name / f"{cut}{tag}-{precision}"
         source, head_from = self._graph_head(config) if self.export_once and not tag else (None, "per-cut export")
         bundle = export_bundle(config, path, force=True, progress=self.progress, source=source)
+        return self.export_fields(bundle, weights, head_from)
+
+    def export_fields(self, bundle, weights: str, head_from: str) -> dict:
+        """The fields of an export row, from the bundle written."""
         m = bundle.manifest
         return {"bundle": self.rel(bundle.path), "bundle_sha256": bundle.sha256, "head_from": head_from,
                 "head_identity": self.head_identity(bundle.path), "weights": weights,
@@ -166,10 +170,11 @@ class SweepSteps:
     def _profile(self, bundle_dir: Path, backend: str, device: str, precision: str, checkpoint) -> dict:
         from edgesplit.runtime.timing import TimingConfig
 
-        if device == "local":
+        reason = no_pytorch_model(backend, bundle_dir)
+        if reason is None and device == "local":
             reason = unavailable(backend, precision, bundle_dir)
-            if reason:
-                return {"status": "skipped", "reason": reason}
+        if reason:
+            return {"status": "skipped", "reason": reason}
         p = self.spec.profile
         timing = TimingConfig(warmup=p.warmup, iters=p.iters, min_seconds=p.min_seconds)
         threads = p.threads or None
@@ -264,6 +269,20 @@ def unavailable(backend: str, precision: str, bundle_dir: Path) -> str | None:
     from edgesplit.runners import unavailable as runner_unavailable
 
     return runner_unavailable(backend, precision, lambda: load_bundle(bundle_dir, verify=False))
+
+
+def no_pytorch_model(backend: str, bundle_dir: Path) -> str | None:
+    """Why a torch backend cannot run this head: it was cut from a shipped ONNX model (no PyTorch model to
+    rebuild); None otherwise."""
+    if not backend.startswith("torch"):
+        return None
+    try:
+        model = json.loads((bundle_dir / "manifest.json").read_text())["model"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # the profile step itself says what is wrong with the bundle
+    if model.get("spec") is None:
+        return "the torch backends rebuild the PyTorch model, and a head cut from a shipped ONNX model has none"
+    return None
 
 
 def slug(text: str) -> str:

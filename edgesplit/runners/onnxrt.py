@@ -99,3 +99,30 @@ class OrtRunner(Runner):
     def release(self) -> None:
         self.session = None
         super().release()
+
+
+class OnnxFileRunner(Runner):
+    """A plain ONNX file (a server tail, a whole shipped model) on onnxruntime's CPU provider, behind the runner
+    calls the timing loop uses (as `pytorch.ModuleRunner` for a module): no bundle, float32 in, any batch."""
+
+    name = "ort-server"
+
+    def __init__(self, path: str | Path, threads: int | None = None) -> None:
+        super().__init__(threads)
+        self.session = ort_session(path, [CPU], threads, inter_op_threads=1)
+        self.input_name = self.session.get_inputs()[0].name
+
+    def prepare(self, images: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(images, dtype=np.float32)
+
+    def bind(self, images: np.ndarray):
+        session, feed = self.session, {self.input_name: images}
+        return lambda: session.run(None, feed)[0]
+
+    def info(self) -> dict:
+        return {"backend": self.name, "threads": self.threads or "onnxruntime default", "runtime": "onnxruntime",
+                "version": import_onnxruntime().__version__}
+
+    def release(self) -> None:
+        self.session = None
+        super().release()
