@@ -42,6 +42,9 @@ The spec is TOML (or give --model and friends instead):
   cuts = "blocks"                # or ["layer1", "layer2.1"]
   checkpoint = "runs/r18/model.pt"   # or train_epochs = 10
 
+  [[sweep.models]]               # a shipped ONNX file (path from the spec's folder): cuts are its tensors
+  onnx = "exports/model.onnx"    # ('edgesplit cuts exports/model.onnx' lists them); input only for dynamic H/W
+
   [data]
   name = "digits"                # or "faces" (embedded); other data sets need root = "local/copy"
   calib_size = 256

@@ -122,15 +122,25 @@ class GraphHead(HeadSource):
     def from_file(cls, path: str | Path, cut: str, input_shape: tuple[int, int, int] | None = None,
                   analysis=None) -> GraphHead:
         """A shipped ONNX file cut at `cut`; the manifest names the file and its sha256, never its folder."""
+        from onnx.external_data_helper import ExternalDataInfo
+
         from edgesplit.digest import sha256_file
         from edgesplit.models.onnx_cuts import analyse_onnx
+        from edgesplit.models.onnx_graph import dims, external_tensors, graph_input
 
         path = Path(path)
         analysis = analysis or analyse_onnx(path, input_shape)
+        batch = (dims(graph_input(analysis.model)) or [None])[0]
+        if isinstance(batch, int):
+            raise ExportError(f"{path.name} takes batches of exactly {batch} (a fixed batch dim): calibration, the "
+                              f"fidelity check and emission run many images at once; export it with a dynamic "
+                              f"batch axis (torch.onnx.export(..., dynamic_shapes=...) or dynamic_axes)")
         sha = sha256_file(path)
+        data = sorted({ExternalDataInfo(t).location for t in external_tensors(analysis.model)})
         record = {"name": f"onnx:{path.stem}", "spec": None, "weights": f"shipped onnx {sha}", "checkpoint": None,
                   "checkpoint_sha256": None}
-        source = {"file": path.name, "sha256": sha, "cut_tensor": analysis.resolve(cut).name}
+        source = {"file": path.name, "sha256": sha, "cut_tensor": analysis.resolve(cut).name,
+                  "external_data": {name: sha256_file(path.parent / name) for name in data}}
         return cls(analysis, cut, record, source)
 
     @classmethod
