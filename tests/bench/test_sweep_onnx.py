@@ -24,6 +24,7 @@ import pytest
 from edgesplit.bench import load_spec, read_results, run_sweep, spec_from_dict
 from edgesplit.bench.sweep_onnx import file_name
 from edgesplit.errors import BenchError, EdgesplitError
+from tests.models.onnx_files import with_dynamic_hw
 
 ROOT = Path(__file__).resolve().parents[2]
 SHAPE = (1, 32, 32)
@@ -216,18 +217,6 @@ def test_file_names_of_tensor_cuts():
 # --- bad input: one line each, before any step, nothing written -------------------------------------
 
 
-def _dynamic_hw(plain: Path, folder: Path) -> Path:
-    model = onnx.load(str(plain))  # weights loaded: saved inline below
-    for k, name in ((2, "height"), (3, "width")):
-        dim = model.graph.input[0].type.tensor_type.shape.dim[k]
-        dim.Clear()
-        dim.dim_param = name
-    del model.graph.value_info[:]
-    path = folder / "dynamic_hw.onnx"
-    onnx.save(model, str(path))
-    return path
-
-
 def _fixed_batch(plain: Path, folder: Path) -> Path:
     model = onnx.load(str(plain))
     model.graph.input[0].type.tensor_type.shape.dim[0].Clear()
@@ -255,7 +244,7 @@ def test_bad_onnx_entries_are_one_line_and_write_no_rows(work, tmp_path):
     with pytest.raises(BenchError, match=r"\[sweep\] defenses do not apply to ONNX model c4") as info:
         spec_from_dict({"sweep": {"models": [{"onnx": plain_s}], "defenses": ["noise"]}})
     assert "\n" not in str(info.value)
-    dynamic = _dynamic_hw(plain, tmp_path)
+    dynamic = with_dynamic_hw(plain, tmp_path)
     sweep_errors = [
         ({"onnx": plain_s, "cuts": ["relu_1", "relu_9"]}, "model c4: 'relu_9' is not a tensor of"),
         ({"onnx": plain_s, "cuts": ["getitem_3", "max_pool2d"]}, None),  # legal: the control

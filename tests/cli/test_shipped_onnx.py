@@ -22,6 +22,7 @@ import pytest
 from edgesplit.cli.common import human
 from edgesplit.cli.main import main
 from edgesplit.models.onnx_cuts import analyse_onnx
+from tests.models.onnx_files import with_dynamic_hw
 
 pytestmark = [  # the TorchScript exporter's deprecation notices, and nothing else
     pytest.mark.filterwarnings("ignore:You are using the legacy TorchScript-based ONNX export:DeprecationWarning"),
@@ -57,15 +58,8 @@ def bad(shipped, tmp_path_factory):
     garbage.write_bytes(b"this is not a protobuf \x00\xff" * 8)
     alone = folder / "classifier4.onnx"  # its classifier4.onnx.data stays behind
     shutil.copy(shipped.c4, alone)
-    dynamic = onnx.load(str(shipped.r18))
-    for k, name in ((2, "height"), (3, "width")):
-        dim = dynamic.graph.input[0].type.tensor_type.shape.dim[k]
-        dim.Clear()
-        dim.dim_param = name
-    del dynamic.graph.value_info[:]
-    dynamic_path = folder / "dynamic_hw.onnx"
-    onnx.save(dynamic, str(dynamic_path))
-    return SimpleNamespace(garbage=garbage, alone=alone, dynamic=dynamic_path, missing=folder / "missing.onnx")
+    return SimpleNamespace(garbage=garbage, alone=alone, dynamic=with_dynamic_hw(shipped.r18, folder),
+                           missing=folder / "missing.onnx")
 
 
 def cli(capsys, *argv) -> tuple[int, str, str]:
