@@ -84,14 +84,14 @@ def export_bundle(config: ExportConfig, out_dir: str | Path, force: bool = False
         if config.format == "tensorrt":
             from edgesplit.runners.tensorrt import build_engine
 
-            source = tmp / HEAD
+            engine_source = tmp / HEAD
             if config.precision == "int8" and config.trt_int8 == "implicit":
                 # TensorRT's own calibrator quantizes a float network: build from the FP32 graph (same wire).
                 float_graph, _ = wire_graph.set_wire(onnx.load(str(fp32)), config.wire_format, out_range,
                                                      int8_dtype, scheme.activation_symmetric)
-                source = tmp / "engine_source.onnx"
-                onnx.save(float_graph, str(source))
-            record = build_engine(source, tmp, config.precision, int8_mode=config.trt_int8,
+                engine_source = tmp / "engine_source.onnx"
+                onnx.save(float_graph, str(engine_source))
+            record = build_engine(engine_source, tmp, config.precision, int8_mode=config.trt_int8,
                                   calib_images=calib_images, input_shape=shape, max_batch=config.max_batch,
                                   workspace_mb=config.trt_workspace_mb, input_dtype=input_dtype)
             files[record["file"]] = tmp / record["file"]
