@@ -21,20 +21,24 @@ OUTPUT_NAME = "features"
 def export_onnx(head: nn.Module, example: torch.Tensor, path: str | Path, opset: int = 18) -> Path:
     """Export `head` with torch.onnx's dynamo exporter: one file, batch axis dynamic, checker clean."""
     path = Path(path)
-    head = head.eval()
-    arg_name = next(iter(_forward_args(head)), "x")
+    _dynamo_export(head.eval(), example, path, [OUTPUT_NAME], opset)
+    check(path)
+    return path
+
+
+def _dynamo_export(module: nn.Module, example: torch.Tensor, path: Path, output_names: list[str], opset: int) -> None:
+    """torch.onnx's dynamo exporter into one file, input `INPUT_NAME` with a dynamic batch axis; its chatter
+    silenced, its failures turned into one-line ExportErrors."""
+    arg_name = next(iter(_forward_args(module)), "x")
     batch = torch.export.Dim("batch", min=1, max=4096)
-    sink = io.StringIO()
     try:
-        with contextlib.redirect_stdout(sink), warnings.catch_warnings():
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # exporter chatter; failures still raise
-            torch.onnx.export(head, (example,), str(path), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+            torch.onnx.export(module, (example,), str(path), input_names=[INPUT_NAME], output_names=output_names,
                               dynamic_shapes={arg_name: {0: batch}}, opset_version=opset, dynamo=True,
                               external_data=False, verbose=False)
     except Exception as exc:
         raise ExportError(_export_failure(exc)) from None
-    check(path)
-    return path
 
 
 def _forward_args(module: nn.Module) -> list[str]:
@@ -120,17 +124,7 @@ def export_whole_model(model: nn.Module, cuts: list, path: str | Path, opset: in
     named = [c for c in cuts if c.node in env and env[c.node] is not result]
     graph.output((result, *[env[c.node] for c in named]))
     wrapped = fx.GraphModule(traced, graph).eval()
-    batch = torch.export.Dim("batch", min=1, max=4096)
-    sink = io.StringIO()
-    try:
-        with contextlib.redirect_stdout(sink), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(wrapped, (example,), str(path), input_names=[INPUT_NAME],
-                              output_names=["logits", *[c.name for c in named]],
-                              dynamic_shapes={next(iter(_forward_args(wrapped)), "x"): {0: batch}},
-                              opset_version=opset, dynamo=True, external_data=False, verbose=False)
-    except Exception as exc:
-        raise ExportError(_export_failure(exc)) from None
+    _dynamo_export(wrapped, example, path, ["logits", *[c.name for c in named]], opset)
     proto = onnx.load(str(path))
     keep = [o for o in proto.graph.output if o.name == "logits"]
     del proto.graph.output[:]
