@@ -62,6 +62,7 @@ class OnnxSteps(SweepSteps):
     def __init__(self, spec: SweepSpec, out: Path, progress: Progress) -> None:
         super().__init__(spec, out, progress)
         self.graphs: dict = {}  # entry name -> its OnnxCutAnalysis (resolve_onnx), for ONNX entries
+        self.references: dict = {}  # entry name -> the GraphReference its cuts share
 
     def shape_of(self, entry: SweepModel) -> tuple[int, int, int]:
         """The model's input (C, H, W): the spec's, or an ONNX file's own."""
@@ -105,10 +106,16 @@ class OnnxSteps(SweepSteps):
 
     def _file_head(self, entry: SweepModel, cut: str):
         """The GraphHead of `cut`, cut from the entry's file once and shared by the cut's precisions."""
+        from edgesplit.export.graph_reference import GraphReference
         from edgesplit.export.sources import GraphHead
 
+        analysis = self.graphs[entry.name]
+        if entry.name not in self.references:
+            self.references = {entry.name: GraphReference(analysis, [analysis.resolve(c).name
+                                                                     for c in self.cuts[entry.name]])}
         key = ("onnx", str(entry.onnx_path), cut)
         if self._head is None or self._head[0] != key:
             self._head = None  # one cut at a time: the previous head's files are dropped
-            self._head = (key, GraphHead.from_file(entry.onnx_path, cut, analysis=self.graphs[entry.name]))
+            self._head = (key, GraphHead.from_file(entry.onnx_path, cut, analysis=analysis,
+                                                   reference=self.references[entry.name]))
         return self._head[1]

@@ -84,9 +84,11 @@ class WholeGraph:
 
     def __init__(self, path: Path, analysis, cuts: dict, spec) -> None:
         from edgesplit.digest import sha256_file
+        from edgesplit.export.graph_reference import GraphReference
 
         self.path, self.analysis, self._cuts, self.spec = path, analysis, cuts, spec
         self.sha256 = sha256_file(path)
+        self.reference = GraphReference(analysis, [c.name for c in cuts.values()])  # shared by the cuts' heads
 
     def __contains__(self, cut: str) -> bool:
         return cut in self._cuts

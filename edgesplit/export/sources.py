@@ -7,7 +7,9 @@ tail that scores it, and what the manifest says about its origin.
 - `GraphHead`: an ONNX graph cut at a tensor (`models.onnx_split`), from a shipped ONNX file or from a
   PyTorch model exported once as a whole (`GraphHead.from_torch`). The reference is onnxruntime running the
   FP32 head, the tail onnxruntime running the rest: no PyTorch is involved. One `GraphHead` serves every
-  precision of its cut, and it computes the reference features and tail logits on held-out images once.
+  precision of its cut, and it computes the reference features and tail logits on held-out images once; the
+  cuts of one graph in a sweep share one `graph_reference.GraphReference` (a pass of the graph serves several
+  cuts, and the model's logits are computed once).
 """
 
 from __future__ import annotations
@@ -102,7 +104,7 @@ class TorchHead(HeadSource):
 class GraphHead(HeadSource):
     """An ONNX graph cut at one tensor; onnxruntime runs the reference head and the tail."""
 
-    def __init__(self, analysis, cut: str, model_record: dict, source: dict) -> None:
+    def __init__(self, analysis, cut: str, model_record: dict, source: dict, reference=None) -> None:
         from edgesplit.models.onnx_split import split_onnx
 
         self.cut = analysis.resolve(cut)
@@ -117,11 +119,13 @@ class GraphHead(HeadSource):
         self._tail_input = self.cut.name
         self._record = {**model_record, "graph": source}
         self._sessions: dict[Path, object] = {}
+        self._shared = reference  # a GraphReference of the whole graph, shared with the other cuts; or None
 
     @classmethod
     def from_file(cls, path: str | Path, cut: str, input_shape: tuple[int, int, int] | None = None,
-                  analysis=None) -> GraphHead:
-        """A shipped ONNX file cut at `cut`; the manifest names the file and its sha256, never its folder."""
+                  analysis=None, reference=None) -> GraphHead:
+        """A shipped ONNX file cut at `cut`; the manifest names the file and its sha256, never its folder.
+        `reference`: a `GraphReference` of the file shared by its cuts (a sweep's), else this cut's own."""
         from onnx.external_data_helper import ExternalDataInfo
 
         from edgesplit.digest import sha256_file
@@ -141,13 +145,14 @@ class GraphHead(HeadSource):
                   "checkpoint_sha256": None}
         source = {"file": path.name, "sha256": sha, "cut_tensor": analysis.resolve(cut).name,
                   "external_data": {name: sha256_file(path.parent / name) for name in data}}
-        return cls(analysis, cut, record, source)
+        return cls(analysis, cut, record, source, reference)
 
     @classmethod
     def from_torch(cls, whole, cut: str, model_record: dict, spec) -> GraphHead:
         """A cut of a PyTorch model exported once as a whole (`onnx_export.export_whole_model`)."""
         head = cls(whole.analysis, whole.tensor_of(cut), model_record,
-                   {"sha256": whole.sha256, "cut_tensor": whole.tensor_of(cut), "exported": "whole model, once"})
+                   {"sha256": whole.sha256, "cut_tensor": whole.tensor_of(cut), "exported": "whole model, once"},
+                   whole.reference)
         head.spec = spec
         head.cut = whole.cut_point(cut)  # the PyTorch cut's name and costs, as the per-cut path records them
         return head
@@ -156,6 +161,11 @@ class GraphHead(HeadSource):
         path.write_bytes(self._head.read_bytes())
         return path
 
+    def _reference_pair(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if self._shared is None:
+            return super()._reference_pair(images)
+        return self._shared.features(self._tail_input, images), self._shared.logits(images)
+
     def _reference(self, images: np.ndarray) -> np.ndarray:
         return self._run(self._head, INPUT_NAME, images)
 
@@ -163,7 +173,7 @@ class GraphHead(HeadSource):
         return self._head
 
     def tail_logits(self, features: np.ndarray) -> np.ndarray:
-        return self._run(self._tail, self._tail_input, features.astype(np.float32))
+        return self._run(self._tail, self._tail_input, features.astype(np.float32, copy=False))
 
     def model_record(self) -> dict:
         return self._record

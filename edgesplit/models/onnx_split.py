@@ -39,36 +39,63 @@ def split_onnx(model: onnx.ModelProto | OnnxCutAnalysis | str | os.PathLike, cut
     checker runs on each half in memory, so on halves under 2 GiB only (save a larger one with external data
     and check it by path).
     """
+    analysis = _analysis(model, input_shape, base_dir)
+    cut = analysis.resolve(cut_tensor.name if isinstance(cut_tensor, CutPoint) else cut_tensor)
+    outputs = [o.name for o in analysis.model.graph.output]
+    head, tail = _extract(analysis, [([analysis.input_name], [cut.name], "head"), ([cut.name], outputs, "tail")],
+                          base_dir, f"at {cut.name!r}", cut_names=[cut.name])
+    return head, tail
+
+
+def extract_onnx(model: onnx.ModelProto | OnnxCutAnalysis | str | os.PathLike, outputs: list[str | CutPoint], *,
+                 input_shape: tuple[int, int, int] | None = None,
+                 base_dir: str | os.PathLike | None = None) -> onnx.ModelProto:
+    """The graph from its image input to `outputs` (legal cut tensors, and any of the graph's own outputs) in one
+    model: one onnxruntime run of it gives the features at several cuts at once. Cut tensors keep the input's
+    batch dim; checks, weights and memory as for `split_onnx`."""
+    analysis = _analysis(model, input_shape, base_dir)
+    graph_outputs = {o.name for o in analysis.model.graph.output}
+    names = [o.name if isinstance(o, CutPoint) else o for o in outputs]
+    cuts = [analysis.resolve(n).name for n in names if n not in graph_outputs]
+    (part,) = _extract(analysis, [([analysis.input_name], [*dict.fromkeys(names)], "reference graph")], base_dir,
+                       f"at {', '.join(cuts) or 'its outputs'}", cut_names=cuts)
+    return part
+
+
+def _analysis(model, input_shape, base_dir) -> OnnxCutAnalysis:
     if isinstance(model, OnnxCutAnalysis):
-        analysis = model
-    else:
-        analysis = analyse_onnx(model, input_shape, base_dir=base_dir)
+        return model
+    return analyse_onnx(model, input_shape, base_dir=base_dir)
+
+
+def _extract(analysis: OnnxCutAnalysis, parts: list[tuple[list[str], list[str], str]], base_dir, where: str,
+             cut_names: list[str]) -> list[onnx.ModelProto]:
+    """Each (inputs, outputs, label) of `parts` extracted by onnx's Extractor, with its weights, checked."""
     folder = str(base_dir) if base_dir is not None else analysis.folder
     source = analysis.source
     if external_tensors(analysis.model) and folder is None:
         raise ModelError(f"{source} keeps weights in external data files: pass base_dir (the folder they are in)")
-    cut = analysis.resolve(cut_tensor.name if isinstance(cut_tensor, CutPoint) else cut_tensor)
     graph = analysis.model.graph
-    _give_batch_dim(graph, cut.name, graph_input(analysis.model, source))
+    for name in cut_names:
+        _give_batch_dim(graph, name, graph_input(analysis.model, source))
     try:
         extractor = Extractor(analysis.model)
-        head = extractor.extract_model([analysis.input_name], [cut.name])
-        tail = extractor.extract_model([cut.name], [o.name for o in graph.output])
+        models = [extractor.extract_model(inputs, outputs) for inputs, outputs, _ in parts]
     except Exception as exc:  # Extractor asserts and raises ValueError on graphs it cannot cut
-        raise ModelError(f"cannot split {source} at {cut.name!r} ({type(exc).__name__}: {first_line(exc)})") \
+        raise ModelError(f"cannot split {source} {where} ({type(exc).__name__}: {first_line(exc)})") \
             from None
-    for half, part in ((head, "head"), (tail, "tail")):
+    for half, (_, _, part) in zip(models, parts, strict=True):
         _drop_io_value_info(half)
-        half.graph.name = f"{graph.name or 'model'} {part} (cut at {cut.name})"
+        half.graph.name = f"{graph.name or 'model'} {part} (cut at {', '.join(cut_names) or 'its outputs'})"
         if folder is not None:
             load_external_data(half, folder, source)
         if half.ByteSize() < onnx.checker.MAXIMUM_PROTOBUF:
             try:
                 onnx.checker.check_model(half, full_check=True)
             except Exception as exc:
-                raise ModelError(f"the {part} of {source} cut at {cut.name!r} fails the ONNX checker "
+                raise ModelError(f"the {part} of {source} cut {where} fails the ONNX checker "
                                  f"({type(exc).__name__}: {first_line(exc)})") from None
-    return head, tail
+    return models
 
 
 def _give_batch_dim(graph: onnx.GraphProto, name: str, image: onnx.ValueInfoProto) -> None:

@@ -31,9 +31,10 @@ def import_onnxruntime():
     return onnxruntime
 
 
-def ort_session(path: str | Path, providers=(CPU,), threads: int | None = None,
+def ort_session(path: str | Path | bytes, providers=(CPU,), threads: int | None = None,
                 inter_op_threads: int | None = None, log_level: int = 3, seed: int | None = None):
-    """An `InferenceSession` for the ONNX file at `path` on `providers` (the first must be available).
+    """An `InferenceSession` for the ONNX file at `path` (or a serialized model) on `providers` (the first must be
+    available).
 
     `threads`: intra-op threads (None: onnxruntime's default); `inter_op_threads` likewise; `seed` seeds
     onnxruntime's Random* ops (process-wide) before the session is made."""
@@ -51,7 +52,8 @@ def ort_session(path: str | Path, providers=(CPU,), threads: int | None = None,
         options.intra_op_num_threads = threads
     if seed is not None:
         ort.set_seed(seed)
-    return ort.InferenceSession(str(path), options, providers=providers)
+    model = path if isinstance(path, bytes) else str(path)
+    return ort.InferenceSession(model, options, providers=providers)
 
 
 def unavailable(backend: str, precision: str, bundle=None) -> str | None:

@@ -43,17 +43,32 @@ def test_the_whole_graph_names_every_block_cut_and_its_heads_are_the_pytorch_hea
         np.testing.assert_allclose(head.reference_logits(x), logits, atol=1e-5)
 
 
-def test_the_reference_is_computed_once_per_image_set(model, whole, monkeypatch):
+def test_the_reference_is_computed_once_per_image_set(model, whole):
     head = GraphHead.from_torch(whole, "features.1", {"name": "classifier4"}, model.edgesplit_spec)
-    calls = []
-    run = head._run
-    monkeypatch.setattr(head, "_run", lambda *a: calls.append(a[1]) or run(*a))
+    before = whole.reference.runs
     x = np.random.default_rng(1).random((4, *SHAPE), dtype=np.float32)
     for _ in range(3):  # three precisions of one cut
         head.reference(x)
         head.reference_logits(x)
-    assert len(calls) == 2  # the head once, the tail once
+    assert whole.reference.runs - before == 1  # one pass up to the cuts and the logits
+    other = GraphHead.from_torch(whole, "features.3", {"name": "classifier4"}, model.edgesplit_spec)
+    other.reference(x), other.reference_logits(x)  # a later cut of the same graph: the same pass served it
+    assert whole.reference.runs - before == 1
     head.reference(x + 0.5)  # another image set: computed anew
+    assert whole.reference.runs - before == 2
+
+
+def test_a_head_without_a_shared_reference_computes_its_own_once(model, whole, monkeypatch):
+    head = GraphHead(whole.analysis, whole.tensor_of("features.1"), {"name": "classifier4"}, {})
+    calls = []
+    run = head._run
+    monkeypatch.setattr(head, "_run", lambda *a: calls.append(a[1]) or run(*a))
+    x = np.random.default_rng(1).random((4, *SHAPE), dtype=np.float32)
+    for _ in range(3):
+        head.reference(x)
+        head.reference_logits(x)
+    assert len(calls) == 2  # the head once, the tail once
+    head.reference(x + 0.5)
     assert len(calls) == 4
 
 
