@@ -43,12 +43,15 @@ def feature_agreement(reference: np.ndarray, features: np.ndarray, chunk: int = 
         ref = reference[i: i + chunk].reshape(min(chunk, n - i), -1).astype(np.float64)
         got = features[i: i + chunk].reshape(len(ref), -1).astype(np.float64)
         err = got - ref
-        norms = np.linalg.norm(ref, axis=1) * np.linalg.norm(got, axis=1)
-        cos[i: i + len(ref)] = np.where(norms > 0, (ref * got).sum(1) / np.where(norms > 0, norms, 1), 1.0)
-        max_err = max(max_err, float(np.abs(err).max()))
-        abs_sum += float(np.abs(err).sum())
-        noise += float((err ** 2).sum())
-        power += float((ref ** 2).sum())
+        power_i = np.einsum("ij,ij->i", ref, ref)  # one pass each, no temporaries (einsum sums in float64)
+        norms = np.sqrt(power_i) * np.sqrt(np.einsum("ij,ij->i", got, got))
+        dots = np.einsum("ij,ij->i", ref, got)
+        cos[i: i + len(ref)] = np.where(norms > 0, dots / np.where(norms > 0, norms, 1), 1.0)
+        abs_err = np.abs(err)
+        max_err = max(max_err, float(abs_err.max()))
+        abs_sum += float(abs_err.sum())
+        noise += float(np.einsum("ij,ij->", err, err))
+        power += float(power_i.sum())
         count += err.size
     return {
         "max_abs_error": max_err,

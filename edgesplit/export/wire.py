@@ -47,7 +47,9 @@ class WireFormat:
             raise BundleError(f"wire payload is {payload.dtype}, the bundle sends {self.dtype}")
         if self.format != "int8":
             return payload.astype(np.float32)
-        return ((payload.astype(np.int32) - self.zero_point) * np.float32(self.scale)).astype(np.float32)
+        # In float32 throughout: q - zero_point is exact in float32 (|q - zp| <= 255), and the product of two
+        # float32 values rounded once to float32 is what float64 arithmetic then a cast to float32 gives.
+        return (payload.astype(np.float32) - np.float32(self.zero_point)) * np.float32(self.scale)
 
     def encode(self, features: np.ndarray) -> np.ndarray:
         """float features -> wire values (the reference for what a head with this wire emits)."""
