@@ -8,7 +8,7 @@ import numpy as np
 
 from edgesplit.errors import ExportError
 from edgesplit.export.wire import WireFormat
-from edgesplit.runners.onnxrt import ort_session
+from edgesplit.runners.onnxrt import ort_session, run_in_batches
 
 BATCH = 64
 
@@ -16,10 +16,7 @@ BATCH = 64
 def run_onnx(path: str | Path, images: np.ndarray, input_dtype: str, batch: int = BATCH) -> np.ndarray:
     """The head's raw outputs (wire values) for `images`, with onnxruntime on the CPU."""
     session = ort_session(path)  # CPU provider, onnxruntime's default threads
-    name = session.get_inputs()[0].name
-    outs = [session.run(None, {name: images[i: i + batch].astype(input_dtype)})[0]
-            for i in range(0, len(images), batch)]
-    return np.concatenate(outs)
+    return run_in_batches(session, images, batch, dtype=input_dtype)[0]
 
 
 def _same_graph(path: str | Path, reference: Path | None) -> bool:

@@ -73,7 +73,7 @@ class GraphReference:
 
     def _run(self, tensors: list[str], images: np.ndarray) -> None:
         from edgesplit.models.onnx_split import extract_onnx
-        from edgesplit.runners.onnxrt import ort_session
+        from edgesplit.runners.onnxrt import ort_session, run_in_batches
 
         logits = [] if self._logits is not None else [self.analysis.model.graph.output[0].name]
         graph = extract_onnx(self.analysis, [*tensors, *logits])
@@ -84,9 +84,8 @@ class GraphReference:
                 onnx.save(graph, f"{folder}/reference.onnx", save_as_external_data=True)
                 session = ort_session(f"{folder}/reference.onnx")
         names = [o.name for o in session.get_outputs()]
-        runs = [session.run(None, {self.analysis.input_name: images[i: i + BATCH].astype(np.float32)})
-                for i in range(0, len(images), BATCH)]
-        outputs = {name: np.concatenate([run[k] for run in runs]) for k, name in enumerate(names)}
+        outputs = dict(zip(names, run_in_batches(session, images, BATCH, self.analysis.input_name, np.float32),
+                           strict=True))
         self._features = {t: outputs[t] for t in tensors}
         if logits:
             self._logits = outputs[logits[0]]

@@ -179,13 +179,11 @@ class GraphHead(HeadSource):
         return self._record
 
     def _run(self, path: Path, name: str, x: np.ndarray) -> np.ndarray:
-        from edgesplit.runners.onnxrt import ort_session
+        from edgesplit.runners.onnxrt import ort_session, run_in_batches
 
         if path not in self._sessions:
             self._sessions[path] = ort_session(path)
-        session = self._sessions[path]
-        outs = [session.run(None, {name: x[i: i + BATCH]})[0] for i in range(0, len(x), BATCH)]
-        return np.concatenate(outs)
+        return run_in_batches(self._sessions[path], x, BATCH, name)[0]
 
 
 def _torch_batches(module, x: np.ndarray) -> np.ndarray:

@@ -56,6 +56,16 @@ def ort_session(path: str | Path | bytes, providers=(CPU,), threads: int | None 
     return ort.InferenceSession(model, options, providers=providers)
 
 
+def run_in_batches(session, x: np.ndarray, batch: int = 64, name: str | None = None,
+                   dtype=None) -> list[np.ndarray]:
+    """Every output of `session` for the samples `x`, fed `batch` at a time (to `name`, the first input by default;
+    cast to `dtype` if given), each concatenated along the batch."""
+    name = name or session.get_inputs()[0].name
+    runs = [session.run(None, {name: x[i: i + batch] if dtype is None else x[i: i + batch].astype(dtype)})
+            for i in range(0, len(x), batch)]
+    return [np.concatenate([run[k] for run in runs]) for k in range(len(runs[0]))]
+
+
 def unavailable(backend: str, precision: str, bundle=None) -> str | None:
     """Why the onnxruntime runner `backend` cannot run here (every precision runs where its provider does)."""
     first = PROVIDERS[backend][0]
