@@ -51,9 +51,10 @@ class PollingSampler:
 
     @property
     def mode(self) -> str:
-        """How samples were taken: "thread" (a background thread), "between windows" (when asked), or "exit"."""
+        """How samples were taken: "thread" (a background thread), "between windows" (when asked), or
+        "kernel-tracked" (a peak the kernel keeps, read on exit: no samples needed)."""
         if not self._polls():
-            return "exit"
+            return "kernel-tracked"
         return "thread" if self.background else "between windows"
 
     def sample(self) -> None:

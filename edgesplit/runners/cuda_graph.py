@@ -46,13 +46,14 @@ def random_ops(head) -> list[str]:
     return found
 
 
-def graph_plan(head, requested: bool | None) -> tuple[str, str | None]:
+def graph_plan(head, requested: bool | None, stochastic: bool = False) -> tuple[str, str | None]:
     """(mode, reason) before any capture: "graph" where one will be tried, "eager" with why not.
 
-    `requested`: None (auto: graphs where capture works), True (graphs or a BackendError), False (eager)."""
+    `requested`: None (auto: graphs where capture works), True (graphs or a BackendError), False (eager).
+    `stochastic`: the bundle's manifest says the head draws random numbers (its ONNX graph has Random* nodes)."""
     if requested is False:
         return EAGER, "eager calls asked for (--no-cuda-graph)"
-    ops = random_ops(head)
+    ops = random_ops(head) or (["Random* nodes in its ONNX graph"] if stochastic else [])
     if ops:
         reason = (f"the head draws random numbers ({', '.join(ops)}): a stochastic head (a noise or dropout "
                   f"defense) is timed eagerly, drawing afresh each call as the shipped head does")
@@ -84,6 +85,11 @@ def capture_graph(head, x, warmup: int = CAPTURE_WARMUP) -> CapturedGraph:
     import torch
 
     static_input = x.clone()
+    generator = torch.cuda.default_generators[x.device.index or 0]
+    # A capture registers the default generator; one that fails before its end leaves it "capturing", and
+    # every later random draw on the GPU fails ("Offset increment outside graph capture"): keep a copy to
+    # put back (torch >= 2.4; older ones have no graph-safe state and are left as they are).
+    backup = generator.clone_state() if hasattr(generator, "clone_state") else None
     try:
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
@@ -100,6 +106,9 @@ def capture_graph(head, x, warmup: int = CAPTURE_WARMUP) -> CapturedGraph:
         torch.cuda.synchronize()
     except Exception as exc:  # a capture error names the op that cannot be recorded (a host sync, a CPU tensor)
         _settle(torch)
+        if backup is not None:
+            with contextlib.suppress(Exception):
+                generator.graphsafe_set_state(backup)
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CaptureFailed(f"capture failed ({type(exc).__name__}: {text[:200]})") from None
     rtol, atol = TOLERANCE.get(str(static_output.dtype).removeprefix("torch."), (1e-4, 1e-4))
@@ -117,33 +126,36 @@ def _settle(torch) -> None:
 
 
 class EventWindows:
-    """Times a window of calls with a pair of CUDA events around each, all queued, read after one sync.
+    """Times a window of calls with CUDA events, all queued, read after one synchronise.
 
-    Each figure is the call's span on the GPU's stream: the GPU time of a GPU-bound call, the launch time of
-    a launch-bound one; no per-call host synchronise adds its round trip (as `torch.utils.benchmark`, which
-    synchronises around blocks of calls only)."""
+    One event before each call and one after the last (call i spans events i and i+1, as a timeit loop's calls
+    follow each other). Each figure is the call's span on the GPU's stream: the GPU time of a GPU-bound call,
+    the launch time of a launch-bound one; no per-call host synchronise adds its round trip (as
+    `torch.utils.benchmark`, which synchronises around blocks of calls only). The window runs under no_grad."""
 
     def __init__(self, torch) -> None:
         self.torch = torch
-        self.pairs: list[tuple[object, object]] = []
+        self.events: list = []
 
     def time(self, call, calls: int, seconds: float) -> list[float]:
         import time
 
-        cuda = self.torch.cuda
-        while len(self.pairs) < calls:
-            self.pairs.append((cuda.Event(enable_timing=True), cuda.Event(enable_timing=True)))
+        torch = self.torch
+        while len(self.events) < calls + 1:
+            self.events.append(torch.cuda.Event(enable_timing=True))
+        events = self.events
         deadline = time.perf_counter() + seconds
         n = 0
-        for start, end in self.pairs[:calls]:
-            start.record()
-            call()
-            end.record()
-            n += 1
-            if time.perf_counter() >= deadline:
-                break
-        self.pairs[n - 1][1].synchronize()
-        return [start.elapsed_time(end) * 1e-3 for start, end in self.pairs[:n]]
+        with torch.no_grad():
+            events[0].record()
+            while n < calls:
+                call()
+                n += 1
+                events[n].record()
+                if time.perf_counter() >= deadline:
+                    break
+        events[n].synchronize()
+        return [events[i].elapsed_time(events[i + 1]) * 1e-3 for i in range(n)]
 
 
 def cudnn_version_text(version: int | None) -> str | None:

@@ -5,7 +5,7 @@
   bundle's precision (fp32, or fp16 on CUDA) and encodes the output to the bundle's wire format, so its
   payload is comparable to the ONNX head's. On CUDA the head is captured as a CUDA graph per batch size and
   replayed (`cuda_graph`: None = where capture works, else eager with the reason recorded; True = graphs or a
-  BackendError; False = eager calls; `runners.cuda_graph`); CUDA events queued around each call time a
+  BackendError; False = eager calls; `runners.cuda_graph`); CUDA events queued between calls time a
   window of calls; memory is `torch.cuda.max_memory_allocated`. Not part of the torch-free device path.
 - `ModuleRunner`: a plain PyTorch module (a server-side tail), FP32, for the same timing loop.
 - `model_from_manifest` / `reference_split`: the model a bundle was exported from, rebuilt from its manifest
@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -122,9 +123,10 @@ class TorchRunner(Runner):
         except EdgesplitError as exc:
             raise BackendError(str(exc)) from None
         self.dtype = torch.float16 if m["precision"] == FP16 else torch.float32
-        self.head = head.to(self.dtype)
+        self.head = head.to(self.dtype).requires_grad_(False)  # no autograd record, with or without no_grad
         if self.device == "cuda":
-            mode, reason = graph_plan(self.head, self.cuda_graph)  # BackendError: graphs asked for, none possible
+            # BackendError here: graphs asked for, none possible
+            mode, reason = graph_plan(self.head, self.cuda_graph, bool(m.get("stochastic")))
             self.capture = {"mode": mode, "requested": requested_label(self.cuda_graph), "reason": reason}
             self._graphs = {}
             torch.cuda.reset_peak_memory_stats()
@@ -142,13 +144,7 @@ class TorchRunner(Runner):
         if captured is not None:
             captured.static_input.copy_(x)  # on the stream the replays run on: ordered before them
             return captured.replay
-        head = self.head
-
-        def call():
-            with torch.no_grad():
-                return head(x)
-
-        return call
+        return partial(self.head, x)  # its parameters need no grad: nothing recorded, no no_grad toggled per call
 
     def _graph_for(self, x):
         """The graph captured for x's shape (captured now if new), or None after falling back to eager."""
@@ -197,7 +193,7 @@ class TorchRunner(Runner):
                 out["gpu_versions"] = torch_gpu_versions(self.torch)
                 out["capture"] = dict(self.capture)
                 how = "CUDA graph replays" if self.capture.get("mode") == GRAPH else "eager head calls"
-                out["timing"] = (f"{how}, a pair of CUDA events queued around each call, read once per window "
+                out["timing"] = (f"{how}, a CUDA event queued between each two calls, read once per window "
                                  f"(inputs already on the GPU)")
         return out
 
