@@ -17,7 +17,8 @@ The bundles are manifests only (no ONNX export, which would take minutes at 224 
 rebuilds the head from the manifest's model spec and cut (seeded init), exactly as for an exported bundle.
 Eager figures of launch-bound heads move by tens of per cent from one run to the next (the CPU's launch path,
 the GPU's clocks): every column is measured in interleaved rounds, the order rotating, and its median kept.
---quick: 3 cuts (maxpool, layer2.1, layer4.1), 3 rounds of 0.15 s a figure; about two minutes on an H200.
+--quick: 3 cuts (maxpool, layer2.1, layer4.1), 3 rounds of >= 0.1 s and 100 calls (ours) a figure; about two
+minutes on an H200.
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ def manifest_bundle(folder: Path, model: str, cut: str, precision: str, size: in
     return Bundle(path, manifest)
 
 
-def ours(bundle, batch: int, graph: bool, samplers: str, min_seconds: float) -> tuple[float, dict]:
+def ours(bundle, batch: int, graph: bool, samplers: str, min_seconds: float, iters: int) -> tuple[float, dict]:
     """edgesplit's p50 (ms) and its row: samplers "on" (between windows), "off", or "thread" (the old way)."""
     import contextlib
 
@@ -69,7 +70,7 @@ def ours(bundle, batch: int, graph: bool, samplers: str, min_seconds: float) -> 
     from edgesplit.runtime.profile import profile_bundle
     from edgesplit.runtime.timing import TimingConfig
 
-    timing = TimingConfig(warmup=20, iters=200, min_seconds=min_seconds)
+    timing = TimingConfig(warmup=20, iters=iters, min_seconds=min_seconds)
     with contextlib.ExitStack() as stack:
         if samplers == "thread":  # what profile did before issue 16: threads polling beside the timed loop
             stack.enter_context(RssSampler(interval_s=0.005, background=True))
@@ -116,11 +117,11 @@ def gpu_line(row: dict) -> str:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="3 cuts, 3 rounds of 0.15 s (about 2 minutes on an H200)")
+    p.add_argument("--quick", action="store_true", help="3 cuts, 3 rounds of 0.1 s / 100 calls (about 2 minutes on an H200)")
     p.add_argument("--size", type=int, default=224)
     p.add_argument("--cuts", default=None, help="comma-separated cuts (default: every block; --quick: 4)")
     p.add_argument("--min-seconds", type=float, default=None,
-                   help="seconds a figure takes in each round (default 0.5, --quick 0.15)")
+                   help="seconds a figure takes in each round (default 0.5, --quick 0.1)")
     p.add_argument("--rounds", type=int, default=None,
                    help="interleaved rounds; each column's median is kept (default 5, --quick 3)")
     args = p.parse_args(argv)
@@ -138,7 +139,8 @@ def main(argv=None) -> int:
     else:
         net = create_model("resnet18", img_size=args.size)
         cuts = [c.name for c in analyse(net, default_input(net)).blocks]
-    seconds = args.min_seconds or (0.15 if args.quick else 0.5)
+    seconds = args.min_seconds or (0.1 if args.quick else 0.5)
+    iters = 100 if args.quick else 200
     rounds = args.rounds or (3 if args.quick else 5)
     columns = [("peer", "eager"), ("on", "eager"), ("off", "eager"), ("thread", "eager"),
                ("peer", "graph"), ("on", "graph"), ("off", "graph")]
@@ -155,7 +157,7 @@ def main(argv=None) -> int:
                             if who == "peer":
                                 figures[(who, mode)].append(peer(bundle, batch, mode == "graph", seconds))
                                 continue
-                            p50, row = ours(bundle, batch, mode == "graph", who, seconds)
+                            p50, row = ours(bundle, batch, mode == "graph", who, seconds, iters)
                             figures[(who, mode)].append(p50)
                             first_row = first_row or row
                             if who == "on":
