@@ -30,6 +30,7 @@
     iters = 200
     min_seconds = 2.0
     threads = 0
+    cuda_graph = true                  # torch-cuda: graphs or fail; false: eager; absent: graphs where capture works
 
     [attack]
     epochs = 150      # a ceiling: decoders train in 15-epoch cosine cycles until one gains < 0.5 dB of
@@ -161,6 +162,7 @@ class TimingSpec:
     iters: int = 200  # sub-millisecond heads read -14 % to +41 % off Polygraphy (benchmarks/sweep_timing.py)
     min_seconds: float = 2.0
     threads: int = 0  # 0: the runtime's default
+    cuda_graph: bool | None = None  # torch-cuda only; absent: graphs where capture works (the reason kept if not)
 
     def __post_init__(self) -> None:
         if not self.batches or min(self.batches) < 1:
@@ -248,6 +250,8 @@ class SweepSpec:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["models"] = [_model_dict(m) for m in self.models]
+        if d["profile"]["cuda_graph"] is None:  # the hash of a spec without it is unchanged
+            del d["profile"]["cuda_graph"]
         return d
 
     @property

@@ -178,21 +178,26 @@ class SweepSteps:
         p = self.spec.profile
         timing = TimingConfig(warmup=p.warmup, iters=p.iters, min_seconds=p.min_seconds)
         threads = p.threads or None
+        cuda_graph = p.cuda_graph if backend == "torch-cuda" else None  # the others have no graph mode
         if device == "local":
             from edgesplit.runtime.profile import profile_bundle
 
             rows = profile_bundle(bundle_dir, backend, p.batches, timing, threads, checkpoint=checkpoint,
-                                  progress=self.progress)
+                                  progress=self.progress, cuda_graph=cuda_graph)
         else:
             from edgesplit.devices.remote import SshDevice, parse_device
             from edgesplit.runtime.remote_jobs import profile_remote
 
-            rows = profile_remote(SshDevice(parse_device(device)), bundle_dir, backend, p.batches, timing, threads)
+            rows = profile_remote(SshDevice(parse_device(device)), bundle_dir, backend, p.batches, timing, threads,
+                                  cuda_graph=cuda_graph)
         first = rows[0]
-        return {"latency_ms": first["latency_ms"]["p50"], "latency": first["latency_ms"], "batch": first["batch"],
-                "payload_bytes": first["payload_bytes_per_sample"], "kind": "measured",
-                "peak_rss_above_baseline_bytes": first["memory"].get("rss_peak_above_baseline_bytes"),
-                "cpu": first["environment"]["cpu"], "measurements": rows}
+        out = {"latency_ms": first["latency_ms"]["p50"], "latency": first["latency_ms"], "batch": first["batch"],
+               "payload_bytes": first["payload_bytes_per_sample"], "kind": "measured",
+               "peak_rss_above_baseline_bytes": first["memory"].get("rss_peak_above_baseline_bytes"),
+               "cpu": first["environment"]["cpu"], "measurements": rows}
+        if "gpu" in first:  # GPU rows: the GPU, versions, clocks and capture mode of the first batch
+            out["gpu"] = first["gpu"]
+        return out
 
     def _emit(self, bundle_dir: Path, entry: SweepModel, cut: str, precision: str) -> dict:
         from edgesplit.runtime.emit import emit_split

@@ -32,6 +32,11 @@ examples:
   edgesplit profile bundles/r18-int8 --batch 1,8 --out results.jsonl
   edgesplit profile bundles/r18-fp32 --threads 1 --iters 500 --min-seconds 5
   edgesplit profile bundles/r18-int8 --device ssh://nvidia@orin.local --backend ort-trt
+  edgesplit profile bundles/r18-fp16 --backend torch-cuda --batch 1,16 --no-cuda-graph
+
+Memory and power are sampled between timed windows only (no sampler thread runs beside a timed call).
+GPU rows record the GPU, driver, CUDA, cuDNN and torch versions, clocks, and the capture mode (graph or
+eager, and why).
 """
 
 EMIT_HELP = """\
@@ -89,6 +94,10 @@ def register(sub) -> None:
     p.add_argument("--iters", type=int, default=200, metavar="N", help="at least this many timed calls")
     p.add_argument("--min-seconds", type=float, default=2.0, metavar="SECONDS",
                    help="and at least this many seconds of timed calls")
+    p.add_argument("--cuda-graph", action=argparse.BooleanOptionalAction, default=None,
+                   help="--backend torch-cuda: replay the head as a CUDA graph captured once per batch size "
+                        "(--cuda-graph: graphs or an error; --no-cuda-graph: eager calls; default: graphs where "
+                        "capture works, else eager, the reason recorded in the row)")
     p.add_argument("--out", default=None, metavar="FILE",
                    help="append the rows to this JSON-lines file (default: print only)")
     add_json(p, help="print the rows as JSON")
@@ -139,18 +148,23 @@ def cmd_profile(args) -> int:
         from edgesplit.runtime.profile import profile_bundle
 
         rows = profile_bundle(bundle, args.backend, args.batch, timing, args.threads, args.checkpoint,
-                              progress=progress(args), on_row=keep)
+                              progress=progress(args), on_row=keep, cuda_graph=args.cuda_graph)
     else:
         from edgesplit.runtime.remote_jobs import profile_remote
 
-        rows = profile_remote(_remote(args), bundle, args.backend, args.batch, timing, args.threads)
+        rows = profile_remote(_remote(args), bundle, args.backend, args.batch, timing, args.threads,
+                              cuda_graph=args.cuda_graph)
         for row in rows:
             keep(row)
     if args.json:
         print_json(rows)
         return 0
-    table = []
+    table, captures = [], []
     for r in rows:
+        capture = r.get("gpu", {}).get("capture") or {}
+        if capture.get("mode") in ("graph", "eager"):
+            captures.append(f"batch {r['batch']}: {capture['mode']}"
+                            + (f" ({capture['reason']})" if capture.get("reason") else ""))
         lat, mem = r["latency_ms"], r["memory"]
         peak = mem.get("rss_peak_above_baseline_bytes")
         table.append((r["backend"], r["batch"], f"{lat['mean']:.3f}", f"{lat['p50']:.3f}", f"{lat['p90']:.3f}",
@@ -163,6 +177,10 @@ def cmd_profile(args) -> int:
           + (f", {first['device_url']}" if "device_url" in first else "") + ")")
     print_table(["backend", "batch", "mean ms", "p50 ms", "p90 ms", "p99 ms", "std ms", "samples/s", "load s",
                  "peak RSS MB", "payload B/sample"], table)
+    gpu = first.get("gpu")
+    if gpu:
+        print(f"GPU {gpu.get('name')}, driver {gpu.get('driver')}, CUDA {gpu.get('cuda')}, cuDNN {gpu.get('cudnn')}, "
+              f"torch {gpu.get('torch')}; capture: " + ("; ".join(captures) or gpu["capture"]["mode"]))
     if args.out:
         print(f"appended {len(rows)} row(s) to {args.out}")
     return 0

@@ -13,12 +13,14 @@ from edgesplit.devices.samplers import (
     RssSampler,
     TegrastatsSampler,
     available_samplers,
+    nvml_gpu_info,
     rss_bytes,
+    window_samplers,
 )
 from edgesplit.devices.tegrastats import TegraStats, parse_tegrastats
 
 __all__ = [
     "Board", "DetectedHost", "Estimate", "NvmlSampler", "RssSampler", "TegraStats", "TegrastatsSampler",
     "available_samplers", "board_names", "bytes_moved_for_head", "detect_host", "estimate_latency", "get_board",
-    "list_boards", "parse_tegrastats", "rss_bytes",
+    "list_boards", "nvml_gpu_info", "parse_tegrastats", "rss_bytes", "window_samplers",
 ]

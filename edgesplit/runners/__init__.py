@@ -27,7 +27,7 @@ class RunnerEntry:
     """One backend: how to make its runner, where it runs, which head precisions it runs, and why it cannot."""
 
     name: str
-    make: Callable[..., Runner]  # (name, threads, checkpoint, **tensorrt_options) -> Runner
+    make: Callable[..., Runner]  # (name, threads, checkpoint, **options) -> Runner; torch-cuda takes cuda_graph
     device: str  # "cpu" | "gpu"
     precisions: tuple[str, ...]
     description: str
@@ -45,8 +45,8 @@ def _tensorrt(name: str, threads, checkpoint=None, **tensorrt_options) -> Runner
     return tensorrt.TensorRTRunner(threads, **tensorrt_options)
 
 
-def _torch(name: str, threads, checkpoint=None, **_options) -> Runner:
-    return pytorch.TorchRunner(name, threads, checkpoint=checkpoint)
+def _torch(name: str, threads, checkpoint=None, cuda_graph: bool | None = None, **_options) -> Runner:
+    return pytorch.TorchRunner(name, threads, checkpoint=checkpoint, cuda_graph=cuda_graph)
 
 
 for _entry in (
@@ -57,17 +57,25 @@ for _entry in (
                 tensorrt.unavailable),
     RunnerEntry("torch", _torch, "cpu", pytorch.CPU_PRECISIONS, "PyTorch reference on the CPU",
                 pytorch.unavailable),
-    RunnerEntry("torch-cuda", _torch, "gpu", pytorch.CUDA_PRECISIONS, "PyTorch reference on a CUDA GPU",
-                pytorch.unavailable),
+    RunnerEntry("torch-cuda", _torch, "gpu", pytorch.CUDA_PRECISIONS,
+                "PyTorch on a CUDA GPU, replayed as a CUDA graph where capture works", pytorch.unavailable),
 ):
     RUNNERS.add(_entry.name, _entry)
 
 BACKENDS = tuple(RUNNERS.names())
 
 
-def get_runner(name: str, threads: int | None = None, checkpoint: str | None = None, **tensorrt_options) -> Runner:
-    """A runner by backend name; `checkpoint` is for the torch runners, `tensorrt_options` (trt, memory) for tests."""
-    return RUNNERS.get(name).make(name, threads, checkpoint, **tensorrt_options)
+def get_runner(name: str, threads: int | None = None, checkpoint: str | None = None, cuda_graph: bool | None = None,
+               **tensorrt_options) -> Runner:
+    """A runner by backend name; `checkpoint` is for the torch runners, `cuda_graph` for torch-cuda (None: graphs
+    where capture works; True: graphs or a BackendError; False: eager), `tensorrt_options` (trt, memory) for tests."""
+    entry = RUNNERS.get(name)
+    if cuda_graph is not None and name != "torch-cuda":
+        raise BackendError(f"--{'' if cuda_graph else 'no-'}cuda-graph applies to --backend torch-cuda only; "
+                           f"drop it for --backend {name}")
+    if name == "torch-cuda":
+        return entry.make(name, threads, checkpoint, cuda_graph=cuda_graph, **tensorrt_options)
+    return entry.make(name, threads, checkpoint, **tensorrt_options)
 
 
 def unavailable(backend: str, precision: str, bundle=None) -> str | None:

@@ -84,6 +84,16 @@ class Runner:
         self.synchronize()
         return (time.perf_counter_ns() - t0) * 1e-9
 
+    def time_window(self, call: Callable[[], object], calls: int, seconds: float) -> list[float]:
+        """Seconds of each of up to `calls` calls, stopping once `seconds` have passed (one timed window)."""
+        out: list[float] = []
+        deadline = time.perf_counter() + seconds
+        while len(out) < calls:
+            out.append(self.elapsed(call))
+            if time.perf_counter() >= deadline:
+                break
+        return out
+
     def synchronize(self) -> None:
         pass
 

@@ -3,8 +3,10 @@
 - `TorchRunner`: `torch` on the CPU, `torch-cuda` on any CUDA GPU, TensorRT or not. Rebuilds the head from
   the bundle's model spec (and the checkpoint it was exported from, checked by sha256), runs it at the
   bundle's precision (fp32, or fp16 on CUDA) and encodes the output to the bundle's wire format, so its
-  payload is comparable to the ONNX head's. CUDA events time the call; memory is
-  `torch.cuda.max_memory_allocated`. Not part of the torch-free device path.
+  payload is comparable to the ONNX head's. On CUDA the head is captured as a CUDA graph per batch size and
+  replayed (`cuda_graph`: None = where capture works, else eager with the reason recorded; True = graphs or a
+  BackendError; False = eager calls; `runners.cuda_graph`); CUDA events queued between calls time a
+  window of calls; memory is `torch.cuda.max_memory_allocated`. Not part of the torch-free device path.
 - `ModuleRunner`: a plain PyTorch module (a server-side tail), FP32, for the same timing loop.
 - `model_from_manifest` / `reference_split`: the model a bundle was exported from, rebuilt from its manifest
   (spec, cut, weights), for reference runs and white-box attacks. The checkpoint must be the one the bundle
@@ -13,6 +15,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +23,16 @@ import numpy as np
 from edgesplit.digest import sha256_file
 from edgesplit.errors import BackendError, BundleError
 from edgesplit.runners.base import Runner
+from edgesplit.runners.cuda_graph import (
+    EAGER,
+    GRAPH,
+    CaptureFailed,
+    EventWindows,
+    capture_graph,
+    graph_plan,
+    requested_label,
+    torch_gpu_versions,
+)
 from edgesplit.vocab import PRECISIONS
 
 FP32, FP16, INT8 = PRECISIONS
@@ -75,11 +88,17 @@ def reference_split(bundle, checkpoint: str | None = None):
 
 
 class TorchRunner(Runner):
-    def __init__(self, name: str = "torch", threads: int | None = None, checkpoint: str | None = None) -> None:
+    def __init__(self, name: str = "torch", threads: int | None = None, checkpoint: str | None = None,
+                 cuda_graph: bool | None = None) -> None:
         super().__init__(threads)
         if name not in ("torch", "torch-cuda"):
             raise BackendError(f"unknown torch backend {name!r}: use torch or torch-cuda")
-        self.name, self.checkpoint = name, checkpoint
+        if cuda_graph is not None and name != "torch-cuda":
+            raise BackendError(f"--{'' if cuda_graph else 'no-'}cuda-graph applies to --backend torch-cuda only; "
+                               f"drop it for --backend {name}")
+        self.name, self.checkpoint, self.cuda_graph = name, checkpoint, cuda_graph
+        self.capture: dict = {}
+        self._graphs: dict = {}
 
     def _load(self, bundle) -> None:
         import torch
@@ -104,11 +123,16 @@ class TorchRunner(Runner):
         except EdgesplitError as exc:
             raise BackendError(str(exc)) from None
         self.dtype = torch.float16 if m["precision"] == FP16 else torch.float32
-        self.head = head.to(self.dtype)
+        self.head = head.to(self.dtype).requires_grad_(False)  # no autograd record, with or without no_grad
         if self.device == "cuda":
+            # BackendError here: graphs asked for, none possible
+            mode, reason = graph_plan(self.head, self.cuda_graph, bool(m.get("stochastic")))
+            self.capture = {"mode": mode, "requested": requested_label(self.cuda_graph), "reason": reason}
+            self._graphs = {}
             torch.cuda.reset_peak_memory_stats()
             self.start_event = torch.cuda.Event(enable_timing=True)
             self.end_event = torch.cuda.Event(enable_timing=True)
+            self.windows = EventWindows(torch)
 
     def input_dtype(self) -> np.dtype:
         return np.dtype(np.float16 if self.bundle.manifest["precision"] == FP16 else np.float32)
@@ -116,13 +140,27 @@ class TorchRunner(Runner):
     def bind(self, images: np.ndarray):
         torch = self.torch
         x = torch.from_numpy(images).to(self.device)
-        head = self.head
+        captured = self._graph_for(x) if self.capture.get("mode") == GRAPH else None
+        if captured is not None:
+            captured.static_input.copy_(x)  # on the stream the replays run on: ordered before them
+            return captured.replay
+        return partial(self.head, x)  # its parameters need no grad: nothing recorded, no no_grad toggled per call
 
-        def call():
-            with torch.no_grad():
-                return head(x)
-
-        return call
+    def _graph_for(self, x):
+        """The graph captured for x's shape (captured now if new), or None after falling back to eager."""
+        key = tuple(x.shape)
+        if key not in self._graphs:
+            try:
+                self._graphs[key] = capture_graph(self.head, x)
+            except CaptureFailed as exc:
+                if self.cuda_graph:
+                    raise BackendError(f"--cuda-graph: the head cannot be captured as a CUDA graph at batch "
+                                       f"{key[0]}: {exc}; run it eagerly with --no-cuda-graph") from None
+                self.capture.update(mode=EAGER, reason=f"{exc} at batch {key[0]}; timed eagerly")
+                self._graphs.clear()
+                return None
+            self.capture["captured_batches"] = sorted(k[0] for k in self._graphs)
+        return self._graphs[key]
 
     def fetch(self, raw) -> np.ndarray:
         features = raw.float().cpu().numpy()
@@ -137,6 +175,11 @@ class TorchRunner(Runner):
         self.end_event.synchronize()
         return self.start_event.elapsed_time(self.end_event) * 1e-3
 
+    def time_window(self, call, calls: int, seconds: float) -> list[float]:
+        if self.device != "cuda":
+            return super().time_window(call, calls, seconds)
+        return self.windows.time(call, calls, seconds)
+
     def synchronize(self) -> None:
         if self.device == "cuda":
             self.torch.cuda.synchronize()
@@ -147,7 +190,11 @@ class TorchRunner(Runner):
             out["version"] = self.torch.__version__
             if self.device == "cuda":
                 out["gpu"] = self.torch.cuda.get_device_name(0)
-                out["timing"] = "CUDA events around the head call (inputs already on the GPU)"
+                out["gpu_versions"] = torch_gpu_versions(self.torch)
+                out["capture"] = dict(self.capture)
+                how = "CUDA graph replays" if self.capture.get("mode") == GRAPH else "eager head calls"
+                out["timing"] = (f"{how}, a CUDA event queued between each two calls, read once per window "
+                                 f"(inputs already on the GPU)")
         return out
 
     def memory(self) -> dict:
@@ -159,6 +206,7 @@ class TorchRunner(Runner):
 
     def release(self) -> None:
         self.head = None
+        self._graphs = {}
         super().release()
 
 

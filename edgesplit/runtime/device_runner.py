@@ -5,7 +5,7 @@ for. The request is JSON on stdin (no shell parsing of any argument, so it is sa
 one JSON object on stdout; exit code 2 with {"ok": false, "error": ...} on a handled error.
 
     {"action": "profile", "bundle": "b.tar.gz" | "bundle/", "backend": "ort", "batches": [1, 8],
-     "timing": {"warmup": 20, "iters": 200, "min_seconds": 2}, "threads": null}
+     "timing": {"warmup": 20, "iters": 200, "min_seconds": 2}, "threads": null, "cuda_graph": null}
     {"action": "emit", "bundle": ..., "inputs": "inputs.npz", "out": "features.npz", "backend": "ort"}
     {"action": "info"}
 """
@@ -47,7 +47,8 @@ def handle(request: dict) -> dict:
             from edgesplit.runtime.timing import TimingConfig
 
             rows = profile_bundle(bundle_dir, request.get("backend", "ort"), request.get("batches", [1]),
-                                  TimingConfig(**request.get("timing", {})), request.get("threads"))
+                                  TimingConfig(**request.get("timing", {})), request.get("threads"),
+                                  cuda_graph=request.get("cuda_graph"))
             return {"rows": rows}
         from edgesplit.export.bundle import load_bundle
         from edgesplit.runtime.emit import emit_arrays, load_inputs

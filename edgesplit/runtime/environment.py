@@ -33,3 +33,30 @@ def environment() -> dict:
     except ImportError:
         pass
     return env
+
+
+def gpu_record(backend: str, backend_info: dict, nvml_summary: dict | None = None) -> dict | None:
+    """What a GPU row records about its GPU (None for CPU backends): name, driver, CUDA (the runtime the backend
+    was built with, and the driver's), cuDNN and torch versions where the backend knows them, clocks where NVML
+    reports them (now, at most, and the SM clock seen between timed windows), and the capture mode with its
+    reason. Keys whose value is unknown are null, so every GPU row has the same shape."""
+    from edgesplit.devices.nvml import nvml_gpu_info
+    from edgesplit.runners import RUNNERS
+
+    entry = RUNNERS.find(backend)
+    if entry is None or entry.device != "gpu":
+        return None
+    nvml = nvml_gpu_info(0)
+    versions = backend_info.get("gpu_versions", {})
+    clocks = dict(nvml.get("clocks", {}))
+    if nvml_summary:
+        for key in ("min_sm_clock_mhz", "max_sm_clock_mhz"):
+            if nvml_summary.get(key) is not None:
+                clocks[f"timed_{key.removesuffix('_clock_mhz')}_mhz"] = nvml_summary[key]
+    capture = backend_info.get("capture") or {
+        "mode": "none", "requested": None, "reason": f"the {backend} backend has no CUDA-graph mode here"}
+    return {"name": versions.get("name") or nvml.get("name") or backend_info.get("gpu"),
+            "compute_capability": versions.get("compute_capability"),
+            "driver": nvml.get("driver"), "cuda": versions.get("cuda"), "cuda_driver": nvml.get("cuda_driver"),
+            "cudnn": versions.get("cudnn"), "torch": versions.get("torch"), "clocks": clocks or None,
+            "capture": capture}

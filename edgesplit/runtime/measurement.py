@@ -30,10 +30,11 @@ def summarise(samples_s: list[float], batch: int) -> dict:
 
 
 def measurement_row(*, bundle, backend_info: dict, batch: int, samples_s: list[float], load_seconds: float,
-                    memory: dict, environment: dict, settings: dict) -> dict:
-    """A measured row; `kind` is always "measured" (estimates are kept apart, see edgesplit.devices.roofline)."""
+                    memory: dict, environment: dict, settings: dict, gpu: dict | None = None) -> dict:
+    """A measured row; `kind` is always "measured" (estimates are kept apart, see edgesplit.devices.roofline).
+    `gpu` (GPU backends only; rows without it are CPU rows or older): the GPU, its versions, clocks, capture."""
     m = bundle.manifest
-    return {
+    row = {
         "schema": SCHEMA, "schema_version": SCHEMA_VERSION, "kind": "measured",
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "bundle": bundle.path.name, "bundle_sha256": bundle.sha256,
@@ -47,3 +48,6 @@ def measurement_row(*, bundle, backend_info: dict, batch: int, samples_s: list[f
         "settings": settings,
         "environment": environment,
     }
+    if gpu is not None:
+        row["gpu"] = gpu
+    return row

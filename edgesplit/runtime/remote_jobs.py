@@ -16,7 +16,8 @@ from edgesplit.runtime.timing import TimingConfig
 
 
 def profile_remote(device: SshDevice, bundle_path, backend: str = "ort", batches=(1,),
-                   timing: TimingConfig | None = None, threads: int | None = None) -> list[dict]:
+                   timing: TimingConfig | None = None, threads: int | None = None,
+                   cuda_graph: bool | None = None) -> list[dict]:
     bundle = load_bundle(bundle_path)
     timing = timing or TimingConfig()
     with tempfile.TemporaryDirectory(prefix="edgesplit-remote-") as tmp:
@@ -24,8 +25,11 @@ def profile_remote(device: SshDevice, bundle_path, backend: str = "ort", batches
         workdir = device.mkdtemp()
         try:
             remote_archive = device.put(archive, workdir)
-            reply = device.run_runner({"action": "profile", "bundle": remote_archive, "backend": backend,
-                                       "batches": list(batches), "timing": timing.to_dict(), "threads": threads})
+            request = {"action": "profile", "bundle": remote_archive, "backend": backend,
+                       "batches": list(batches), "timing": _timing_request(timing), "threads": threads}
+            if cuda_graph is not None:  # only when given: an older device runner knows no such key
+                request["cuda_graph"] = cuda_graph
+            reply = device.run_runner(request)
         finally:
             device.remove(workdir)
     rows = reply["rows"]
@@ -57,3 +61,11 @@ def emit_remote(device: SshDevice, bundle_path, images: np.ndarray, ids: np.ndar
     features.meta["device_url"] = str(device.target)
     features.save(out)
     return features
+
+
+def _timing_request(timing: TimingConfig) -> dict:
+    """The timing settings sent to a device: window_seconds only when not the default (older runners lack it)."""
+    sent = timing.to_dict()
+    if sent["window_seconds"] == TimingConfig().window_seconds:
+        del sent["window_seconds"]
+    return sent

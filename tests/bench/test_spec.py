@@ -44,3 +44,15 @@ def test_spec_from_toml_and_its_hash(tmp_path):
 def test_a_comma_list_of_cuts_is_a_list_not_letters():
     spec = spec_from_dict({"sweep": {"models": [{"name": "classifier4", "cuts": "features.1, features.3"}]}})
     assert spec.models[0].cuts == ("features.1", "features.3")
+
+
+def test_profile_cuda_graph_key_and_a_spec_without_it_keeps_its_hash():
+    """Issue 16: [profile] cuda_graph (torch-cuda's graph mode); absent, the spec hashes as it did before."""
+    assert spec_from_dict(TINY).sha256 == "7a772bf866ca49a9cfe3b21798650a88f9bcf4996494eedc34016cd103ff6fb0"
+    assert spec_from_dict(TINY).profile.cuda_graph is None
+    on = spec_from_dict({**TINY, "profile": {**TINY["profile"], "cuda_graph": True}})
+    off = spec_from_dict({**TINY, "profile": {**TINY["profile"], "cuda_graph": False}})
+    assert on.profile.cuda_graph is True and off.profile.cuda_graph is False
+    assert len({on.sha256, off.sha256, spec_from_dict(TINY).sha256}) == 3
+    with pytest.raises(BenchError, match="cuda_graph must be true or false"):
+        spec_from_dict({**TINY, "profile": {**TINY["profile"], "cuda_graph": "yes"}})

@@ -50,3 +50,16 @@ def test_profile_batch_beyond_memory_is_refused_before_allocating(bundle, capsys
     # one sample: 1x32x32 float32 input (4 KiB) + 128x8x8 float32 output (32 KiB)
     assert "batch 100000 needs 3.43 GiB for its input and output alone" in line
     assert "use a batch of at most 1820" in line
+
+
+def test_profile_cuda_graph_options_need_torch_cuda_and_a_gpu(bundle, capsys):
+    """Issue 16: --cuda-graph / --no-cuda-graph belong to torch-cuda; without a GPU torch-cuda is one line."""
+    import torch
+
+    line = one_line_error(capsys, "profile", str(bundle), "--cuda-graph", "--quiet")
+    assert "--cuda-graph applies to --backend torch-cuda only" in line
+    line = one_line_error(capsys, "profile", str(bundle), "--backend", "torch", "--no-cuda-graph", "--quiet")
+    assert "--no-cuda-graph applies to --backend torch-cuda only" in line
+    if not torch.cuda.is_available():
+        line = one_line_error(capsys, "profile", str(bundle), "--backend", "torch-cuda", "--cuda-graph", "--quiet")
+        assert "torch sees no CUDA GPU" in line

@@ -151,3 +151,55 @@ def test_tegrastats_sampler_stops_a_running_command(tmp_path):
     with pytest.raises(DeviceError, match="only on Jetsons"), TegrastatsSampler(command=(str(tmp_path / "nope"),)):
         pass
     assert TegrastatsSampler.available() == (shutil.which("tegrastats") is not None)
+
+
+def test_samplers_made_for_windows_start_no_thread_and_sample_when_asked(monkeypatch, tmp_path):
+    """Issue 16: nothing polls beside a timed call; the owner samples between windows."""
+    import threading
+    import time
+
+    monkeypatch.setitem(sys.modules, "pynvml", _FakeNvml())
+    monkeypatch.setattr("edgesplit.devices.samplers._reset_kernel_peak", lambda: False)  # RSS must poll here
+    script = tmp_path / "fake_tegrastats.py"
+    script.write_text(_FAKE_TEGRASTATS.format(path=str(DATA / "jetpack6_orin_nano.txt")))
+    samplers = [RssSampler(background=False), NvmlSampler(background=False),
+                TegrastatsSampler(interval_ms=20, command=(sys.executable, str(script)), background=False)]
+    before = {t.name for t in threading.enumerate()}
+    for s in samplers:
+        s.__enter__()
+    assert {t.name for t in threading.enumerate()} == before, "no sampler thread"
+    time.sleep(0.3)  # the fake tegrastats writes its 4 lines meanwhile
+    for s in samplers:
+        s.sample()
+        s.sample()
+    rss, nvml, tegra = samplers
+    assert rss.samples == 2 and nvml.samples == 2 and len(tegra.stats) >= 1
+    for s in reversed(samplers):
+        s.__exit__(None, None, None)
+    assert rss.summary()["mode"] == nvml.summary()["mode"] == "between windows"
+    assert nvml.samples == 3 and nvml.summary()["peak_above_baseline_bytes"] >= 3 << 20
+    t = tegra.summary()
+    assert t["samples"] == 3 and t["unparsed_lines"] == 1 and t["mode"].endswith("between windows")
+    assert t["peak_ram_used_mb"] == 3066
+
+
+def test_nvml_sampler_records_clocks_where_nvml_reports_them(monkeypatch):
+    from edgesplit.devices import nvml_gpu_info
+
+    fake = _FakeNvml()
+    fake.NVML_CLOCK_SM, fake.NVML_CLOCK_MEM = 0, 2
+    fake.nvmlDeviceGetClockInfo = lambda h, kind: {0: 1755, 2: 2619}[kind]
+    fake.nvmlDeviceGetMaxClockInfo = lambda h, kind: {0: 1980, 2: 3201}[kind]
+    fake.nvmlSystemGetDriverVersion = lambda: "580.65"
+    fake.nvmlSystemGetCudaDriverVersion = lambda: 13000
+    monkeypatch.setitem(sys.modules, "pynvml", fake)
+    with NvmlSampler(background=False) as gpu:
+        gpu.sample()
+    s = gpu.summary()
+    assert s["min_sm_clock_mhz"] == s["max_sm_clock_mhz"] == 1755
+    info = nvml_gpu_info(0)
+    assert info["name"] == "Fake GPU" and info["driver"] == "580.65" and info["cuda_driver"] == "13.0"
+    assert info["clocks"] == {"sm_mhz": 1755, "mem_mhz": 2619, "max_sm_mhz": 1980, "max_mem_mhz": 3201}
+    assert fake.live == 0
+    monkeypatch.setitem(sys.modules, "pynvml", None)  # no NVML at all: an empty record, never an error
+    assert nvml_gpu_info(0) == {}

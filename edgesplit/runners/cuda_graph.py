@@ -1,0 +1,175 @@
+"""CUDA graphs for the torch-cuda runner: which heads may be captured, the capture, and event-timed windows.
+
+A head is captured once per input shape (`torch.cuda.CUDAGraph`): warmed up on a side stream, then recorded
+with a static input buffer that `bind` copies each batch into and a static output that every replay rewrites.
+Heads that draw random numbers (the noise and dropout defenses) are timed eagerly, as is any head whose
+capture fails or whose replay differs from its eager call: with the mode "auto" the reason is recorded and
+the runner falls back; with graphs asked for explicitly it is one BackendError line.
+
+Torch is imported inside functions only; `graph_plan` and `random_ops` run on the CPU (tested there).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+from edgesplit.errors import BackendError
+
+GRAPH, EAGER = "graph", "eager"
+CAPTURE_WARMUP = 3  # eager calls on the side stream before capture (cuDNN/cuBLAS pick and cache their kernels)
+# Random draws an fx graph of a head can hold (call_function / call_method names).
+RANDOM_OPS = frozenset({"rand", "rand_like", "randn", "randn_like", "randint", "randint_like", "randperm",
+                        "bernoulli", "bernoulli_", "normal", "normal_", "uniform_", "exponential_", "poisson",
+                        "multinomial", "random_", "geometric_", "cauchy_", "log_normal_"})
+# Replay against the eager call on the capture batch (fp32: cuDNN may pick other kernels in a graph).
+TOLERANCE = {"float32": (1e-4, 1e-4), "float16": (1e-2, 1e-2)}
+
+
+def requested_label(requested: bool | None) -> str:
+    return {None: "auto", True: "on", False: "off"}[requested]
+
+
+def random_ops(head) -> list[str]:
+    """Names of the random draws in a head's fx graph (empty for a deterministic head or a non-fx module)."""
+    graph = getattr(head, "graph", None)
+    found: list[str] = []
+    for node in getattr(graph, "nodes", ()):
+        if node.op == "call_function":
+            name = getattr(node.target, "__name__", str(node.target))
+        elif node.op == "call_method":
+            name = str(node.target)
+        else:
+            continue
+        if name in RANDOM_OPS and name not in found:
+            found.append(name)
+    return found
+
+
+def graph_plan(head, requested: bool | None, stochastic: bool = False) -> tuple[str, str | None]:
+    """(mode, reason) before any capture: "graph" where one will be tried, "eager" with why not.
+
+    `requested`: None (auto: graphs where capture works), True (graphs or a BackendError), False (eager).
+    `stochastic`: the bundle's manifest says the head draws random numbers (its ONNX graph has Random* nodes)."""
+    if requested is False:
+        return EAGER, "eager calls asked for (--no-cuda-graph)"
+    ops = random_ops(head) or (["Random* nodes in its ONNX graph"] if stochastic else [])
+    if ops:
+        reason = (f"the head draws random numbers ({', '.join(ops)}): a stochastic head (a noise or dropout "
+                  f"defense) is timed eagerly, drawing afresh each call as the shipped head does")
+        if requested:
+            raise BackendError(f"--cuda-graph: this head cannot be captured as a CUDA graph: {reason}; "
+                               f"drop --cuda-graph (the default times it eagerly and records why)")
+        return EAGER, reason
+    return GRAPH, None
+
+
+@dataclass
+class CapturedGraph:
+    graph: object  # torch.cuda.CUDAGraph
+    static_input: object  # torch.Tensor the replay reads
+    static_output: object  # torch.Tensor every replay rewrites
+
+    def replay(self):
+        self.graph.replay()
+        return self.static_output
+
+
+class CaptureFailed(Exception):
+    """Why a capture did not give a usable graph (one line); the runner falls back or raises BackendError."""
+
+
+def capture_graph(head, x, warmup: int = CAPTURE_WARMUP) -> CapturedGraph:
+    """Capture `head(x)` (a CUDA module and a CUDA tensor) as a graph with static buffers, replay it once and
+    compare with the eager call; CaptureFailed with the first line of the error otherwise."""
+    import torch
+
+    static_input = x.clone()
+    generator = torch.cuda.default_generators[x.device.index or 0]
+    # A capture registers the default generator; one that fails before its end leaves it "capturing", and
+    # every later random draw on the GPU fails ("Offset increment outside graph capture"): keep a copy to
+    # put back (torch >= 2.4; older ones have no graph-safe state and are left as they are).
+    backup = generator.clone_state() if hasattr(generator, "clone_state") else None
+    try:
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.no_grad(), torch.cuda.stream(side):
+            for _ in range(warmup):
+                head(static_input)
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.no_grad(), torch.cuda.graph(graph):
+            static_output = head(static_input)
+        graph.replay()
+        with torch.no_grad():
+            eager = head(static_input)
+        torch.cuda.synchronize()
+    except Exception as exc:  # a capture error names the op that cannot be recorded (a host sync, a CPU tensor)
+        _settle(torch)
+        if backup is not None:
+            with contextlib.suppress(Exception):
+                generator.graphsafe_set_state(backup)
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CaptureFailed(f"capture failed ({type(exc).__name__}: {text[:200]})") from None
+    rtol, atol = TOLERANCE.get(str(static_output.dtype).removeprefix("torch."), (1e-4, 1e-4))
+    if static_output.shape != eager.shape or not torch.allclose(static_output.float(), eager.float(), rtol, atol):
+        diff = (static_output.float() - eager.float()).abs().max().item() if static_output.shape == eager.shape \
+            else float("nan")
+        raise CaptureFailed(f"the replayed graph differs from the eager call (max abs difference {diff:.3g})")
+    return CapturedGraph(graph, static_input, static_output)
+
+
+def _settle(torch) -> None:
+    """After a failed capture: wait for the device, ignoring the error a broken capture may leave behind."""
+    with contextlib.suppress(Exception):
+        torch.cuda.synchronize()
+
+
+class EventWindows:
+    """Times a window of calls with CUDA events, all queued, read after one synchronise.
+
+    One event before each call and one after the last (call i spans events i and i+1, as a timeit loop's calls
+    follow each other). Each figure is the call's span on the GPU's stream: the GPU time of a GPU-bound call,
+    the launch time of a launch-bound one; no per-call host synchronise adds its round trip (as
+    `torch.utils.benchmark`, which synchronises around blocks of calls only). The window runs under no_grad."""
+
+    def __init__(self, torch) -> None:
+        self.torch = torch
+        self.events: list = []
+
+    def time(self, call, calls: int, seconds: float) -> list[float]:
+        import time
+
+        torch = self.torch
+        while len(self.events) < calls + 1:
+            self.events.append(torch.cuda.Event(enable_timing=True))
+        events = self.events
+        deadline = time.perf_counter() + seconds
+        n = 0
+        with torch.no_grad():
+            events[0].record()
+            while n < calls:
+                call()
+                n += 1
+                events[n].record()
+                if time.perf_counter() >= deadline:
+                    break
+        events[n].synchronize()
+        return [events[i].elapsed_time(events[i + 1]) * 1e-3 for i in range(n)]
+
+
+def cudnn_version_text(version: int | None) -> str | None:
+    """cuDNN's integer version as text: 90100 -> "9.1.0" (cuDNN 9 and later), 8902 -> "8.9.2" (before)."""
+    if not version:
+        return None
+    if version >= 10000:
+        return f"{version // 10000}.{version % 10000 // 100}.{version % 100}"
+    return f"{version // 1000}.{version % 1000 // 100}.{version % 100}"
+
+
+def torch_gpu_versions(torch, device_index: int = 0) -> dict:
+    """The GPU and the versions a torch-cuda figure depends on: name, capability, torch, CUDA, cuDNN."""
+    major, minor = torch.cuda.get_device_capability(device_index)
+    cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
+    return {"name": torch.cuda.get_device_name(device_index), "compute_capability": f"{major}.{minor}",
+            "torch": torch.__version__, "cuda": torch.version.cuda, "cudnn": cudnn_version_text(cudnn)}
