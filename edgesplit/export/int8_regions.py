@@ -38,6 +38,7 @@ _SUFFIX = re.compile(r"(_token_\d+|_nchwc|_QuantizeLinear|_DequantizeLinear)$")
 # A conversion kernel where the all-INT8 head has none to measure: about 2 us a call plus 1 ns a value on the
 # CPUs measured (benchmarks/RESULTS.md); replaced by this head's own Q/DQ kernels wherever it has some.
 DEFAULT_CALL_MS, DEFAULT_VALUE_MS = 0.002, 1e-6
+MIN_FIT = 3  # Q/DQ kernels needed to fit this head's own conversion cost
 INPUT, OUTPUT = "<input>", "<wire>"
 
 
@@ -181,10 +182,10 @@ def attribute(regions: Regions, float_profile: NodeProfile, int8_profile: NodePr
             unit = regions.units[regions.unit_of[node]]
             setattr(unit, f"{side}_ms", getattr(unit, f"{side}_ms") + kernel.ms)
             setattr(unit, f"{side}_seen", True)
-        if side == "int8" and boundary:
-            regions.call_ms = min(k.ms for k in boundary)
-            rates = [(k.ms - regions.call_ms) / k.numel for k in boundary if k.numel > 0]
-            regions.value_ms = statistics.median(rates) if rates else DEFAULT_VALUE_MS
+        sized = [k for k in boundary if k.numel > 0]
+        if side == "int8" and len(sized) >= MIN_FIT:  # fewer: too few to fit, the typical costs stand
+            regions.call_ms = min(k.ms for k in sized)
+            regions.value_ms = statistics.median((k.ms - regions.call_ms) / k.numel for k in sized)
     _merge_unseen(regions, float_model)
 
 

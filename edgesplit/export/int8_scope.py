@@ -6,7 +6,8 @@
    head on a batch-1 input (medians over calls after a warm-up); `int8_regions` maps the kernels back to the
    float graph's nodes and picks the regions to keep float, boundaries paid for.
 3. Those nodes are left out of quantization with onnxruntime's own `nodes_to_exclude` (the calibration ranges
-   of step 1 reused), giving the `auto` candidate.
+   of step 1 reused), giving the `auto` candidate, where the kernel times predict it at least 5 % faster
+   than both ends (kernel sums leave out layout changes and fusions a mixed graph may lose).
 4. Every candidate (all-INT8, auto, the FP32 head with the INT8 wire) must keep the fidelity floor on the
    held-out split (`fidelity.measure_fidelity`, against the source's reference computed once): mean cosine
    >= 0.99 and tail top-1 at most 1 point (or one image) below the FP32 features'. An auto candidate under
@@ -42,6 +43,7 @@ TOP1_POINTS = 0.01
 MARGIN = 0.02  # a candidate quantizing more is kept unless another is faster by more than 2 %
 MIN_SAMPLES, MIN_SECONDS, MAX_SECONDS = 100, 0.6, 20.0  # interleaved timing of the candidates
 MORE_FLOAT_TRIES = 2
+MIN_PREDICTED_GAIN = 0.05  # a mixed head is built only where the measured kernels predict 5 % over both ends
 NOTE = ("specific to the host it was measured on: which nodes pay in INT8 depends on the CPU's INT8 kernels and "
         "onnxruntime's version; export again on (or for) the machine that runs the head")
 PREFERENCE = ("all", "partial", "none")  # more quantized first: smaller heads, as asked, when the speed is a tie
@@ -82,7 +84,8 @@ class Candidate:
     def record(self) -> dict:
         return {"name": self.name, "p50_ms": None if self.p50_ms is None else round(self.p50_ms, 4),
                 "cosine": round(self.fidelity["mean_cosine"], 5),
-                "top1": round(self.fidelity["tail_top1_exported_features"], 4), "meets_floor": self.meets_floor}
+                "top1": round(self.fidelity["tail_top1_exported_features"], 4), "meets_floor": self.meets_floor,
+                "float_units": len(self.float_units)}
 
 
 @dataclass
@@ -120,6 +123,8 @@ def choose_scope(fp32: Path, pre: Path, quantized: Path, workdir: Path, quantize
     none.float_units = frozenset(quantizable)
     candidates = [every]
     float_units = choose_float_units(regions)
+    if regions.cost(float_units) > (1 - MIN_PREDICTED_GAIN) * min(regions.cost(set()), regions.cost(quantizable)):
+        float_units = set()  # too little to gain for what the kernel sums leave out (layouts, fusions)
     if not float_units and not every.meets_floor:  # nothing slow, but all-INT8 is under the floor
         float_units = _least_gain(regions, quantizable)
     for attempt in range(MORE_FLOAT_TRIES + 1):
