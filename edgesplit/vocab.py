@@ -15,6 +15,9 @@ BYTES_PER_VALUE = {"fp32": 4, "fp16": 2, "int8": 1}
 # numpy dtype names a wire payload may have for each wire format.
 WIRE_DTYPES = {"fp32": ("float32",), "fp16": ("float16",), "int8": ("int8", "uint8")}
 
+# Which nodes of an int8 head run in INT8: auto (the ones measured faster in INT8 on this host), all (every one).
+INT8_SCOPES = ("auto", "all")
+
 # A head exported at a precision sends that precision's wire unless told otherwise.
 DEFAULT_WIRE = {p: p for p in PRECISIONS}
 

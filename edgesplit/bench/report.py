@@ -48,7 +48,10 @@ CSV_FIELDS = ("step", "status", "model", "cut", "precision", "backend", "device"
 _HOW_READ = ("server tail measured on the host (PyTorch fp32); PSNR/SSIM/re-identification/recognition: per "
              "figure, the strongest of the decoders the sweep trained to convergence on the exact wire features. "
              "Re-id top-1: share of held-out images whose reconstruction picks out its own original among all of "
-             "them; recognised: share of reconstructions an independent classifier labels correctly.")
+             "them; recognised: share of reconstructions an independent classifier labels correctly. INT8 speed-up "
+             "all / auto: the all-INT8 head's and the exported head's speed over the FP32 head with the same int8 "
+             "wire, measured interleaved on the export host (batch 1), with the scope auto chose: all, partial "
+             "(regions slower in INT8 kept float) or none (the FP32 head).")
 
 
 def write_csv(rows: Iterable[SweepRow | Mapping], path: str | Path) -> Path:

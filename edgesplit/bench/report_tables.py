@@ -58,6 +58,15 @@ def pct(v) -> str:
     return "–" if v is None else f"{100 * v:.1f}%"
 
 
+def speedup_text(fields: dict | None) -> str:
+    """'0.59× / 1.00× (none)': an int8 export's speed-up over the FP32 head (same wire) of the all-INT8 head and of
+    the head `auto` chose, measured interleaved at export, and the scope it chose."""
+    if not fields:
+        return "–"
+    s = fields["int8_speedup"]
+    return f"{s['all']:.2f}× / {s['auto']:.2f}× ({fields['int8_scope']['chosen']})"
+
+
 def golden_zone_text(options: list[dict]) -> str:
     """'features.1 (fp32, int8), fc.1 (int8)': a plan's options (its golden zone) grouped by cut."""
     cuts: dict[str, list[str]] = {}
@@ -100,12 +109,14 @@ def summary_table(rows: list[SweepRow]) -> Table:
     transfer = by_precision(rows, "audit", "transfer_psnr")
     tails = {r.cut: r.fields["tail_ms"] for r in ok_rows(rows, "tail")}
     shapes = {r.cut: "x".join(map(str, r.fields.get("feature_shape", []))) for r in ok_rows(rows, "export")}
+    speedups = {r.cut: r.fields for r in ok_rows(rows, "export") if r.precision == "int8"
+                and r.fields.get("int8_speedup")}
     rising = {r.cut for r in ok_rows(rows, "audit") if r.fields.get("still_rising")}
     short = {(r.cut, r.precision) for r in ok_rows(rows, "audit") if r.fields.get("converged") is False}
     headers = ["cut", "features", "tail ms"]
     for p in precs:
         headers += [f"{p} bytes", f"{p} head ms", f"{p} top-1 acc", f"{p} PSNR", f"{p} SSIM", f"{p} re-id top-1",
-                    f"{p} recognised"]
+                    f"{p} recognised"] + (["int8 speed-up all / auto"] if p == "int8" and speedups else [])
     if transfer:
         headers += [f"{p} transfer PSNR" for p in transfer]
     headers.append("more data leaks more?")
@@ -117,6 +128,7 @@ def summary_table(rows: list[SweepRow]) -> Table:
                      fmt(leak["psnr"].get(p, {}).get(c)) + (" *" if (c, p) in short else ""),
                      fmt(leak["ssim"].get(p, {}).get(c), 3),
                      pct(leak["reid_top1"].get(p, {}).get(c)), pct(leak["recognition"].get(p, {}).get(c))]
+            line += [speedup_text(speedups.get(c))] if p == "int8" and speedups else []
         line += [fmt(transfer[p].get(c)) for p in transfer]
         line.append("yes: a lower bound" if c in rising else "–")
         table.append(line)

@@ -7,6 +7,7 @@
     estimate = ["raspberry-pi-5-8gb"]  # roofline head latencies for boards not at hand (labelled estimate)
     decoders = ["auto"]               # "auto": the worst case over deconv and nonoverlap; "all"; or names
     audit = true
+    int8_scope = "auto"                # or "all"; auto measures INT8 heads on this host (no ssh devices)
 
     [[sweep.models]]
     name = "classifier4"
@@ -70,7 +71,7 @@ from edgesplit.bench.spec_values import (
     toml_value,
 )
 from edgesplit.errors import BenchError, EdgesplitError, closest
-from edgesplit.vocab import PRECISIONS, parse_chw
+from edgesplit.vocab import INT8_SCOPES, PRECISIONS, parse_chw
 
 
 @dataclass(frozen=True)
@@ -194,6 +195,7 @@ class SweepSpec:
     estimate: tuple[str, ...] = ()
     decoders: tuple[str, ...] = ("auto",)
     audit: bool = True
+    int8_scope: str = "auto"  # export's: auto keeps float the nodes slower in INT8 on this host; all: every node
     defenses: tuple[DefenseEntry, ...] = ()
     data: DataSpec = field(default_factory=DataSpec)
     profile: TimingSpec = field(default_factory=TimingSpec)
@@ -205,6 +207,8 @@ class SweepSpec:
         for p in self.precisions:
             if p not in PRECISIONS:
                 raise BenchError(f"unknown precision {p!r} ({closest(p, PRECISIONS)})")
+        if self.int8_scope not in INT8_SCOPES:
+            raise BenchError(f"unknown int8_scope {self.int8_scope!r} ({closest(self.int8_scope, INT8_SCOPES)})")
         if not self.precisions or not self.backends or not self.devices:
             raise BenchError("precisions, backends and devices must each name at least one")
         if self.audit and not self.decoders:
@@ -217,6 +221,9 @@ class SweepSpec:
         for d in self.devices:
             if d != "local" and not d.startswith("ssh://"):
                 raise BenchError(f"device {d!r} is neither 'local' nor ssh://[user@]host[:port]")
+            if d != "local" and self.int8_scope == "auto" and "int8" in self.precisions:
+                raise BenchError(f'int8_scope = "auto" (the default) measures each INT8 head on this host, not on '
+                                 f'{d}: set int8_scope = "all" in [sweep] (every quantizable node INT8)')
         from edgesplit.attacks.decoders import resolve_families
         from edgesplit.devices.boards import get_board
 
@@ -248,7 +255,7 @@ class SweepSpec:
                              f"list each model once (every cut of it is swept)")
 
     def to_dict(self) -> dict:
-        d = asdict(self)
+        d = {k: v for k, v in asdict(self).items() if (k, v) != ("int8_scope", "auto")}  # default: old hashes hold
         d["models"] = [_model_dict(m) for m in self.models]
         if d["profile"]["cuda_graph"] is None:  # the hash of a spec without it is unchanged
             del d["profile"]["cuda_graph"]

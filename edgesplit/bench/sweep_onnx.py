@@ -99,7 +99,8 @@ class OnnxSteps(SweepSteps):
 
         d = self.spec.data
         config = ExportConfig(str(entry.onnx_path), cut, precision=precision, input_shape=self.shape_of(entry),
-                              calib_data=d.name, calib_root=d.root, calib_size=d.calib_size, seed=d.seed)
+                              calib_data=d.name, calib_root=d.root, calib_size=d.calib_size, seed=d.seed,
+                              int8_scope=self.spec.int8_scope)
         path = self.out / "bundles" / entry.name / f"{file_name(cut)}{tag}-{precision}"
         bundle = export_bundle(config, path, force=True, progress=self.progress, source=self._file_head(entry, cut))
         return self.export_fields(bundle, weights, "shipped onnx file")

@@ -105,7 +105,7 @@ class SweepSteps:
         d = self.spec.data
         config = ExportConfig(entry.name, cut, precision=precision, checkpoint=checkpoint,
                               input_shape=entry.input_shape if not checkpoint else None, calib_data=d.name,
-                              calib_root=d.root, calib_size=d.calib_size, seed=d.seed)
+                              calib_root=d.root, calib_size=d.calib_size, seed=d.seed, int8_scope=self.spec.int8_scope)
         path = self.out / "bundles" / entry.name / f"{cut}{tag}-{precision}"
         source, head_from = self._graph_head(config) if self.export_once and not tag else (None, "per-cut export")
         bundle = export_bundle(config, path, force=True, progress=self.progress, source=source)
@@ -121,7 +121,7 @@ class SweepSteps:
                 "head_onnx_bytes": m["fidelity"]["head_onnx_bytes"], "fidelity": m["fidelity"],
                 "test_accuracy": m["fidelity"].get("tail_top1_exported_features"),
                 "test_accuracy_fp32": m["fidelity"].get("tail_top1_fp32_features"),
-                "quantization": (m.get("quantization") or {}).get("target")}
+                "quantization": (m.get("quantization") or {}).get("target"), **int8_scope_fields(m)}
 
     def _graph_head(self, config) -> tuple[object | None, str]:
         """The cut's head from the model's whole ONNX graph (exported once per model and input), or None and
@@ -230,6 +230,19 @@ class SweepSteps:
                        start_features=load_features(previous_attack) if previous_attack is not None else None)
         path = write_result(result, folder)
         return {"audit": self.rel(path), "grid": self.rel(folder / "grid.png"), **audit_fields(result)}
+
+
+def int8_scope_fields(manifest: dict) -> dict:
+    """An int8 head's scope (asked -> chosen) and, where `auto` measured them, the speed-ups over the FP32 head
+    (with the same int8 wire) of the all-INT8 head and of the head chosen; nothing for other precisions."""
+    scope = (manifest.get("quantization") or {}).get("scope")
+    if manifest.get("precision") != "int8" or not scope:
+        return {}
+    fields = {"int8_scope": {k: scope[k] for k in ("asked", "chosen")}}
+    if "speedup_vs_fp32_head" in scope:
+        fields["int8_speedup"] = scope["speedup_vs_fp32_head"]
+        fields["int8_float_nodes"] = len(scope["float_nodes"])
+    return fields
 
 
 def estimate_fields(row: dict | None, error: EdgesplitError | None) -> dict:

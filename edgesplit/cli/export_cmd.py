@@ -33,6 +33,15 @@ wire        what the device sends: fp32 | fp16 | int8 (1 byte per value + scale/
             default = the precision's own
 target      INT8 layout: auto (this host) | x86-vnni (U8S8) | x86 (U8S8, 7-bit weights) |
             arm (symmetric S8S8) | tensorrt (symmetric S8S8)
+int8 scope  which nodes of an int8 head run in INT8:
+            auto  (default) measured on this host: onnxruntime times every node of the FP32 and
+                  the all-INT8 head, regions slower in INT8 (their Q/DQ boundaries counted) stay
+                  float, and the fastest of all-INT8 / that mix / the FP32 head that keeps the
+                  fidelity floor (cosine >= 0.99, top-1 at most 1 point lower) ships. The wire
+                  stays int8 either way; the manifest's quantization.scope lists the nodes kept
+                  float with their times and the CPU measured on: the choice holds for this CPU.
+            all   every quantizable node INT8, measured nowhere: for --format tensorrt, or a
+                  --target other than this host's (auto refuses both: it cannot measure there)
 
 The fidelity check compares the exported head with the PyTorch FP32 head (for an ONNX file: the
 FP32 ONNX head cut from it, the tail run by onnxruntime) on the --eval-split (never the calibration
@@ -40,6 +49,7 @@ split) and prints max abs error, cosine, SNR and the tail's accuracy.
 
 examples:
   edgesplit export resnet18 --cut layer2.1 --input 3x64x64 --precision int8 --out bundles/r18-l2-int8
+  edgesplit export mobilenet_v3_small --cut features.3 --precision int8 --int8-scope all --out bundles/mnv3-all
   edgesplit export classifier4 --checkpoint runs/c4/model.pt --cut features.1 --precision int8 \\
       --calib-data digits --calib-method entropy --out bundles/c4-int8
   edgesplit export resnet18 --cut layer2.1 --precision fp16 --format tensorrt --out bundles/r18-trt
@@ -63,6 +73,9 @@ def register(sub) -> None:
     p.add_argument("--format", choices=("onnx", "tensorrt"), default="onnx",
                    help="onnx, or tensorrt: also build an engine for this machine's GPU")
     p.add_argument("--target", default="auto", help="INT8 layout (see above; default: auto)")
+    p.add_argument("--int8-scope", choices=("auto", "all"), default="auto",
+                   help="auto: keep float the nodes slower in INT8 on this host (measured); all: every node INT8 "
+                        "(see above; default: auto)")
     g = p.add_argument_group("calibration and evaluation data")
     add_data(g, flag="--calib-data", help="data set ('edgesplit datasets') for INT8 calibration and the fidelity check",
              root_help="folder with a local copy of --calib-data (default: none; digits and faces are "
@@ -104,7 +117,7 @@ def cmd_export(args) -> int:
     config = ExportConfig(
         model=args.model, cut=args.cut, precision=args.precision, checkpoint=args.checkpoint,
         input_shape=args.input, num_classes=args.num_classes, wire=args.wire, format=args.format,
-        target=args.target, calib_data=args.calib_data, calib_root=args.data_root, calib_split=args.calib_split,
+        target=args.target, int8_scope=args.int8_scope, calib_data=args.calib_data, calib_root=args.data_root, calib_split=args.calib_split,
         calib_size=args.calib_size, calib_method=args.calib_method, calib_percentile=args.calib_percentile,
         eval_split=args.eval_split, eval_size=args.eval_size, seed=args.seed, trt_int8=args.trt_int8,
         trt_workspace_mb=args.trt_workspace_mb, max_batch=args.max_batch)
@@ -117,6 +130,9 @@ def cmd_export(args) -> int:
     print(f"wrote {bundle.path}: {m['model']['name']} head up to {m['cut']['name']} at {m['precision']}"
           + (f" ({q.get('target')}: {q.get('activation_type')} activations, {q.get('weight_type')} weights)"
              if m["precision"] == "int8" else ""))
+    scope = q.get("scope") or {}
+    if scope.get("asked") == "auto":
+        print(f"int8 scope auto -> {scope['chosen']}: {scope['reason']}")
     print_table(["", "value"], [
         ("head.onnx bytes", fid["head_onnx_bytes"]),
         ("wire", f"{wire['format']} ({wire['dtype']}), {wire['bytes_per_sample']} B/sample"

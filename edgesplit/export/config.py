@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 
 from edgesplit.errors import ExportError, closest
-from edgesplit.vocab import DEFAULT_WIRE, PRECISIONS, WIRES
+from edgesplit.vocab import DEFAULT_WIRE, INT8_SCOPES, PRECISIONS, WIRES
 
 FORMATS = ("onnx", "tensorrt")
 CALIB_METHODS = ("minmax", "entropy", "percentile")
@@ -27,6 +27,7 @@ class ExportConfig:
     wire: str | None = None
     format: str = "onnx"
     target: str = "auto"  # INT8 layout: auto | x86-vnni | x86 | arm | tensorrt
+    int8_scope: str = "auto"  # which nodes of an int8 head are INT8: auto (measured here) | all
     calib_data: str = "digits"
     calib_root: str | None = None
     calib_split: str = "train"
@@ -44,9 +45,13 @@ class ExportConfig:
     def __post_init__(self) -> None:
         for name, value, valid in (("precision", self.precision, PRECISIONS), ("format", self.format, FORMATS),
                                    ("calib_method", self.calib_method, CALIB_METHODS),
-                                   ("trt_int8", self.trt_int8, TRT_INT8_MODES)):
+                                   ("trt_int8", self.trt_int8, TRT_INT8_MODES),
+                                   ("int8_scope", self.int8_scope, INT8_SCOPES)):
             if value not in valid:
                 raise ExportError(f"unknown {name} {value!r}: use one of {', '.join(valid)}")
+        if self.precision == "int8" and self.int8_scope == "auto" and self.format == "tensorrt":
+            raise ExportError("--int8-scope auto measures the head with onnxruntime on this CPU, which says nothing "
+                              "about a TensorRT engine: pass --int8-scope all (every quantizable node INT8)")
         if self.wire is not None and self.wire not in WIRES:
             raise ExportError(f"unknown wire format {self.wire!r}: use one of {', '.join(WIRES)}")
         if self.calib_split == self.eval_split:

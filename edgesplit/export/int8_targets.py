@@ -51,15 +51,33 @@ def scheme_for(target: str) -> QuantScheme:
     return TARGETS[target]
 
 
+VNNI_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
+INT8_FLAGS = (*VNNI_FLAGS, "avx512f", "avx2", "asimddp", "i8mm")  # what decides INT8 kernel speed
+
+
 def detect_target(cpuinfo: str | None = None, machine: str | None = None) -> str:
     """'arm' on aarch64/arm hosts; 'x86-vnni' where /proc/cpuinfo lists a VNNI flag; else 'x86'."""
     machine = (machine or platform.machine()).lower()
     if machine.startswith(("aarch64", "arm")):
         return "arm"
-    if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text(errors="replace")
-        except OSError:
-            cpuinfo = ""
-    flags = set(cpuinfo.split())
-    return "x86-vnni" if flags & {"avx512_vnni", "avx_vnni", "amx_int8"} else "x86"
+    flags = set(_cpuinfo(cpuinfo).split())
+    return "x86-vnni" if flags & set(VNNI_FLAGS) else "x86"
+
+
+def host_cpu(cpuinfo: str | None = None) -> dict:
+    """This host's CPU as an INT8 measurement depends on it: its model name and INT8-relevant flags."""
+    text = _cpuinfo(cpuinfo)
+    names = [line.split(":", 1)[1].strip() for line in text.splitlines()
+             if line.startswith(("model name", "Model", "Hardware")) and ":" in line]
+    flags = set(text.split())
+    return {"cpu": names[0] if names else (platform.processor() or platform.machine()),
+            "flags": [f for f in INT8_FLAGS if f in flags], "target": detect_target(text)}
+
+
+def _cpuinfo(text: str | None) -> str:
+    if text is not None:
+        return text
+    try:
+        return Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return ""

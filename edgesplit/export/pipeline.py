@@ -16,8 +16,10 @@ from edgesplit.export.bundle import HEAD, Bundle, check_output_folder, sha256_fi
 from edgesplit.export.calibration import calibrate, tensor_range
 from edgesplit.export.config import MIN_CALIB_SAMPLES, ExportConfig
 from edgesplit.export.fidelity import measure_fidelity
+from edgesplit.export.int8_regions import name_nodes
+from edgesplit.export.int8_scope import check_measurable, choose_scope
 from edgesplit.export.int8_targets import scheme_for
-from edgesplit.export.quantize import preprocess, quantize_int8
+from edgesplit.export.quantize import preprocess, quantize_cached, quantize_int8
 from edgesplit.export.sources import GraphHead, HeadSource, TorchHead
 from edgesplit.progress import Progress, resolve
 
@@ -38,6 +40,7 @@ def export_bundle(config: ExportConfig, out_dir: str | Path, force: bool = False
 
         import_tensorrt()  # fail before any work when TensorRT is absent
     scheme = scheme_for("tensorrt" if config.format == "tensorrt" and config.target == "auto" else config.target)
+    check_measurable(config)  # an INT8 scope to measure on another machine is refused before any work
     source = source or head_source(config)
     shape = source.input_shape
     calib_images, calib_info = _load(config, config.calib_split, config.calib_size, shape) \
@@ -53,8 +56,11 @@ def export_bundle(config: ExportConfig, out_dir: str | Path, force: bool = False
         with progress.task("exporting ONNX", total=None):
             fp32 = source.write_fp32_head(tmp / "fp32.onnx", config.opset)
         ranges, cache = None, None
+        auto = config.precision == "int8" and config.int8_scope == "auto"
         if config.precision == "int8":
             pre = preprocess(fp32, tmp / "pre.onnx")
+            if auto:
+                name_nodes(pre)  # quantize_static leaves nodes float by name
             ranges, cache = quantize_int8(pre, tmp / "head.onnx", calib_images, config.calib_method, scheme, tmp,
                                           config.calib_percentile, progress)
         elif config.precision == "fp16":
@@ -67,15 +73,28 @@ def export_bundle(config: ExportConfig, out_dir: str | Path, force: bool = False
                 ranges = calibrate(fp32, calib_images, config.calib_method, scheme.activation_symmetric,
                                    config.calib_percentile, progress=progress)
             out_range = tensor_range(ranges, onnx_export.OUTPUT_NAME)
-        model_proto = onnx.load(str(tmp / "head.onnx"))
         int8_dtype = "uint8" if scheme.activation_type == "QUInt8" else "int8"
-        model_proto, wire = wire_graph.set_wire(model_proto, config.wire_format, out_range, int8_dtype,
-                                                scheme.activation_symmetric)
-        onnx.save(model_proto, str(tmp / HEAD))
-        onnx_export.check(tmp / HEAD)
         input_dtype = "float16" if config.precision == "fp16" else "float32"
-        with progress.task("checking fidelity", total=None):
-            fidelity = measure_fidelity(tmp / HEAD, wire, input_dtype, source, eval_images, eval_labels)
+
+        def finish(graph: Path, head: Path) -> tuple:
+            """The graph with its wire set, checked, and its fidelity on the held-out split."""
+            model, wire = wire_graph.set_wire(onnx.load(str(graph)), config.wire_format, out_range, int8_dtype,
+                                              scheme.activation_symmetric)
+            onnx.save(model, str(head))
+            onnx_export.check(head)
+            return model, wire, measure_fidelity(head, wire, input_dtype, source, eval_images, eval_labels)
+
+        scope = {"asked": "all", "chosen": "all"} if config.precision == "int8" else None
+        if auto:
+            with progress.task("measuring INT8 against FP32 on this host", total=None):
+                choice = choose_scope(fp32, pre, tmp / "head.onnx", tmp, lambda dst, exclude: quantize_cached(
+                    pre, dst, cache, config.calib_method, scheme, exclude), finish, shape)
+            (tmp / HEAD).write_bytes(choice.chosen.path.read_bytes())
+            model_proto, wire, fidelity, scope = (choice.chosen.model, choice.chosen.wire,
+                                                  dict(choice.chosen.fidelity), choice.record)
+        else:
+            with progress.task("checking fidelity", total=None):
+                model_proto, wire, fidelity = finish(tmp / "head.onnx", tmp / HEAD)
         fidelity["fp32_head_onnx_bytes"] = fp32.stat().st_size
         files = {HEAD: tmp / HEAD}
         (tmp / "fidelity.json").write_text(_json(fidelity))
@@ -84,7 +103,7 @@ def export_bundle(config: ExportConfig, out_dir: str | Path, force: bool = False
         if config.format == "tensorrt":
             from edgesplit.runners.tensorrt import build_engine
 
-            engine_source = tmp / HEAD
+            engine_source = tmp / HEAD  # not `source`: the head source names the manifest's model and cut
             if config.precision == "int8" and config.trt_int8 == "implicit":
                 # TensorRT's own calibrator quantizes a float network: build from the FP32 graph (same wire).
                 float_graph, _ = wire_graph.set_wire(onnx.load(str(fp32)), config.wire_format, out_range,
@@ -100,7 +119,8 @@ def export_bundle(config: ExportConfig, out_dir: str | Path, force: bool = False
             engines[record["file"]] = record
         stochastic = any(n.op_type.startswith("Random") for n in model_proto.graph.node)
         manifest = _manifest(config, source, shape, input_dtype, wire, scheme, calib_info, fidelity, engines,
-                             int8=config.precision == "int8" or config.wire_format == "int8", stochastic=stochastic)
+                             int8=config.precision == "int8" or config.wire_format == "int8", stochastic=stochastic,
+                             scope=scope)
         return write_bundle(out_dir, files, manifest, force=force, sign_key=sign_key)
 
 
@@ -142,7 +162,7 @@ def torch_model_record(config: ExportConfig, spec) -> dict:
 
 
 def _manifest(config, source, shape, input_dtype, wire, scheme, calib_info, fidelity, engines, int8,
-              stochastic=False) -> dict:
+              stochastic=False, scope=None) -> dict:
     import onnxruntime
 
     import edgesplit
@@ -166,7 +186,7 @@ def _manifest(config, source, shape, input_dtype, wire, scheme, calib_info, fide
                  "bytes_per_sample": numel * wire.itemsize},
         "precision": config.precision,
         "quantization": ({"format": "QDQ", "per_channel_weights": config.precision == "int8",
-                          **scheme.to_dict()} if int8 else None),
+                          **scheme.to_dict(), **({"scope": scope} if scope else {})} if int8 else None),
         "calibration": calibration,
         "evaluation": {"data": config.calib_data, "split": config.eval_split, "size": fidelity["samples"]},
         "fidelity": {k: fidelity[k] for k in ("max_abs_error", "mean_cosine", "snr_db", "tail_top1_fp32_features",

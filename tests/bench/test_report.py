@@ -64,6 +64,7 @@ def test_report_is_self_contained_and_every_image_decodes(sweep, tmp_path):
     assert "| features.1 |" in md and "### Partition plan" in md
     assert "floor (the attacker's mean image): PSNR" in md and "re-id top-1" in md and "attacker: 64 samples" in md
     assert "int8 top-1 acc" in md, "the INT8 accuracy check of the export shows in the report"
+    assert "int8 speed-up all / auto" in md, "the INT8 speed-ups of both scopes, measured at export"
 
 
 @pytest.mark.skipif(shutil.which("chromium") is None and shutil.which("chromium-browser") is None,
@@ -103,3 +104,24 @@ def test_pareto_plot_draws_the_zone_below_the_bound(monkeypatch):
     rows = [r for r in _rows() if r.get("cut") in ("input", "c")]
     report_figures.plot_pareto(plan(rows, bandwidths_mbit=(1.0,), max_psnr=20.0), (1.0,))
     assert len(steps) == 1, "one point is no front: only the 3-cut plan drew a line"
+
+
+def test_the_int8_column_shows_the_speed_up_of_all_and_of_auto():
+    from edgesplit.bench.report_tables import summary_table
+    from edgesplit.bench.rows import SweepRow
+
+    def export(cut, precision, **fields):
+        return SweepRow("export", "c4", cut, precision, status="ok", fields={"payload_bytes": 64, **fields})
+
+    rows = [SweepRow("tail", "c4", cut, status="ok", fields={"tail_ms": 1.0}) for cut in ("a", "b")]
+    rows += [export("a", "fp32"), export("b", "fp32"),
+             export("a", "int8", int8_scope={"asked": "auto", "chosen": "none"},
+                    int8_speedup={"all": 0.42, "auto": 1.0}),
+             export("b", "int8", int8_scope={"asked": "auto", "chosen": "partial"},
+                    int8_speedup={"all": 1.2, "auto": 1.5})]
+    headers, lines = summary_table(rows)
+    column = headers.index("int8 speed-up all / auto")
+    assert headers[column - 7] == "int8 bytes", "with the int8 columns"
+    assert [line[column] for line in lines] == ["0.42× / 1.00× (none)", "1.20× / 1.50× (partial)"]
+    headers, _ = summary_table([r for r in rows if "int8_speedup" not in r.fields])
+    assert "int8 speed-up all / auto" not in headers, "no column where no export measured it"

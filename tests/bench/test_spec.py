@@ -56,3 +56,17 @@ def test_profile_cuda_graph_key_and_a_spec_without_it_keeps_its_hash():
     assert len({on.sha256, off.sha256, spec_from_dict(TINY).sha256}) == 3
     with pytest.raises(BenchError, match="cuda_graph must be true or false"):
         spec_from_dict({**TINY, "profile": {**TINY["profile"], "cuda_graph": "yes"}})
+
+
+def test_int8_scope_defaults_to_auto_without_changing_the_hash_and_is_refused_with_ssh_devices():
+    spec = spec_from_dict({**TINY})
+    assert spec.int8_scope == "auto" and "int8_scope" not in spec.to_dict(), "specs written before keep their hash"
+    every = spec_from_dict({**TINY, "sweep": {**TINY["sweep"], "int8_scope": "all"}})
+    assert every.int8_scope == "all" and every.sha256 != spec.sha256
+    with pytest.raises(BenchError, match="unknown int8_scope 'some'"):
+        spec_from_dict({**TINY, "sweep": {**TINY["sweep"], "int8_scope": "some"}})
+    remote = {**TINY["sweep"], "devices": ["local", "ssh://pi@board"]}
+    with pytest.raises(BenchError, match='not on ssh://pi@board: set int8_scope = "all"'):
+        spec_from_dict({**TINY, "sweep": remote})
+    assert spec_from_dict({**TINY, "sweep": {**remote, "int8_scope": "all"}}).devices[1] == "ssh://pi@board"
+    assert spec_from_dict({**TINY, "sweep": {**remote, "precisions": ["fp32"]}}), "no int8 head: nothing to measure"

@@ -81,7 +81,7 @@ def torch_sweep(work):
     folder, checkpoint, _ = work
     out = folder / "A"
     spec = spec_from_dict(_spec({"name": "classifier4", "input": "1x32x32", "checkpoint": str(checkpoint)},
-                                precisions=("fp32", "int8")))
+                                precisions=("fp32", "int8"), int8_scope="all"))  # B compares: a fixed INT8 graph
     return out, run_sweep(spec, out)
 
 
@@ -90,7 +90,7 @@ def test_export_once_and_per_cut_heads_have_the_same_fidelity(work, torch_sweep)
     out_a, results_a = torch_sweep
     out_b = folder / "B"
     spec = spec_from_dict(_spec({"name": "classifier4", "input": "1x32x32", "checkpoint": str(checkpoint),
-                                 "cuts": ["features.1", "fc.1"]}, precisions=("fp32", "int8")))
+                                 "cuts": ["features.1", "fc.1"]}, precisions=("fp32", "int8"), int8_scope="all"))
     a, b = _exports(results_a), _exports(run_sweep(spec, out_b, export_once=False))
     assert {r["head_from"] for r in a.values()} == {"whole-model graph"}
     assert {r["head_from"] for r in b.values()} == {"per-cut export"}

@@ -16,7 +16,7 @@ def test_export_with_format_tensorrt_puts_the_engine_in_the_bundle(tmp_path, mon
     monkeypatch.setattr(tb, "import_tensorrt", lambda: double)
     monkeypatch.setattr(tb, "CudaMemory", FakeCudaMemory)
     config = ExportConfig("classifier4", "features.1", precision="int8", format="tensorrt", trt_int8=mode,
-                          input_shape=(1, 32, 32), calib_size=32, eval_size=16, max_batch=8)
+                          input_shape=(1, 32, 32), calib_size=32, eval_size=16, max_batch=8, int8_scope="all")
     bundle = export_bundle(config, tmp_path / "b")
     verify_bundle(bundle.path)
     (name, record), = bundle.engines().items()
@@ -35,7 +35,7 @@ def test_bundle_engine_adds_an_engine_per_gpu_to_an_onnx_bundle(tmp_path, capsys
     from edgesplit.runners import get_runner
 
     config = ExportConfig("classifier4", "features.1", precision="int8", target="tensorrt", input_shape=(1, 32, 32),
-                          calib_size=32, eval_size=16)
+                          calib_size=32, eval_size=16, int8_scope="all")
     bundle = export_bundle(config, tmp_path / "b")
     assert bundle.engines() == {}
     orin = add_engine(bundle.path, max_batch=4, trt=FakeTensorRT("10.3.0"), memory=FakeCudaMemory())
@@ -56,7 +56,7 @@ def test_bundle_engine_refuses_asymmetric_int8_and_unnamed_external_precision(tm
     from edgesplit.export.engines import add_engine
 
     config = ExportConfig("classifier4", "features.1", precision="int8", target="x86-vnni", input_shape=(1, 32, 32),
-                          calib_size=32, eval_size=16)
+                          calib_size=32, eval_size=16, int8_scope="all")
     bundle = export_bundle(config, tmp_path / "b")
     with pytest.raises(ExportError, match="asymmetric QUInt8 activations.*--target tensorrt"):
         add_engine(bundle.path, trt=FakeTensorRT("10.3.0"), memory=FakeCudaMemory())

@@ -9,7 +9,7 @@ from edgesplit.export.int8_targets import detect_target, scheme_for
 
 def test_tensorrt_target_uses_symmetric_int8(tmp_path):
     config = ExportConfig("classifier4", "features.1", precision="int8", input_shape=(1, 32, 32), target="tensorrt",
-                          calib_size=32, eval_size=32)
+                          calib_size=32, eval_size=32, int8_scope="all")
     bundle = export_bundle(config, tmp_path / "b")
     q = bundle.manifest["quantization"]
     assert q["activation_type"] == "QInt8" and q["activation_symmetric"] and q["weight_symmetric"]
@@ -30,3 +30,12 @@ def test_targets_are_chosen_per_host():
     with pytest.raises(Exception, match="unknown INT8 target 'x68'"):
         scheme_for("x68")
     assert onnx  # keep the import used by the helper
+
+
+def test_the_host_an_int8_scope_is_measured_on_is_named_with_its_int8_flags():
+    from edgesplit.export.int8_targets import host_cpu
+
+    text = "processor : 0\nmodel name : AMD EPYC 9454\nflags : fpu sse avx2 avx512f avx512_vnni\n"
+    record = host_cpu(text)
+    assert record["cpu"] == "AMD EPYC 9454" and record["flags"] == ["avx512_vnni", "avx512f", "avx2"]
+    assert record["target"] == detect_target(text)

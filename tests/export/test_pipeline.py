@@ -32,7 +32,7 @@ def resnet_bundles(tmp_path_factory):
     out = {}
     for precision in ("fp32", "fp16", "int8"):
         config = ExportConfig("resnet18", "layer2.1", precision=precision, input_shape=(3, 64, 64), calib_size=64,
-                              eval_size=96)
+                              eval_size=96, int8_scope="all")  # the INT8 graph itself (size, wire): on any host
         out[precision] = export_bundle(config, root / precision)
     return out
 
@@ -132,7 +132,7 @@ def test_export_is_reproducible_without_a_checkpoint(tmp_path):
                                                     ("fp32", "fp16", "float16")])
 def test_any_precision_with_any_wire(tmp_path, precision, wire, dtype):
     config = ExportConfig("classifier4", "features.2", precision=precision, wire=wire, input_shape=(1, 32, 32),
-                          calib_size=32, eval_size=32, target="x86-vnni")
+                          calib_size=32, eval_size=32, target="x86-vnni", int8_scope="all")
     bundle = export_bundle(config, tmp_path / "b")
     assert bundle.manifest["wire"]["format"] == wire and bundle.manifest["output"]["dtype"] == dtype
     in_dtype = np.float16 if precision == "fp16" else np.float32

@@ -34,7 +34,7 @@ def trt_bundle(tmp_path, monkeypatch):
     monkeypatch.setattr(tb, "import_tensorrt", lambda: FakeTensorRT("10.3.0"))
     monkeypatch.setattr(tb, "CudaMemory", FakeCudaMemory)
     config = ExportConfig("classifier4", "features.1", precision="int8", format="tensorrt", input_shape=(1, 32, 32),
-                          calib_size=32, eval_size=16, max_batch=4)
+                          calib_size=32, eval_size=16, max_batch=4, int8_scope="all")
     return export_bundle(config, tmp_path / "b")
 
 

@@ -1,0 +1,94 @@
+"""Per-kernel times of one ONNX graph on onnxruntime's CPU provider, from onnxruntime's own node profiler.
+
+`profile_kernels(path, feed)` runs the graph with `SessionOptions.enable_profiling`, warm-up calls first, and
+`parse_trace` reads the JSON trace onnxruntime writes (Chrome trace format): every `model_run` event is one
+call, every `Node` event named `<node>_kernel_time` one kernel of the *optimized* graph (onnxruntime fuses
+nodes, renames some and inserts layout changes, so these names are onnxruntime's, not the file's). A kernel's
+time is the median over the calls after the warm-up of its summed durations in that call.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import statistics
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+SUFFIX = "_kernel_time"
+
+
+@dataclass(frozen=True)
+class KernelTime:
+    """One kernel of the optimized graph: its name in the trace, its operator and its median time."""
+
+    name: str
+    op: str
+    ms: float
+    numel: int  # elements of its first output (a Q/DQ kernel's tensor size)
+
+
+@dataclass(frozen=True)
+class NodeProfile:
+    kernels: dict[str, KernelTime]  # by kernel name, in the order they first ran
+    run_ms: float  # median time of a whole call, as the trace measures it (profiling overhead included)
+    runs: int  # calls the medians are over
+
+
+def parse_trace(events: list[dict], skip_runs: int = 0) -> NodeProfile:
+    """The per-kernel medians of an onnxruntime profile trace, leaving out its first `skip_runs` calls."""
+    runs = sorted((e["ts"], e["ts"] + e["dur"]) for e in events
+                  if e.get("cat") == "Session" and e.get("name") == "model_run")
+    kept = runs[skip_runs:]
+    if not kept:
+        raise ValueError(f"the trace holds {len(runs)} calls, none after the {skip_runs} warm-up calls")
+    starts = [start for start, _ in runs]
+    per_run: dict[str, list[float]] = {}
+    ops: dict[str, tuple[str, int]] = {}
+    for e in events:
+        name = e.get("name", "")
+        if e.get("cat") != "Node" or not name.endswith(SUFFIX):
+            continue
+        index = bisect.bisect_right(starts, e["ts"]) - 1
+        if index < skip_runs or e["ts"] > runs[index][1]:
+            continue  # a warm-up call, or outside any call (session set-up)
+        kernel = name[: -len(SUFFIX)]
+        times = per_run.setdefault(kernel, [0.0] * len(kept))
+        times[index - skip_runs] += e["dur"] / 1000.0  # the trace counts microseconds
+        args = e.get("args", {})
+        ops.setdefault(kernel, (args.get("op_name", "?"), _numel(args.get("output_type_shape"))))
+    kernels = {k: KernelTime(k, ops[k][0], statistics.median(v), ops[k][1]) for k, v in per_run.items()}
+    return NodeProfile(kernels, statistics.median((end - start) / 1000.0 for start, end in kept), len(kept))
+
+
+def _numel(shapes) -> int:
+    """Elements of the first output from the trace's `output_type_shape` ([{dtype: [dims]}])."""
+    if not shapes or not isinstance(shapes[0], dict) or not shapes[0]:
+        return 0
+    dims = next(iter(shapes[0].values()))
+    return int(np.prod(dims)) if dims else 1
+
+
+def profile_kernels(path: str | Path, feed: dict[str, np.ndarray], runs: int = 30, warmup: int = 10,
+                    threads: int | None = None) -> NodeProfile:
+    """Per-kernel medians of `runs` calls of the graph at `path` on `feed`, after `warmup` calls."""
+    from edgesplit.runners.onnxrt import import_onnxruntime
+
+    ort = import_onnxruntime()
+    with tempfile.TemporaryDirectory(prefix="edgesplit-profile-") as tmp:
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        options.enable_profiling = True
+        options.profile_file_prefix = str(Path(tmp) / "trace")
+        if threads:
+            options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        for _ in range(warmup + runs):
+            session.run(None, feed)
+        trace = session.end_profiling()
+        events = json.loads(Path(trace).read_text())
+    return parse_trace(events, skip_runs=warmup)

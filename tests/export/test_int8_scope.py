@@ -1,0 +1,186 @@
+"""`int8_scope = "auto"`: a head with a region that is slower in INT8 keeps that region float on this host.
+
+The head is made for it (an ONNX file, the way a user would ship one): a stem and four depthwise-separable
+blocks with hard-swish (onnxruntime pays Q/DQ around every hard-swish and has no fast INT8 depthwise kernel),
+then three dense 3x3 convolutions with ReLU (where INT8 pays). Measured on the 2-core AVX-512 VNNI host these
+tests were written on: the all-INT8 head runs at ~0.8x the FP32 head's speed, the head `auto` ships at ~1.3x.
+"""
+
+import statistics
+import time
+
+import numpy as np
+import onnx
+import pytest
+
+from edgesplit.errors import ExportError
+from edgesplit.export import ExportConfig, export_bundle
+from edgesplit.export.int8_scope import check_measurable
+from edgesplit.export.int8_targets import detect_target
+
+
+def _mixed_model():
+    import torch
+    from torch import nn
+
+    class Mixed(nn.Module):
+        def __init__(self):
+            super().__init__()
+            layers = [nn.Conv2d(3, 32, 3, 1, 1), nn.Hardswish()]
+            for _ in range(4):
+                layers += [nn.Conv2d(32, 32, 3, 1, 1, groups=32), nn.Hardswish(), nn.Conv2d(32, 32, 1), nn.Hardswish()]
+            self.separable = nn.Sequential(*layers)
+            self.dense = nn.Sequential(nn.Conv2d(32, 32, 3, 2, 1), nn.ReLU(), nn.Conv2d(32, 32, 3, 1, 1), nn.ReLU(),
+                                       nn.Conv2d(32, 32, 3, 1, 1), nn.ReLU())
+            self.fc = nn.Linear(32, 10)
+
+        def forward(self, x):
+            return self.fc(self.dense(self.separable(x)).mean((2, 3)))
+
+    torch.manual_seed(0)
+    return Mixed().eval(), torch.zeros(1, 3, 32, 32)
+
+
+@pytest.fixture(scope="module")
+def mixed(tmp_path_factory):
+    """{scope or 'fp32': bundle} of the mixed head cut after its dense convolutions."""
+    import contextlib
+    import io
+
+    import torch
+
+    model, example = _mixed_model()
+    path = tmp_path_factory.mktemp("mixed") / "mixed.onnx"
+    with contextlib.redirect_stdout(io.StringIO()):
+        torch.onnx.export(model, (example,), str(path), input_names=["image"], output_names=["logits"],
+                          dynamic_shapes={"x": {0: torch.export.Dim("batch")}}, dynamo=True, external_data=False)
+    cut = [n for n in onnx.load(str(path)).graph.node if n.op_type == "Relu"][-1].output[0]
+    out = {}
+    for name, precision, scope in (("fp32", "fp32", "auto"), ("auto", "int8", "auto"), ("all", "int8", "all")):
+        config = ExportConfig(str(path), cut, precision, input_shape=(3, 32, 32), int8_scope=scope, calib_size=64,
+                              eval_size=64)
+        out[name] = export_bundle(config, path.parent / name)
+    return out
+
+
+def _convs(bundle) -> dict[str, int]:
+    """{Conv node name: group} of a bundle's head."""
+    graph = onnx.load(str(bundle.onnx_path)).graph
+    return {n.name: next((a.i for a in n.attribute if a.name == "group"), 1) for n in graph.node if n.op_type == "Conv"}
+
+
+def test_auto_keeps_the_slow_depthwise_region_float_and_quantizes_the_dense_one(mixed):
+    scope = mixed["auto"].manifest["quantization"]["scope"]
+    assert scope["asked"] == "auto" and scope["chosen"] == "partial" and scope["candidate"] == "auto"
+    convs = _convs(mixed["fp32"])
+    depthwise = {name for name, group in convs.items() if group > 1}
+    dense = list(convs)[-3:]
+    float_nodes = {n["node"] for n in scope["float_nodes"]} | {w for n in scope["float_nodes"] for w in n.get("with", [])}
+    assert len(depthwise) == 4 and depthwise <= float_nodes, "every depthwise convolution stays float"
+    assert set(dense) <= set(scope["quantized_nodes"]) and not set(dense) & float_nodes
+    assert len(scope["float_regions"]) == 1, "one region, not single nodes flipping back and forth"
+    region = scope["float_nodes"]
+    assert sum(n["float_ms"] for n in region) < sum(n["int8_ms"] for n in region), "kept float: slower in INT8"
+    graph = onnx.load(str(mixed["auto"].onnx_path)).graph
+    dequantized = {o for n in graph.node if n.op_type == "DequantizeLinear" for o in n.output}
+    reads = {n.name: n.input for n in graph.node}
+    assert not any(reads[d][0] in dequantized or reads[d][1] in dequantized for d in depthwise), "float Conv nodes"
+    assert all(reads[d][0] in dequantized for d in dense), "INT8 ones"
+
+
+def test_the_manifest_records_the_nodes_the_candidates_and_the_host(mixed):
+    import onnxruntime
+
+    m = mixed["auto"].manifest
+    scope = m["quantization"]["scope"]
+    assert all({"node", "op", "float_ms", "int8_ms"} <= set(n) and n["float_ms"] >= 0 and n["int8_ms"] >= 0
+               for n in scope["float_nodes"])
+    candidates = {c["name"]: c for c in scope["candidates"]}
+    assert list(candidates) == ["all", "auto", "none"]
+    assert all(c["p50_ms"] > 0 and c["cosine"] >= 0.99 and c["meets_floor"] for c in candidates.values())
+    assert candidates["auto"]["p50_ms"] < min(candidates["all"]["p50_ms"], candidates["none"]["p50_ms"])
+    assert scope["speedup_vs_fp32_head"]["auto"] == pytest.approx(
+        candidates["none"]["p50_ms"] / candidates["auto"]["p50_ms"], rel=0.01)
+    assert m["fidelity"]["mean_cosine"] == pytest.approx(candidates["auto"]["cosine"], abs=1e-5)
+    host = scope["measured_on"]
+    assert host["cpu"] and host["target"] == detect_target() and isinstance(host["flags"], list)
+    assert host["onnxruntime"] == onnxruntime.__version__ and host["threads"]
+    assert "specific to the host" in scope["note"] and "region" in scope["reason"]
+    assert m["wire"] == mixed["all"].manifest["wire"], "the payload is unchanged: same int8 wire"
+    assert m["precision"] == "int8" and m["export"]["int8_scope"] == "auto"
+
+
+def test_auto_is_not_slower_than_fp32_where_all_int8_is(mixed):
+    """Timed here, interleaved, batch 1. Tolerance 0.9: on this host the all-INT8 head runs at ~0.8x FP32 speed
+    and auto's at ~1.3x; 0.9 leaves room for a busy 2-core machine (interleaved p50s drift a few percent) while a
+    head that shipped the slow INT8 region would still fail it."""
+    from edgesplit.runners.onnxrt import ort_session
+
+    sessions = {k: ort_session(mixed[k].onnx_path, threads=1) for k in ("fp32", "auto", "all")}
+    feed = {"input": np.random.default_rng(0).random((1, 3, 32, 32), dtype=np.float32)}
+    times = {k: [] for k in sessions}
+    for s in sessions.values():
+        for _ in range(20):
+            s.run(None, feed)
+    for _ in range(60):
+        for k, s in sessions.items():
+            for _ in range(5):
+                t0 = time.perf_counter()
+                s.run(None, feed)
+                times[k].append(time.perf_counter() - t0)
+    p50 = {k: statistics.median(v) for k, v in times.items()}
+    assert p50["fp32"] / p50["auto"] >= 0.9, p50
+    assert p50["auto"] < p50["all"], p50
+
+
+def test_all_keeps_every_quantizable_node_int8(mixed):
+    m = mixed["all"].manifest
+    assert m["quantization"]["scope"] == {"asked": "all", "chosen": "all"}
+    graph = onnx.load(str(mixed["all"].onnx_path)).graph
+    dequantized = {o for n in graph.node if n.op_type == "DequantizeLinear" for o in n.output}
+    convs = [n for n in graph.node if n.op_type == "Conv"]
+    assert len(convs) == len(_convs(mixed["fp32"]))
+    assert all(n.input[0] in dequantized for n in convs), "every Conv reads INT8 activations"
+
+
+def test_auto_cannot_measure_another_machine():
+    other = "arm" if detect_target() != "arm" else "x86"
+    with pytest.raises(ExportError, match=f"--target {other} lays INT8 out for another machine.*--int8-scope all"):
+        check_measurable(ExportConfig("classifier4", "features.0", "int8", target=other))
+    check_measurable(ExportConfig("classifier4", "features.0", "int8", target=other, int8_scope="all"))
+    check_measurable(ExportConfig("classifier4", "features.0", "fp32", target=other))  # no INT8 node to measure
+    check_measurable(ExportConfig("classifier4", "features.0", "int8", target=detect_target()))
+    with pytest.raises(ExportError, match="TensorRT engine: pass --int8-scope all"):
+        ExportConfig("classifier4", "features.0", "int8", format="tensorrt")
+    ExportConfig("classifier4", "features.0", "int8", format="tensorrt", int8_scope="all")
+    with pytest.raises(ExportError, match="unknown int8_scope 'some'"):
+        ExportConfig("classifier4", "features.0", "int8", int8_scope="some")
+
+
+def _candidate(name, p50, cosine=0.999, top1_drop=0.0, samples=512, float_units=()):
+    from edgesplit.export.int8_scope import Candidate
+
+    fidelity = {"mean_cosine": cosine, "samples": samples, "tail_top1_fp32_features": 0.9,
+                "tail_top1_exported_features": 0.9 - top1_drop}
+    return Candidate(name, None, None, None, fidelity, frozenset(float_units), p50)
+
+
+def test_the_fidelity_floor_is_cosine_and_at_most_one_point_or_one_image_of_top1():
+    assert _candidate("all", 1.0).meets_floor
+    assert not _candidate("all", 1.0, cosine=0.985).meets_floor
+    assert not _candidate("all", 1.0, top1_drop=0.02).meets_floor
+    assert _candidate("all", 1.0, top1_drop=1 / 64, samples=64).meets_floor, "one image of a 64-image split"
+    assert _candidate("all", 1.0, top1_drop=-0.05).meets_floor, "a gain is no loss"
+
+
+def test_the_fastest_candidate_over_the_floor_ships_and_more_quantized_wins_a_tie():
+    from edgesplit.export.int8_scope import _pick
+
+    assert _pick([_candidate("all", 1.0), _candidate("auto", 0.7, float_units={"a"}),
+                  _candidate("none", 0.9, float_units={"a", "b"})]).name == "auto"
+    assert _pick([_candidate("all", 1.0, cosine=0.9), _candidate("auto", 1.1, float_units={"a"}),
+                  _candidate("none", 1.2, float_units={"a", "b"})]).name == "auto", "all is under the floor"
+    assert _pick([_candidate("all", 1.01), _candidate("none", 1.0, float_units={"a"})]).name == "all", "within 2 %"
+    assert _pick([_candidate("all", 1.05), _candidate("none", 1.0, float_units={"a"})]).name == "none"
+    assert _pick([_candidate("all", 1.0, cosine=0.5), _candidate("none", 1.2, cosine=0.5)]).name == "all", \
+        "no candidate keeps the floor (the wire itself loses): the fastest"
