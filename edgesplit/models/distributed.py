@@ -127,5 +127,47 @@ def average_gradients(module: nn.Module) -> None:
             p.grad /= n
 
 
+def check_nproc(nproc: int, device: str) -> None:
+    """One line when `nproc` processes cannot each have a GPU (NCCL needs one per process) or nproc < 1."""
+    if nproc < 1:
+        raise ModelError(f"--nproc {nproc}: give 1 or more processes")
+    if torch.device(device).type == "cuda":
+        gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if nproc > gpus:
+            raise ModelError(f"--nproc {nproc} on --device cuda, but this machine has {gpus} GPU(s): NCCL needs one "
+                             f"GPU per process; use --nproc {max(1, gpus)}, or --device cpu (gloo)")
+
+
+def launch(nproc: int, entrypoint, args: tuple = (), what: str = "the run", threads: int | None = None) -> dict:
+    """Run `entrypoint(*args)` in `nproc` processes on this machine through torch's elastic launcher (what
+    `torchrun --standalone --nproc-per-node N` does): a callable (spawned; its return values by rank), or a
+    program path with its arguments as a list (never a shell string). A process that fails stops the others
+    and raises one ModelError line naming it. `threads`: OMP threads per process (default: the cores shared)."""
+    import uuid
+
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+
+    config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=nproc, run_id=f"edgesplit-{uuid.uuid4().hex[:8]}",
+                          rdzv_backend="c10d", rdzv_endpoint="localhost:0", max_restarts=0, monitor_interval=0.1,
+                          start_method="spawn")
+    threads = threads or max(1, (os.cpu_count() or 1) // nproc)
+    saved = os.environ.get("OMP_NUM_THREADS")
+    os.environ["OMP_NUM_THREADS"] = str(threads)  # the workers inherit it: nproc x threads = the cores
+    try:
+        return elastic_launch(config, entrypoint)(*args)
+    except ChildFailedError as exc:
+        rank, failure = min(exc.failures.items()) if exc.failures else (-1, None)
+        code = getattr(failure, "exitcode", "?")
+        how = f"was killed by signal {-code}" if isinstance(code, int) and code < 0 else f"exited with code {code}"
+        raise ModelError(f"{what}: process {rank} of {nproc} {how}, so the run stopped (its own message is above; "
+                         f"nothing was written by a process that had not finished)") from None
+    finally:
+        if saved is None:
+            os.environ.pop("OMP_NUM_THREADS", None)
+        else:
+            os.environ["OMP_NUM_THREADS"] = saved
+
+
 def _collective_device() -> torch.device:
     return torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
