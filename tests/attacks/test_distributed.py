@@ -100,3 +100,26 @@ def test_decoder_config_refuses_an_unresolved_device():
 
     with pytest.raises(AttackError, match="neither cpu nor cuda"):
         DecoderConfig(device="auto")
+
+
+def _defend(limit):
+    """One rank's defense fine-tuning (also the one-process run): test accuracy and a weight checksum."""
+    from edgesplit.data import load_dataset
+    from edgesplit.defenses import DefendConfig, defend_model
+    from edgesplit.models import create_model
+
+    with distributed.session("cpu"):
+        train = load_dataset("digits", split="train", limit=limit)
+        test = load_dataset("digits", split="test", limit=128)
+        model = create_model("classifier4", in_chans=1, img_size=32, seed=0)
+        model, report = defend_model(model, "features.1", "noise", {"std": 0.1}, train, test,
+                                     DefendConfig(epochs=2, batch_size=32))
+        return report["test_accuracy"], float(sum(p.detach().double().sum() for p in model.parameters()))
+
+
+@pytest.mark.slow  # about 20 s on two cores
+def test_defense_fine_tuning_in_two_processes_ends_with_one_model():
+    one_accuracy, _ = _defend(256)
+    results = distributed.launch(2, _defend, (256,), what="test", threads=1)
+    assert results[0][1] == results[1][1], "every rank ends with the same weights"
+    assert abs(results[0][0] - one_accuracy) < 0.1, (results[0][0], one_accuracy)
