@@ -7,6 +7,7 @@
     estimate = ["raspberry-pi-5-8gb"]  # roofline head latencies for boards not at hand (labelled estimate)
     decoders = ["auto"]               # "auto": the worst case over deconv and nonoverlap; "all"; or names
     audit = true
+    train_device = "auto"              # train/defend/audit steps on cpu, cuda or auto (cuda if any); not hashed
 
     [[sweep.models]]
     name = "classifier4"
@@ -196,8 +197,12 @@ class SweepSpec:
     data: DataSpec = field(default_factory=DataSpec)
     profile: TimingSpec = field(default_factory=TimingSpec)
     attack: AttackSpec = field(default_factory=AttackSpec)
+    train_device: str = "auto"  # where it trains, not what is asked: left out of the hash (see to_dict)
 
     def __post_init__(self) -> None:
+        if self.train_device.split(":", 1)[0] not in ("auto", "cpu", "cuda"):
+            raise BenchError(f'[sweep] train_device = "{self.train_device}" is not a device: write "cpu", "cuda" '
+                             f'(or "cuda:N") or "auto"')
         if not self.models:
             raise BenchError("the sweep names no model: add a [[sweep.models]] table (name, input)")
         for p in self.precisions:
@@ -248,6 +253,7 @@ class SweepSpec:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["models"] = [_model_dict(m) for m in self.models]
+        del d["train_device"]  # where it trains, not what is asked: the hash of a spec is the same on any machine
         return d
 
     @property
