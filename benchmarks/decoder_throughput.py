@@ -8,7 +8,7 @@ default family, deconv, with the audit's recipe) on the same features, same batc
 warm-up run (CUDA context, cuDNN autotuning), through `edgesplit.attacks.training.train_decoder`; images/s is
 the record's own (every image of every optimiser step over the wall time, per-epoch validation included).
 
-- cpu: one process, all cores;
+- cpu: one process, all cores (or --cpu-threads);
 - cuda: one process on GPU 0 (bf16 autocast, the training set resident on the GPU), or "no GPU";
 - ddp-gloo-cpu: 2 processes on the CPU (gloo; each process one half of the cores), started by torch's elastic
   launcher as `edgesplit audit --nproc 2` starts them;
@@ -68,6 +68,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0, help="timed training per column (default 20)")
     parser.add_argument("--batch", type=int, default=32, help="decoder batch, the same in every column")
     parser.add_argument("--samples", type=int, default=1024, help="attacker samples (default 1024)")
+    parser.add_argument("--cpu-threads", type=int, default=0,
+                        help="threads of the CPU columns, e.g. 2 for the issue's 2-core baseline on a bigger "
+                             "machine (default 0: all cores)")
     args = parser.parse_args()
     import torch
 
@@ -81,9 +84,11 @@ def main() -> None:
     features, images = attacker_data(args.samples)
     print(f"resnet18 @64 layer2.1: features {'x'.join(map(str, features.shape[1:]))}, {len(features)} samples, "
           f"batch {args.batch}, {args.seconds:g} s per column")
+    cores = args.cpu_threads or os.cpu_count() or 2
+    torch.set_num_threads(cores)
+    print(f"CPU columns on {cores} threads")
     rows = {"cpu": throughput(features, images, "cpu", args.batch, args.seconds)}
     rows["cuda"] = throughput(features, images, "cuda", args.batch, args.seconds) if gpus else None
-    cores = os.cpu_count() or 2
     rows["ddp-gloo-cpu"] = distributed.launch(2, throughput, (features, images, "cpu", args.batch, args.seconds),
                                               what="gloo", threads=max(1, cores // 2))[0]
     rows["ddp-nccl-cuda"] = (distributed.launch(2, throughput, (features, images, "cuda", args.batch, args.seconds),
