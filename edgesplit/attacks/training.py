@@ -22,7 +22,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from edgesplit.attacks.decoders import create_decoder
+from edgesplit.attacks.inverter import Discriminator, FeatureNorm, Inverter, schedules
 from edgesplit.errors import AttackError
+from edgesplit.models import distributed
+from edgesplit.models.device import Feeder, autocast, local_cuda_device, training_on
 from edgesplit.progress import Progress, resolve
 
 MIN_SAMPLES = 32
@@ -35,7 +38,8 @@ MIN_IMPROVEMENT = 1e-3  # a validation loss must fall by this share (0.004 dB) t
 # schedule="restarts": another cosine cycle only while the last one cut the best validation loss by 0.5 dB (11 %);
 # the gains shrink geometrically (digits: +2.8, +1.3, +0.8, +0.7, +0.6, +0.5 dB per 15-epoch cycle at the first cut)
 MIN_CYCLE_GAIN = 1 - 10 ** (-0.5 / 10)
-PLATEAU_PATIENCE = 2  # schedule="plateau": stalled epochs before the learning rate is cut
+__all__ = ["DecoderConfig", "Discriminator", "FeatureNorm", "Inverter", "TrainedDecoder", "evaluate_mse",
+           "reconstruct", "train_decoder"]
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,7 @@ class DecoderConfig:
     cycle_epochs: int = 15  # restarts: epochs per cosine cycle
     lr_gamma: float = 0.3  # plateau: factor on a stalled validation loss; exponential: factor per epoch
     min_lr_ratio: float = 0.01
+    device: str = "cpu"  # cpu or cuda (cuda:N): where the decoder trains (models.device: bf16 autocast on CUDA)
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 0 or not self.lr > 0 or self.patience < 1 or self.cycle_epochs < 1:
@@ -75,6 +80,9 @@ class DecoderConfig:
             raise AttackError(f"unknown schedule {self.schedule!r}: use one of {', '.join(SCHEDULES)}")
         if not 0 < self.lr_gamma <= 1 or not 0 <= self.min_lr_ratio <= 1:
             raise AttackError("lr_gamma must be in (0, 1] and min_lr_ratio in [0, 1]")
+        if self.device.split(":", 1)[0] not in ("cpu", "cuda"):
+            raise AttackError(f"decoder device {self.device!r} is neither cpu nor cuda (resolve 'auto' first: "
+                              f"edgesplit.models.device.resolve_device)")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -84,45 +92,6 @@ class DecoderConfig:
         if self.batch_size:
             return self.batch_size
         return max(MIN_BATCH, min(MAX_BATCH, n_train // STEPS_PER_EPOCH))
-
-
-class FeatureNorm(nn.Module):
-    """Per-channel standardisation with statistics of the attacker's training features (GPZ's normaliser)."""
-
-    def __init__(self, features: torch.Tensor) -> None:
-        super().__init__()
-        dims = [0, *range(2, features.dim())]
-        self.register_buffer("mean", features.mean(dim=dims, keepdim=True)[0:1])
-        self.register_buffer("std", features.std(dim=dims, keepdim=True)[0:1].clamp_min(1e-6))
-
-    def forward(self, z):
-        return (z - self.mean) / self.std
-
-
-class Discriminator(nn.Module):
-    """A small patch discriminator (real image vs reconstruction) for the GAN-prior decoder."""
-
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        self.net = nn.Sequential(
-            nn.Conv2d(channels, 32, 4, 2, 1), nn.LeakyReLU(0.2, inplace=True),
-            nn.Conv2d(32, 64, 4, 2, 1), nn.BatchNorm2d(64), nn.LeakyReLU(0.2, inplace=True),
-            nn.Conv2d(64, 1, 3, 1, 1),
-        )
-
-    def forward(self, x):
-        return self.net(x).flatten(1).mean(1)
-
-
-class Inverter(nn.Module):
-    """FeatureNorm followed by a registered decoder."""
-
-    def __init__(self, norm: FeatureNorm, decoder: nn.Module) -> None:
-        super().__init__()
-        self.norm, self.decoder = norm, decoder
-
-    def forward(self, z):
-        return self.decoder(self.norm(z))
 
 
 @dataclass
@@ -157,11 +126,14 @@ class TrainedDecoder:
                 "best_val_mse": best.get("val_mse")}
 
 
-def _noisy(z: torch.Tensor, config: DecoderConfig, generator: torch.Generator | None = None) -> torch.Tensor:
+def _noisy(z: torch.Tensor, config: DecoderConfig, generator: torch.Generator | None = None,
+           rows: int | None = None) -> torch.Tensor:
+    """z plus the config's Gaussian noise, drawn on the CPU (the same draws on every device). `rows`: the global
+    batch `z` is this rank's share of (the draw covers it all, so every rank's generator stays in step)."""
     if config.noise_std == 0 and config.noise_mean == 0:
         return z
-    noise = torch.randn(z.shape, generator=generator) * config.noise_std + config.noise_mean
-    return z + noise
+    noise = torch.randn((rows or len(z), *z.shape[1:]), generator=generator) * config.noise_std + config.noise_mean
+    return z + distributed.shard(noise).to(z.device, non_blocking=True) if rows else z + noise.to(z.device)
 
 
 def train_decoder(features: np.ndarray, images: np.ndarray, config: DecoderConfig | None = None,
@@ -183,6 +155,7 @@ def train_decoder(features: np.ndarray, images: np.ndarray, config: DecoderConfi
         raise AttackError(f"fraction must be in (0, 1], got {fraction}")
     if not np.isfinite(features).all():
         raise AttackError("the features contain NaN or Inf: re-emit them from a verified bundle")
+    device = local_cuda_device(config.device)
     torch.manual_seed(config.seed)
     gen = torch.Generator().manual_seed(config.seed)
     z, x = torch.from_numpy(np.ascontiguousarray(features, np.float32)), torch.from_numpy(images.astype(np.float32))
@@ -190,37 +163,68 @@ def train_decoder(features: np.ndarray, images: np.ndarray, config: DecoderConfi
     n_val = max(1, int(len(z) * config.val_fraction))
     val_idx, train_idx = order[:n_val], order[n_val:]
     train_idx = train_idx[:max(2, round(len(train_idx) * fraction))]
-    model = Inverter(FeatureNorm(z[train_idx]), create_decoder(config.decoder, tuple(z.shape[1:]), tuple(x.shape[1:]),
-                                                               **config.decoder_kwargs))
-    warm = None
+    model = _inverter(config, z, x, train_idx, init, device)
+    batch = config.batch_for(len(train_idx))
+    with training_on(device, f"training decoder {config.decoder} at batch {batch}",
+                     "lower the decoder batch (--batch-size; 0 picks about 40 steps an epoch) or use --device cpu"):
+        feeder = Feeder(z, x, device=device)
+        result, seen, start = _train(model, feeder, train_idx, val_idx, batch, config, init, gen, resolve(progress))
+        spent = distributed.agree(time.perf_counter() - start)  # rank 0's clock decides for every rank
+        refit_cost = (spent / len(result.history) * result.best_epoch * len(z) / len(train_idx)
+                      if result.history else 0)
+        within_budget = not config.budget_s or spent + refit_cost <= config.budget_s
+        if n_val < REFIT_BELOW and fraction == 1 and result.best_epoch > 0 and within_budget:
+            seen += _refit(result, feeder, torch.cat([train_idx, val_idx]), init, gen, resolve(progress), device)
+    result.seconds = time.perf_counter() - start
+    result.images_per_second = seen / result.seconds if result.seconds > 0 else 0.0
+    result.model.eval()
+    return result
+
+
+def _inverter(config: DecoderConfig, z, x, rows, init: TrainedDecoder | None, device: str) -> Inverter:
+    """A fresh inverter normalised by the features of `rows` (or `init`'s decoder weights), built on the CPU
+    (the same initial weights on every device) and moved to `device`."""
+    model = Inverter(FeatureNorm(z[rows]), create_decoder(config.decoder, tuple(z.shape[1:]), tuple(x.shape[1:]),
+                                                          **config.decoder_kwargs))
     if init is not None:
         try:
             model.decoder.load_state_dict(init.model.decoder.state_dict())
         except RuntimeError as exc:
             raise AttackError(f"cannot start from that decoder: it does not match {config.decoder} for these "
                               f"shapes ({str(exc).splitlines()[0]})") from None
-        warm = init.config.decoder
-    batch = config.batch_for(len(train_idx))
+    return model.to(device)
+
+
+def _optimiser(model, config: DecoderConfig, rows: int, batch: int):
+    """(Adam, per-step scheduler, per-epoch scheduler) for training on `rows` samples in batches of `batch`."""
     opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
                            betas=tuple(config.betas), amsgrad=config.amsgrad)
-    steps_per_epoch = math.ceil(len(train_idx) / batch)
-    step_sched, epoch_sched = _schedules(opt, config, config.epochs * steps_per_epoch, steps_per_epoch)
+    steps_per_epoch = math.ceil(rows / batch)
+    return (opt, *schedules(opt, config, config.epochs * steps_per_epoch, steps_per_epoch))
+
+
+def _train(model, feeder: Feeder, train_idx, val_idx, batch, config: DecoderConfig, init, gen,
+           progress) -> tuple[TrainedDecoder, int, float]:
+    """The held-out run: epochs until converged, the ceiling or the budget; the best weights kept. Returns the
+    record (finished by the caller), the images seen and the start time."""
+    opt, step_sched, epoch_sched = _optimiser(model, config, len(train_idx), batch)
     result = TrainedDecoder(model, config, params=sum(p.numel() for p in model.parameters()), batch_size=batch,
-                            samples=len(train_idx), warm_start=warm)
-    stepper = _Stepper(model, opt, step_sched, config, x.shape[1], gen)
+                            samples=len(train_idx), warm_start=init.config.decoder if init is not None else None)
+    stepper = _Stepper(model, opt, step_sched, config, feeder.tensors[1].shape[1], gen, feeder.device)
     best, best_state, stale, start = float("inf"), None, 0, time.perf_counter()
     cycle_start = float("inf")
+    z_val, x_val = feeder.rows(val_idx)
     if init is not None:  # the starting point is a candidate too: fine-tuning never ends worse than it began
-        best = cycle_start = result.start_val_mse = evaluate_mse(model, z[val_idx], x[val_idx])
+        best = cycle_start = result.start_val_mse = distributed.agree(evaluate_mse(model, z_val, x_val))
         best_state = copy.deepcopy(model.state_dict())
     # A warm start already sits near a minimum: it is fine-tuned, so half the patience tells convergence.
     patience = max(WARM_PATIENCE_MIN, config.patience // 2) if init is not None else config.patience
-    progress = resolve(progress)
     result.stopped_by = "epochs"
     with progress.task(f"decoder {config.decoder}", total=config.epochs) as task:
         for epoch in range(config.epochs):
-            train_mse = stepper.epoch(z, x, train_idx, batch)
-            val = evaluate_mse(model, z[val_idx], x[val_idx])
+            train_mse = stepper.epoch(feeder, train_idx, batch)
+            distributed.sync_module(model)  # every rank scores (and keeps) rank 0's weights and statistics
+            val = distributed.agree(evaluate_mse(model, z_val, x_val))
             result.history.append({"epoch": epoch + 1, "train_mse": train_mse, "val_mse": val,
                                    "lr": opt.param_groups[0]["lr"]})
             if isinstance(epoch_sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
@@ -241,45 +245,43 @@ def train_decoder(features: np.ndarray, images: np.ndarray, config: DecoderConfi
             elif stale >= patience:
                 result.stopped_by = "patience"
                 break
-            if config.budget_s and time.perf_counter() - start > config.budget_s:
+            if config.budget_s and distributed.agree(time.perf_counter() - start) > config.budget_s:
                 result.stopped_by = "budget"
                 break
-    seen = stepper.seen
     if best_state is not None:
         model.load_state_dict(best_state)
-    spent = time.perf_counter() - start
-    refit_cost = spent / len(result.history) * result.best_epoch * len(z) / len(train_idx) if result.history else 0
-    within_budget = not config.budget_s or spent + refit_cost <= config.budget_s
-    if n_val < REFIT_BELOW and fraction == 1 and result.best_epoch > 0 and within_budget:
-        seen += _refit(result, z, x, torch.cat([train_idx, val_idx]), init, gen, progress)
-    result.seconds = time.perf_counter() - start
-    result.images_per_second = seen / result.seconds if result.seconds > 0 else 0.0
-    result.model.eval()
-    return result
+    return result, stepper.seen, start
 
 
 class _Stepper:
-    """One decoder's optimiser steps (and the GAN prior's discriminator, when the config has one)."""
+    """One decoder's optimiser steps (and the GAN prior's discriminator, when the config has one).
 
-    def __init__(self, model, opt, step_sched, config: DecoderConfig, channels: int, gen) -> None:
+    Under torch.distributed each global batch is shared out among the ranks (`distributed.shard`) and the
+    gradients all-reduced by DistributedDataParallel, so N processes take the steps one process takes."""
+
+    def __init__(self, model, opt, step_sched, config: DecoderConfig, channels: int, gen, device) -> None:
         self.model, self.opt, self.step_sched, self.config, self.gen = model, opt, step_sched, config, gen
+        self.device = device
+        self.net = distributed.wrap(model, str(device))
         self.seen = 0
-        self.disc = Discriminator(channels) if config.adversarial_weight > 0 else None
+        self.disc = Discriminator(channels).to(device) if config.adversarial_weight > 0 else None
         if self.disc is not None:
             self.disc_opt = torch.optim.Adam(self.disc.parameters(), lr=config.lr, betas=(0.5, 0.999))
 
-    def epoch(self, z: torch.Tensor, x: torch.Tensor, rows: torch.Tensor, batch: int) -> float:
-        """One pass over `rows` in a fresh order; the mean training MSE."""
+    def epoch(self, feeder: Feeder, rows: torch.Tensor, batch: int) -> float:
+        """One pass over `rows` in a fresh order; the mean training MSE (over every rank's samples)."""
         self.model.train()
         perm = rows[torch.randperm(len(rows), generator=self.gen)]
-        total, count = 0.0, 0
+        total, count = torch.zeros((), dtype=torch.float64, device=self.device), 0  # summed on the device: no sync
+        smallest = 2 * distributed.world_size()  # BatchNorm needs two samples (on each rank)
         for i in range(0, len(perm), batch):
             idx = perm[i: i + batch]
-            if len(idx) < 2:
-                continue  # BatchNorm needs two samples
-            target = x[idx]
-            recon = self.model(_noisy(z[idx], self.config, self.gen))
-            mse = F.mse_loss(recon, target)
+            if len(idx) < smallest:
+                continue
+            z, target = feeder.rows(distributed.shard(idx))
+            with autocast(self.device):
+                recon = self.net(_noisy(z, self.config, self.gen, rows=len(idx)))
+            mse = F.mse_loss(recon.float(), target)  # fp32 loss (recon.float() is recon itself on the CPU)
             loss = mse if self.disc is None else mse + self._adversarial(target, recon)
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -287,22 +289,27 @@ class _Stepper:
             if self.step_sched is not None:
                 self.step_sched.step()
             self.seen += len(idx)
-            total, count = total + mse.item() * len(idx), count + len(idx)
-        return total / max(1, count)
+            total, count = total + mse.detach().double() * len(target), count + len(target)
+        total_all, count_all = distributed.total(total.item(), count)
+        return total_all / max(1, count_all)
 
     def _adversarial(self, target, recon):
         """Train the discriminator a step; the decoder's loss for making reconstructions it calls real."""
-        real, fake = self.disc(target), self.disc(recon.detach())
-        d_loss = (F.binary_cross_entropy_with_logits(real, torch.ones_like(real))
-                  + F.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake)))
+        with autocast(self.device):
+            real, fake = self.disc(target), self.disc(recon.detach())
+        d_loss = (F.binary_cross_entropy_with_logits(real.float(), torch.ones_like(real, dtype=torch.float32))
+                  + F.binary_cross_entropy_with_logits(fake.float(), torch.zeros_like(fake, dtype=torch.float32)))
         self.disc_opt.zero_grad(set_to_none=True)
         d_loss.backward()
+        distributed.average_gradients(self.disc)
         self.disc_opt.step()
-        judged = self.disc(recon)
-        return self.config.adversarial_weight * F.binary_cross_entropy_with_logits(judged, torch.ones_like(judged))
+        with autocast(self.device):
+            judged = self.disc(recon)
+        return self.config.adversarial_weight * F.binary_cross_entropy_with_logits(
+            judged.float(), torch.ones_like(judged, dtype=torch.float32))
 
 
-def _refit(result: TrainedDecoder, z, x, rows, init, gen, progress) -> int:
+def _refit(result: TrainedDecoder, feeder: Feeder, rows, init, gen, progress, device) -> int:
     """Retrain on every attacker sample, validation slice included, for the epochs the held-out run chose.
 
     With few samples the validation slice is both a real share of the attacker's data (10 % of 40 faces)
@@ -310,42 +317,22 @@ def _refit(result: TrainedDecoder, z, x, rows, init, gen, progress) -> int:
     The validation loss of the refit model is no longer held out, so `final_val_mse` keeps the first run's.
     """
     config = result.config
-    model = Inverter(FeatureNorm(z[rows]), create_decoder(config.decoder, tuple(z.shape[1:]), tuple(x.shape[1:]),
-                                                          **config.decoder_kwargs))
-    if init is not None:
-        model.decoder.load_state_dict(init.model.decoder.state_dict())
+    z, x = feeder.host
+    model = _inverter(config, z, x, rows, init, device)
     batch = config.batch_for(len(rows))
-    opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
-                           betas=tuple(config.betas), amsgrad=config.amsgrad)
-    steps_per_epoch = math.ceil(len(rows) / batch)
-    step_sched, epoch_sched = _schedules(opt, config, config.epochs * steps_per_epoch, steps_per_epoch)
-    stepper = _Stepper(model, opt, step_sched, config, x.shape[1], gen)
+    opt, step_sched, epoch_sched = _optimiser(model, config, len(rows), batch)
+    stepper = _Stepper(model, opt, step_sched, config, x.shape[1], gen, feeder.device)
     with progress.task(f"decoder {config.decoder} (refit on all {len(rows)})", total=result.best_epoch) as task:
         for epoch in range(result.best_epoch):
-            stepper.epoch(z, x, rows, batch)
+            stepper.epoch(feeder, rows, batch)
             if isinstance(epoch_sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
                 epoch_sched.step(result.history[epoch]["val_mse"])  # the held-out run's trajectory
             elif epoch_sched is not None:
                 epoch_sched.step()
             task.update(1)
+    distributed.sync_module(model)
     result.model, result.refit_samples = model, len(rows)
     return stepper.seen
-
-
-def _schedules(opt, config: DecoderConfig, steps: int, steps_per_epoch: int):
-    """(per-step scheduler, per-epoch scheduler) for the config's schedule; either may be None."""
-    sched = torch.optim.lr_scheduler
-    if config.schedule == "restarts":  # SGDR: cosine to lr * min_lr_ratio each cycle, then back to lr
-        return sched.CosineAnnealingWarmRestarts(opt, T_0=config.cycle_epochs * steps_per_epoch,
-                                                 eta_min=config.lr * config.min_lr_ratio), None
-    if config.schedule == "cosine":
-        return sched.CosineAnnealingLR(opt, T_max=max(1, steps), eta_min=config.lr * config.min_lr_ratio), None
-    if config.schedule == "plateau":  # GPZ: ReduceLROnPlateau x0.5
-        return None, sched.ReduceLROnPlateau(opt, factor=config.lr_gamma, patience=PLATEAU_PATIENCE,
-                                             min_lr=config.lr * config.min_lr_ratio)
-    if config.schedule == "exponential":  # the reconstruction seed's gamma
-        return None, sched.ExponentialLR(opt, gamma=config.lr_gamma)
-    return None, None
 
 
 @torch.no_grad()
@@ -353,15 +340,17 @@ def reconstruct(model: nn.Module, features: np.ndarray, config: DecoderConfig | 
                 batch: int = 256) -> torch.Tensor:
     """Reconstructions in [0, 1] for float features (test-time noise added when the config asks for it)."""
     model.eval()
+    device = next(model.parameters()).device
     z = torch.from_numpy(np.ascontiguousarray(features, np.float32))
     if config is not None and config.noise_at_test:
         z = _noisy(z, config, torch.Generator().manual_seed(config.seed + 1))
-    return torch.cat([model(z[i: i + batch]) for i in range(0, len(z), batch)])
+    return torch.cat([model(z[i: i + batch].to(device)).float().cpu() for i in range(0, len(z), batch)])
 
 
 @torch.no_grad()
 def evaluate_mse(model: nn.Module, z: torch.Tensor, x: torch.Tensor, batch: int = 256) -> float:
     model.eval()
-    total = sum(F.mse_loss(model(z[i: i + batch]), x[i: i + batch], reduction="sum").item()
+    device = next(model.parameters()).device
+    total = sum(F.mse_loss(model(z[i: i + batch].to(device)), x[i: i + batch].to(device), reduction="sum").item()
                 for i in range(0, len(z), batch))
     return total / x.numel()

@@ -32,6 +32,7 @@ class PresetRun:
     seed_recipe: bool = False  # True: the seed's own decoder training only; False: the audit's default attacker
     train_epochs: int = 5  # target training when no checkpoint is given
     seed: int = 0
+    device: str = "cpu"  # where the target and the decoders train (resolved: cpu, cuda)
 
 
 def run_preset(name: str, out_dir: str | Path, run: PresetRun | None = None,
@@ -88,10 +89,10 @@ def attacker(preset: Preset, run: PresetRun) -> tuple[DecoderConfig, tuple[str, 
     seed = preset.decoder
     if run.seed_recipe:
         config = seed if run.epochs is None else dataclasses.replace(seed, epochs=run.epochs)
-        return dataclasses.replace(config, seed=run.seed, budget_s=run.budget_s), (seed.decoder,)
+        return dataclasses.replace(config, seed=run.seed, budget_s=run.budget_s, device=run.device), (seed.decoder,)
     config = DecoderConfig(decoder=seed.decoder, decoder_kwargs=seed.decoder_kwargs, noise_mean=seed.noise_mean,
                            noise_std=seed.noise_std, noise_at_test=seed.noise_at_test, seed=run.seed,
-                           budget_s=run.budget_s)
+                           budget_s=run.budget_s, device=run.device)
     if run.epochs is not None:
         config = dataclasses.replace(config, epochs=run.epochs)
     return config, tuple(dict.fromkeys((*resolve_families(AUTO), seed.decoder)))
@@ -121,7 +122,8 @@ def _target(preset: Preset, run: PresetRun, out: Path, progress: Progress) -> tu
                               f"(model options {model.edgesplit_spec.kwargs} vs {preset.model_kwargs})")
         return run.checkpoint, {"checkpoint": Path(run.checkpoint).name, "trained_here": False}
     path, accuracy = train_target(preset.model, run.data, run.root, preset.in_chans, preset.img_size,
-                                  run.train_epochs, run.seed, out / "target.pt", progress, **preset.model_kwargs)
+                                  run.train_epochs, run.seed, out / "target.pt", progress, device=run.device,
+                                  **preset.model_kwargs)
     return str(path), {"checkpoint": path.name, "trained_here": True, "data": run.data,
                        "epochs": run.train_epochs, "test_accuracy": accuracy}
 

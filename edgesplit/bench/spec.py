@@ -8,6 +8,7 @@
     decoders = ["auto"]               # "auto": the worst case over deconv and nonoverlap; "all"; or names
     audit = true
     int8_scope = "auto"                # or "all"; auto measures INT8 heads on this host (no ssh devices)
+    train_device = "auto"              # train/defend/audit steps on cpu, cuda or auto (cuda if any); not hashed
 
     [[sweep.models]]
     name = "classifier4"
@@ -66,6 +67,7 @@ from edgesplit.bench.spec_values import (
     check_keys,
     convert,
     form,
+    refuse_for_onnx,
     show,
     table,
     toml_value,
@@ -200,8 +202,12 @@ class SweepSpec:
     data: DataSpec = field(default_factory=DataSpec)
     profile: TimingSpec = field(default_factory=TimingSpec)
     attack: AttackSpec = field(default_factory=AttackSpec)
+    train_device: str = "auto"  # where it trains, not what is asked: left out of the hash (see to_dict)
 
     def __post_init__(self) -> None:
+        if self.train_device.split(":", 1)[0] not in ("auto", "cpu", "cuda"):
+            raise BenchError(f'[sweep] train_device = "{self.train_device}" is not a device: write "cpu", "cuda" '
+                             f'(or "cuda:N") or "auto"')
         if not self.models:
             raise BenchError("the sweep names no model: add a [[sweep.models]] table (name, input)")
         for p in self.precisions:
@@ -259,6 +265,7 @@ class SweepSpec:
         d["models"] = [_model_dict(m) for m in self.models]
         if d["profile"]["cuda_graph"] is None:  # the hash of a spec without it is unchanged
             del d["profile"]["cuda_graph"]
+        del d["train_device"]  # where it trains, not what is asked: the hash of a spec is the same on any machine
         return d
 
     @property
@@ -278,15 +285,6 @@ def _model_dict(m: SweepModel) -> dict:
     if d["onnx"] is None:
         del d["onnx"]
     return d
-
-
-def refuse_for_onnx(name: str, key: str) -> None:
-    """One line: `key` of the spec does not apply to ONNX model `name`."""
-    if key == "defenses":
-        raise BenchError(f"[sweep] defenses do not apply to ONNX model {name} (a defense is built into a PyTorch "
-                         f"model at the cut): drop defenses, or sweep {name} in a spec of its own")
-    why = {"checkpoint": "its weights are in the file", "train_epochs": "it is swept as it was shipped"}[key]
-    raise BenchError(f"[[sweep.models]] {name}: {key} does not apply to an ONNX model ({why}); drop {key}")
 
 
 _TOP = {"sweep", "data", "profile", "attack"}

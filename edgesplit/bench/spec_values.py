@@ -86,3 +86,12 @@ def as_list(value, where: str, how: str) -> list:
     if not isinstance(value, list):
         raise BenchError(f"{where} must be a list ({how}); got {show(value)}")
     return value
+
+
+def refuse_for_onnx(name: str, key: str) -> None:
+    """One line: `key` of the spec does not apply to ONNX model `name`."""
+    if key == "defenses":
+        raise BenchError(f"[sweep] defenses do not apply to ONNX model {name} (a defense is built into a PyTorch "
+                         f"model at the cut): drop defenses, or sweep {name} in a spec of its own")
+    why = {"checkpoint": "its weights are in the file", "train_epochs": "it is swept as it was shipped"}[key]
+    raise BenchError(f"[[sweep.models]] {name}: {key} does not apply to an ONNX model ({why}); drop {key}")

@@ -25,7 +25,10 @@ from edgesplit.progress import Progress
 
 class SweepSteps:
     def __init__(self, spec: SweepSpec, out: Path, progress: Progress) -> None:
+        from edgesplit.models.device import resolve_device
+
         self.spec, self.out, self.progress = spec, out, progress
+        self.device = resolve_device(spec.train_device)  # 'cuda' without a GPU: one line before any step
         self.decoders: dict = {}  # FP32 decoders, reused as the transfer attacker of the other precisions
         self._digests: dict[tuple, str] = {}
         self.export_once = True
@@ -72,8 +75,9 @@ class SweepSteps:
         c, h, _ = entry.input_shape
         d = self.spec.data
         path, accuracy = train_target(entry.name, d.name, d.root, c, h, entry.train_epochs, d.seed,
-                                      self.out / "models" / f"{entry.name}.pt", self.progress)
-        return {"checkpoint": self.rel(path), "test_accuracy": accuracy, "data": d.name, "epochs": entry.train_epochs}
+                                      self.out / "models" / f"{entry.name}.pt", self.progress, device=self.device)
+        return {"checkpoint": self.rel(path), "test_accuracy": accuracy, "data": d.name, "epochs": entry.train_epochs,
+                "train_device": self.device}
 
     def _tail(self, model, cut, entry: SweepModel) -> dict:
         from edgesplit.bench.tail_timing import time_tail
@@ -92,12 +96,13 @@ class SweepSteps:
                  create_model(entry.name, num_classes=train_set.info.num_classes, in_chans=c, img_size=h,
                               seed=d.seed))
         model, report = defend_model(model, cut, defense.name, defense.params, train_set, test_set,
-                                     DefendConfig(epochs=defense.epochs, seed=d.seed), self.progress)
+                                     DefendConfig(epochs=defense.epochs, seed=d.seed), self.progress,
+                                     device=self.device)
         path = save_checkpoint(model, self.out / "defended" / entry.name / f"{cut}-{slug(defense.label)}.pt",
                                metrics={"test_accuracy": report["test_accuracy"]})
         return {"checkpoint": self.rel(path), "defended_cut": report["defended_cut"],
                 "test_accuracy": report["test_accuracy"], "test_accuracy_before": report["test_accuracy_before"],
-                "params": report["params"], "history": report["history"]}
+                "params": report["params"], "history": report["history"], "train_device": self.device}
 
     def _export(self, entry: SweepModel, checkpoint, cut: str, precision: str, weights: str, tag: str = "") -> dict:
         from edgesplit.export import ExportConfig, export_bundle
@@ -221,7 +226,7 @@ class SweepSteps:
         folder = self.out / "audits" / entry.name / f"{cut}-{precision}-{decoder}"
         transfer = load_features(fp32_attack) if fp32_attack is not None and precision != "fp32" else None
         config = DecoderConfig(epochs=a.epochs, batch_size=a.batch_size, patience=a.patience, budget_s=a.budget_s,
-                               seed=self.spec.data.seed)
+                               seed=self.spec.data.seed, device=self.device)
         first = precision == self.spec.ordered_precisions[0]
         result = audit(load_bundle(bundle_dir), load_features(self.out / emitted.fields["attack_features"]),
                        load_features(self.out / emitted.fields["test_features"]), config, self.spec.data.root,
@@ -229,7 +234,8 @@ class SweepSteps:
                        decoder_cache=self.decoders, decoders=decoder, learning_curve=a.learning_curve and first,
                        start_features=load_features(previous_attack) if previous_attack is not None else None)
         path = write_result(result, folder)
-        return {"audit": self.rel(path), "grid": self.rel(folder / "grid.png"), **audit_fields(result)}
+        return {"audit": self.rel(path), "grid": self.rel(folder / "grid.png"), **audit_fields(result),
+                "train_device": self.device}
 
 
 def int8_scope_fields(manifest: dict) -> dict:

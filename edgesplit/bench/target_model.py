@@ -17,7 +17,8 @@ def load_splits(data: str, root: str | None, img_size: int, channels: int, seed:
 
 
 def train_target(name: str, data: str, root: str | None, in_chans: int, img_size: int, epochs: int, seed: int,
-                 path: str | Path, progress: Progress | None = None, **model_kwargs) -> tuple[Path, float]:
+                 path: str | Path, progress: Progress | None = None, device: str = "cpu",
+                 **model_kwargs) -> tuple[Path, float]:
     """Train model `name` on the train split of `data`; save it to `path`; return (path, test accuracy)."""
     from edgesplit.models import create_model, save_checkpoint, train_classifier
     from edgesplit.models.training import TrainConfig
@@ -25,5 +26,6 @@ def train_target(name: str, data: str, root: str | None, in_chans: int, img_size
     train_set, test_set = load_splits(data, root, img_size, in_chans, seed)
     model = create_model(name, num_classes=train_set.info.num_classes, in_chans=in_chans, img_size=img_size,
                          seed=seed, **model_kwargs)
-    result = train_classifier(model, train_set, test_set, TrainConfig(epochs=epochs, seed=seed), progress=progress)
+    result = train_classifier(model, train_set, test_set, TrainConfig(epochs=epochs, seed=seed), device=device,
+                              progress=progress)
     return save_checkpoint(model, path, metrics={"test_accuracy": result.test_accuracy}), result.test_accuracy

@@ -159,3 +159,20 @@ def add_feature_file(p, flag: str, help: str) -> None:
 def add_limit(p, flag: str, help: str) -> None:
     """At most N samples; None when not given (all, or the command's own default)."""
     p.add_argument(flag, type=int, default=None, metavar="N", help=help)
+
+
+def add_device(p, help: str = "where training runs: cpu, cuda (or cuda:N) or auto (default: cuda when torch sees a "
+                              "GPU, else cpu)") -> None:
+    """--device, where a command trains (resolved by `training_device`)."""
+    p.add_argument("--device", default="auto", metavar="DEVICE", help=help)
+
+
+def training_device(args) -> str:
+    """--device resolved: 'auto' to cuda or cpu; 'cuda' without a GPU is one line (exit 2)."""
+    from edgesplit.models.device import resolve_device
+
+    return resolve_device(args.device)
+
+
+def add_nproc(p, help: str) -> None:
+    p.add_argument("--nproc", type=positive_int, default=1, metavar="N", help=help)

@@ -7,15 +7,18 @@ import argparse
 from edgesplit.cli.arguments import (
     add_checkpoint,
     add_data,
+    add_device,
     add_feature_file,
     add_input,
     add_limit,
+    add_nproc,
     add_quiet,
     add_seed,
     is_onnx_path,
     key_values,
     names,
     progress,
+    training_device,
 )
 from edgesplit.cli.common import print_table
 
@@ -56,6 +59,13 @@ examples:
   edgesplit audit --bundle bundles/c4-int8 --features feats/attack.npz --data digits --out audits/c4-int8
   edgesplit audit --bundle b/ --features a.npz --eval-features t.npz --data digits --decoder resnet --epochs 50 --out o/
   edgesplit audit --model-onnx shipped/model.onnx --cut relu_8 --input 3x64x64 --data digits --out audits/shipped
+  edgesplit audit --bundle b/ --features a.npz --data digits --device cpu --nproc 2 --out o/
+
+devices: decoders (and a preset's target) train on --device, CUDA by default where torch sees a GPU
+(bf16 autocast for training passes, metrics in fp32). --nproc N splits each decoder's training over N
+processes started by torch's elastic launcher (DistributedDataParallel: NCCL, one GPU each, on CUDA;
+gloo on the CPU); 'torchrun --nproc-per-node N -m edgesplit.cli.main audit ...' does the same. Only
+process 0 writes. With --bundle and --features only.
 """
 
 
@@ -139,6 +149,8 @@ def register(sub) -> None:
     p.add_argument("--decoder-option", action="append", default=[], metavar="KEY=VALUE",
                    help="decoder constructor option, repeatable, e.g. depth=deep, stem=false, width=128 "
                         "(default: none, each decoder's own)")
+    add_device(p)
+    add_nproc(p, help="processes to split decoder training over (default 1; see 'devices' above)")
     add_quiet(p)
     p.set_defaults(func=cmd_audit)
 
@@ -154,10 +166,14 @@ def cmd_audit(args) -> int:
     stray = [flag for flag, value in (("--cut", args.cut), ("--input", args.input)) if value]
     if stray and not args.model_onnx:
         raise AttackError(f"{' and '.join(stray)} go with --model-onnx (a preset's cuts: --cuts)")
+    from edgesplit.cli.launch import one_process_only, rank_session, relaunch
+
+    if not args.list_presets:
+        args.device = training_device(args)  # 'cuda' without a GPU fails here, before any work
+        one_process_only(args, AttackError, "an audit of --bundle and --features", head=args.head,
+                         model_onnx=args.model_onnx, preset=args.preset)
     if args.list_presets or args.preset:
         return _presets(args)
-    from pathlib import Path
-
     from edgesplit.attacks.decoders import resolve_families
 
     # before any work: a malformed option or a misspelt decoder fails at once
@@ -165,6 +181,20 @@ def cmd_audit(args) -> int:
     families = resolve_families(list(names(args.decoder)))
     if args.model_onnx:
         return _shipped(args, families, decoder_kwargs)
+    missing = [f"--{n}" for n in ("bundle", "features", "out") if not getattr(args, n)]
+    if missing and not args.head:
+        raise AttackError(f"audit needs {', '.join(missing)}, or --head ONNX and --out (see --help)")
+    if args.nproc > 1:
+        return relaunch(args, args.device, "audit")
+    with rank_session(args, args.device):
+        return _audit_files(args, families, decoder_kwargs)
+
+
+def _audit_files(args, families, decoder_kwargs) -> int:
+    """--bundle and --features (or --head): the audit of files, in this process or as one rank of several."""
+    from pathlib import Path
+
+    from edgesplit.errors import AttackError
     from edgesplit.export import load_bundle
     from edgesplit.runtime import load_features
 
@@ -179,9 +209,6 @@ def cmd_audit(args) -> int:
         train = _emit_attack(args, bundle, bars)
         print(f"wrapped {args.head} as {bundle.path}; emitted {len(train.ids)} attack-split samples")
     else:
-        missing = [f"--{n}" for n in ("bundle", "features", "out") if not getattr(args, n)]
-        if missing:
-            raise AttackError(f"audit needs {', '.join(missing)}, or --head ONNX and --out (see --help)")
         bundle = load_bundle(args.bundle)
         train = load_features(args.features)
     if train.meta["data"]["name"] != args.data:
@@ -205,6 +232,7 @@ def _audit_bundle(args, bundle, train, out, families, decoder_kwargs, bars, tran
     from edgesplit.attacks.audit import audit, write_result
     from edgesplit.attacks.training import DecoderConfig
     from edgesplit.attacks.whitebox import WhiteboxConfig
+    from edgesplit.models.distributed import is_writer
     from edgesplit.runtime import load_features
     from edgesplit.runtime.emit import emit_split
 
@@ -216,11 +244,14 @@ def _audit_bundle(args, bundle, train, out, families, decoder_kwargs, bars, tran
     config = DecoderConfig(decoder=families[0], epochs=args.epochs or 150, batch_size=args.batch_size, lr=args.lr,
                            budget_s=args.budget_s, noise_mean=args.noise_mean,
                            noise_std=args.noise_std, noise_at_test=args.noise_at_test, seed=args.seed,
-                           decoder_kwargs=decoder_kwargs)
-    result = audit(bundle, train, evaluation, config, args.data_root, bars, out / "grid.png",
+                           decoder_kwargs=decoder_kwargs, device=args.device)
+    writer = is_writer()  # under torch.distributed only rank 0 writes
+    result = audit(bundle, train, evaluation, config, args.data_root, bars, out / "grid.png" if writer else None,
                    transfer_features=transfer, attack=args.attack, checkpoint=args.checkpoint,
                    whitebox=WhiteboxConfig(steps=args.whitebox_steps), decoders=families,
                    learning_curve=not args.no_learning_curve, decoder_cache=cache)
+    if not writer:
+        return result
     path = write_result(result, out)
     m, f = result["metrics"], result["floor"]["metrics"]
     print(f"{result['model']} up to {result['cut']}, {result['precision']} head, {result['wire']} wire; "
@@ -330,7 +361,7 @@ def _presets(args) -> int:
                     precisions=names(args.precisions), cuts=names(args.cuts) if args.cuts else None,
                     attack_limit=args.attack_limit, eval_limit=args.eval_limit or 256, epochs=args.epochs,
                     train_epochs=args.train_epochs, seed=args.seed, seed_recipe=args.seed_recipe,
-                    budget_s=args.budget_s)
+                    budget_s=args.budget_s, device=args.device)
     summary = run_preset(args.preset, args.out, run, progress(args))
     target = summary["target"]
     how = (f"trained here on {target['data']} ({target['epochs']} epochs, test accuracy "

@@ -123,6 +123,9 @@ def register(sub) -> None:
                    help="decoder epoch ceiling (default 150; training stops earlier once it converges)")
     p.add_argument("--attack-budget", type=float, default=0.0,
                    help="at most this many seconds of decoder training per audit (default 0: until converged)")
+    p.add_argument("--train-device", default=None, metavar="DEVICE",
+                   help="where train, defend and audit steps train: cpu, cuda or auto (default: the spec's "
+                        "train_device, auto: cuda when torch sees a GPU)")
     p.add_argument("--iters", type=int, default=200, help="at least this many timed calls per profile")
     p.add_argument("--min-seconds", type=float, default=2.0, help="and at least this many seconds per profile")
     p.add_argument("--threads", type=int, default=0,
@@ -238,6 +241,10 @@ def cmd_sweep(args) -> int:
     from edgesplit.bench import read_results, run_sweep
 
     spec = _spec_from_args(args)
+    if args.train_device:
+        import dataclasses
+
+        spec = dataclasses.replace(spec, train_device=args.train_device)
     results = run_sweep(spec, args.out, fresh=args.fresh, append=args.append,
                         progress=progress(args))
     rows = read_results(results)

@@ -10,11 +10,14 @@ from edgesplit.atomic import write_text_atomic
 from edgesplit.cli.arguments import (
     add_checkpoint,
     add_data,
+    add_device,
     add_input,
+    add_nproc,
     add_quiet,
     add_seed,
     key_values,
     progress,
+    training_device,
 )
 from edgesplit.cli.common import print_table
 
@@ -56,6 +59,9 @@ def register(sub) -> None:
     add_seed(p, help="seed of the data split, of fine-tuning and of the random weights without --checkpoint")
     p.add_argument("--out", metavar="DIR", help="output folder for model.pt and defend.json (required)")
     p.add_argument("--list", action="store_true", help="list the defenses and their parameters")
+    add_device(p)
+    add_nproc(p, help="processes to split fine-tuning over (torch's elastic launcher; gloo on the CPU, NCCL with "
+                      "one GPU each on CUDA; process 0 writes; default 1)")
     add_quiet(p)
     p.set_defaults(func=cmd_defend)
 
@@ -68,10 +74,9 @@ def cmd_defend(args) -> int:
                     [(d.name, ", ".join(f"{k}={v}" for k, v in d.defaults.items()) or "-", d.description, d.source)
                      for d in DEFENSES.values()])
         return 0
-    from edgesplit.data import load_dataset
-    from edgesplit.defenses import DefendConfig, defend_model, get_defense
+    from edgesplit.cli.launch import rank_session, relaunch
+    from edgesplit.defenses import get_defense
     from edgesplit.errors import DefenseError
-    from edgesplit.models import create_model, save_checkpoint
 
     missing = [f"--{n}" if n != "model" else "MODEL" for n in ("model", "cut", "defense", "out")
                if not getattr(args, n)]
@@ -79,6 +84,19 @@ def cmd_defend(args) -> int:
         raise DefenseError(f"defend needs {', '.join(missing)} (see 'edgesplit defend --help')")
     params = key_values(args.param, "--param", "std=0.1", DefenseError)
     get_defense(args.defense).resolve(params)  # a bad parameter fails before any work
+    device = training_device(args)  # so does 'cuda' without a GPU
+    if args.nproc > 1:
+        return relaunch(args, device, "defend")
+    with rank_session(args, device) as writer:
+        return _defend(args, params, device, writer)
+
+
+def _defend(args, params, device, writer) -> int:
+    """Fine-tune and (rank 0, or the only process) write OUT/model.pt and OUT/defend.json."""
+    from edgesplit.data import load_dataset
+    from edgesplit.defenses import DefendConfig, defend_model
+    from edgesplit.models import create_model, save_checkpoint
+
     probe = create_model(args.model, checkpoint=args.checkpoint) if args.checkpoint else None
     if probe is not None:
         c, size = probe.edgesplit_spec.in_chans, probe.edgesplit_spec.img_size
@@ -94,7 +112,9 @@ def cmd_defend(args) -> int:
                                   img_size=info.img_size, seed=args.seed)
     config = DefendConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
     model, report = defend_model(model, args.cut, args.defense, params, train_set, test_set, config,
-                                 progress(args))
+                                 progress(args), device=device)
+    if not writer:
+        return 0
     out = Path(args.out)
     ckpt = save_checkpoint(model, out / "model.pt", metrics={"test_accuracy": report["test_accuracy"]})
     report["checkpoint"] = ckpt.name

@@ -69,6 +69,7 @@ def build_parser() -> OneLineParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # what --nproc runs again in each process
     if not getattr(args, "func", None):
         parser.print_help()
         return 0

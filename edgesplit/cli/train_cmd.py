@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from edgesplit.atomic import write_text_atomic
-from edgesplit.cli.arguments import add_data, add_quiet, add_seed, progress
+from edgesplit.cli.arguments import add_data, add_device, add_quiet, add_seed, progress, training_device
 
 TRAIN_HELP = """\
 Train a zoo model as a classifier on a data set and write OUT/model.pt (a weights-only
@@ -46,7 +46,7 @@ def register(sub) -> None:
                    help="adam, or sgd with Nesterov momentum 0.9")
     g.add_argument("--label-smoothing", type=float, default=0.0, metavar="EPS",
                    help="cross-entropy label smoothing, 0 to 1 (default: 0, none)")
-    g.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+    add_device(g)
     p.add_argument("--out", required=True, help="output folder (created)")
     add_quiet(p)
     p.set_defaults(func=cmd_train)
@@ -64,6 +64,7 @@ def cmd_train(args) -> int:
     from edgesplit.models import create_model, save_checkpoint, train_classifier
     from edgesplit.models.training import TrainConfig
 
+    device = training_device(args)  # 'cuda' without a GPU: one line, before any work
     bars = progress(args)
     train_set, test_set = _load_splits(args)
     note = train_set.conversion_note(args.img_size is not None, args.channels is not None)
@@ -75,9 +76,8 @@ def cmd_train(args) -> int:
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
                          label_smoothing=args.label_smoothing, seed=args.seed)
     print(f"training {args.model} on {info.name} ({len(train_set)} train / {len(test_set)} test images, "
-          f"{info.channels}x{info.img_size}x{info.img_size}, {info.num_classes} classes)")
-    result = train_classifier(model, train_set, test_set, config, device=args.device,
-                              progress=bars)
+          f"{info.channels}x{info.img_size}x{info.img_size}, {info.num_classes} classes) on {device}")
+    result = train_classifier(model, train_set, test_set, config, device=device, progress=bars)
     out = Path(args.out)
     ckpt = save_checkpoint(model, out / "model.pt", metrics={"test_accuracy": result.test_accuracy})
     record = {"model": model.edgesplit_spec.to_dict(), "data": info.to_dict(), **result.to_dict()}

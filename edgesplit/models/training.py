@@ -13,7 +13,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from edgesplit.errors import ModelError
-from edgesplit.models.memory import allocation_advice
+from edgesplit.models.device import autocast, is_cuda, training_on
 from edgesplit.progress import Progress, resolve
 
 OPTIMIZERS = ("adam", "sgd")
@@ -59,7 +59,10 @@ class TrainResult:
 def train_classifier(model: nn.Module, train_set: Dataset, test_set: Dataset | None = None,
                      config: TrainConfig | None = None, device: str = "cpu",
                      progress: Progress | None = None) -> TrainResult:
-    """Train `model` with cross-entropy (Adam or SGD, cosine schedule); reproducible for a given seed."""
+    """Train `model` with cross-entropy (Adam or SGD, cosine schedule); reproducible for a given seed.
+
+    `device` cpu or cuda: on CUDA batches come from worker processes into pinned memory and are copied
+    without blocking, forward passes run under bf16 autocast with an fp32 loss (`models.device`)."""
     config = config or TrainConfig()
     if len(train_set) == 0:
         raise ModelError("training set is empty: check the data set, split and --limit")
@@ -69,7 +72,7 @@ def train_classifier(model: nn.Module, train_set: Dataset, test_set: Dataset | N
     progress = resolve(progress)
     torch.manual_seed(config.seed)
     loader = every_sample_loader(train_set, config.batch_size, shuffle=True,
-                                 generator=torch.Generator().manual_seed(config.seed))
+                                 generator=torch.Generator().manual_seed(config.seed), device=device)
     model.to(device)
     params = [p for p in model.parameters() if p.requires_grad]
     if config.optimizer == "adam":
@@ -80,7 +83,7 @@ def train_classifier(model: nn.Module, train_set: Dataset, test_set: Dataset | N
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
     result = TrainResult(config)
     start = time.perf_counter()
-    with allocation_advice(f"training at batch {config.batch_size}", "lower --batch-size or --img-size"):
+    with training_on(device, f"training at batch {config.batch_size}", "lower --batch-size or --img-size"):
         for epoch in range(config.epochs):
             t0 = time.perf_counter()
             row = {"epoch": epoch + 1, **_train_one_epoch(model, loader, opt, sched, config, epoch, device, progress)}
@@ -102,24 +105,37 @@ def _train_one_epoch(model: nn.Module, loader: DataLoader, opt, sched, config: T
                      device: str, progress: Progress) -> dict:
     """One pass over every training sample; returns the epoch's mean loss and training accuracy."""
     model.train()
+    cuda = is_cuda(device)  # on CUDA the sums stay on the GPU (no sync per step) and are checked once an epoch
     seen, correct, loss_sum = 0, 0, 0.0
     with progress.task(f"epoch {epoch + 1}/{config.epochs}", total=len(loader)) as task:
         for images, labels in loader:
-            images, labels = images.to(device), labels.to(device)
-            logits = model(images)
-            loss = F.cross_entropy(logits, labels, label_smoothing=config.label_smoothing)
-            if not torch.isfinite(loss):
-                raise ModelError(f"training diverged (loss {loss.item()}) in epoch {epoch + 1}: "
-                                 f"lower --lr (now {config.lr})")
+            images, labels = images.to(device, non_blocking=cuda), labels.to(device, non_blocking=cuda)
+            with autocast(device):
+                logits = model(images)
+            loss = F.cross_entropy(logits.float(), labels, label_smoothing=config.label_smoothing)
+            if not cuda and not torch.isfinite(loss):
+                _diverged(loss.item(), epoch, config)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
             seen += len(labels)
+            if cuda:
+                loss_sum = loss_sum + loss.detach().double() * len(labels)
+                correct = correct + (logits.argmax(1) == labels).sum()
+                task.update(1)
+                continue
             loss_sum += loss.item() * len(labels)
             correct += (logits.argmax(1) == labels).sum().item()
             task.update(1, loss=loss.item())
+    loss_sum, correct = float(loss_sum), int(correct)
+    if not math.isfinite(loss_sum):
+        _diverged(loss_sum, epoch, config)
     return {"loss": loss_sum / seen, "train_acc": correct / seen}
+
+
+def _diverged(loss: float, epoch: int, config: TrainConfig):
+    raise ModelError(f"training diverged (loss {loss}) in epoch {epoch + 1}: lower --lr (now {config.lr})")
 
 
 class EverySampleBatches(Sampler[list[int]]):
@@ -147,9 +163,23 @@ class EverySampleBatches(Sampler[list[int]]):
 
 
 def every_sample_loader(dataset: Dataset, batch_size: int, shuffle: bool = False,
-                        generator: torch.Generator | None = None) -> DataLoader:
-    """A DataLoader over every sample of `dataset` each pass, never with a batch of one (see EverySampleBatches)."""
-    return DataLoader(dataset, batch_sampler=EverySampleBatches(len(dataset), batch_size, shuffle, generator))
+                        generator: torch.Generator | None = None, device: str = "cpu") -> DataLoader:
+    """A DataLoader over every sample of `dataset` each pass, never with a batch of one (see EverySampleBatches).
+
+    For a CUDA `device` the batches are prepared off the training loop's critical path: in worker processes (the
+    order is still the sampler's, drawn here) into pinned memory, ready for a non-blocking copy."""
+    sampler = EverySampleBatches(len(dataset), batch_size, shuffle, generator)
+    return DataLoader(dataset, batch_sampler=sampler, **loader_options(device))
+
+
+def loader_options(device: str) -> dict:
+    """DataLoader settings that keep a GPU fed (none on the CPU, where the loop is compute-bound)."""
+    if not is_cuda(device):
+        return {}
+    import os
+
+    workers = min(4, max(1, (os.cpu_count() or 2) // 2))
+    return {"num_workers": workers, "pin_memory": True, "persistent_workers": True, "prefetch_factor": 4}
 
 
 @torch.no_grad()

@@ -197,3 +197,26 @@ def test_an_engine_added_to_a_bundle_keeps_its_export_and_audits_and_redoes_its_
     fake_steps.clear()
     run_sweep(spec, out)
     assert fake_steps == [], "and nothing on the next resume"
+
+
+def test_train_device_is_recorded_left_out_of_the_hash_and_checked(sweep, tmp_path):
+    import copy
+
+    import torch
+
+    spec, _, results = sweep
+    audits = [r for r in read_results(results) if r["step"] == "audit" and r["status"] == "ok"]
+    assert audits and {r["train_device"] for r in audits} == {"cuda" if torch.cuda.is_available() else "cpu"}
+    raw = copy.deepcopy(TINY)
+    raw["sweep"]["train_device"] = "cpu"
+    assert spec_from_dict(raw).sha256 == spec.sha256, "where it trains is not what the spec asks"
+    raw["sweep"]["train_device"] = "tpu"
+    with pytest.raises(BenchError, match='train_device = "tpu" is not a device'):
+        spec_from_dict(raw)
+    if not torch.cuda.is_available():
+        raw["sweep"]["train_device"] = "cuda"
+        from edgesplit.errors import ModelError
+
+        with pytest.raises(ModelError, match="sees no CUDA GPU"):
+            run_sweep(spec_from_dict(raw), tmp_path / "s")
+        assert not (tmp_path / "s" / "results.jsonl").exists()
