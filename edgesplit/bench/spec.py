@@ -35,8 +35,7 @@
     cuda_graph = true                  # torch-cuda: graphs or fail; false: eager; absent: graphs where capture works
 
     [attack]
-    epochs = 150      # a ceiling: decoders train in 15-epoch cosine cycles until one gains < 0.5 dB of
-                      # validation PSNR
+    epochs = 150      # a ceiling: 15-epoch cosine cycles until one gains < 0.5 dB of validation PSNR
     budget_s = 0      # > 0 caps each audit's training time (its record says it was cut short)
     batch_size = 0    # 0 picks about 40 steps an epoch
     attack_limit = 0
@@ -46,10 +45,9 @@
 
     defenses = [{name = "noise", params = {std = 0.1}, epochs = 5}, "normalize"]   (in [sweep])
 
-The whole spec is checked before any work: unknown keys are refused with the closest known one, and a value
-of the wrong type or range with the key and the form it takes (`iters must be a whole number, e.g. iters = 200`).
-The spec's sha256 (of its canonical JSON) tags every result row, so a results file is never silently shared
-by two specs.
+The whole spec is checked before any work: an unknown key is refused with the closest known one, a value of
+the wrong type or range with the form it takes (`iters must be a whole number, e.g. iters = 200`). The spec's
+sha256 (of its canonical JSON) tags every result row: a results file is never silently shared by two specs.
 """
 
 from __future__ import annotations

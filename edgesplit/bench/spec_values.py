@@ -1,5 +1,6 @@
 """How a sweep spec's TOML values are checked and shown in its one-line errors: a value as its field's type
-(`convert`, or WRONG), the form a type is written in (`form`), minimum values (`at_least`), known keys."""
+(`convert`, or WRONG), the form a type is written in (`form`), minimum values (`at_least`), known keys,
+and the keys that do not apply to a shipped ONNX model (`refuse_for_onnx`)."""
 
 from __future__ import annotations
 
