@@ -268,7 +268,8 @@ class _Sweep(OnnxSteps):
         for precision in self.spec.ordered_precisions:
             key = dict(model=entry.name, cut=cut, precision=precision, defense=defense)
             bundle = self.step(partial(self._export, entry, checkpoint, export_cut, precision, weights, tag),
-                               valid=self._bundle_unchanged, inputs=self.model_inputs(entry, checkpoint),
+                               valid=self._bundle_unchanged,
+                               inputs={**self.model_inputs(entry, checkpoint), **self.export_settings(precision)},
                                step="export", **key)
             if bundle is None:
                 self.clock.passed_over(per_precision - Counter(export=1))
@@ -277,7 +278,8 @@ class _Sweep(OnnxSteps):
             for device in self.spec.devices:  # a profile depends on the whole manifest (an engine added: redone)
                 for backend in self.spec.backends:
                     self.step(partial(self._profile, bundle_dir, backend, device, precision, checkpoint),
-                              inputs=self.inputs(bundle=bundle_dir / "manifest.json"), step="profile",
+                              inputs={**self.inputs(bundle=bundle_dir / "manifest.json"),
+                                      **self.profile_settings(backend)}, step="profile",
                               backend=backend, device=device, **key)
             uses = {"bundle": self.head_identity(bundle_dir)}
             if not self.spec.audit:

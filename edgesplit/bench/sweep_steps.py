@@ -61,6 +61,18 @@ class SweepSteps:
         """{name: sha256} of the files a step reads (None: not used by this step)."""
         return {name: self.digest(Path(path)) for name, path in paths.items() if path is not None}
 
+    # Settings a step's row was made with beyond its files, where a later edgesplit changed what the same spec
+    # makes: a row from before (without the entry) is redone, not mixed with rows made the new way.
+    def export_settings(self, precision: str) -> dict:
+        """An int8 head chosen by `--int8-scope auto` (earlier sweeps shipped every node INT8)."""
+        return {"int8_scope": "auto"} if precision == "int8" and self.spec.int8_scope == "auto" else {}
+
+    def profile_settings(self, backend: str) -> dict:
+        """torch-cuda timed in windows of CUDA events, as a graph or eagerly (earlier: one timed call at a time)."""
+        if backend != "torch-cuda":
+            return {}
+        return {"torch-cuda timing": "eager windows" if self.spec.profile.cuda_graph is False else "graph windows"}
+
     def _data_info(self, entry: SweepModel):
         from edgesplit.data import load_dataset
 

@@ -220,3 +220,21 @@ def test_train_device_is_recorded_left_out_of_the_hash_and_checked(sweep, tmp_pa
         with pytest.raises(ModelError, match="sees no CUDA GPU"):
             run_sweep(spec_from_dict(raw), tmp_path / "s")
         assert not (tmp_path / "s" / "results.jsonl").exists()
+
+
+def test_an_int8_row_made_before_int8_scope_auto_is_redone_not_mixed(tmp_path, fake_steps):
+    """Earlier sweeps shipped every node INT8 under the same spec hash: their int8 rows carry no int8_scope
+    setting, and a resumed sweep redoes them (and what used them) instead of mixing them with auto heads."""
+    out = tmp_path / "s"
+    spec = spec_from_dict(SPEC)
+    run_sweep(spec, out)
+    rows = _raw_rows(out)
+    export = next(r for r in rows if r["step"] == "export" and r["precision"] == "int8")
+    assert export["inputs"]["int8_scope"] == "auto"
+    assert "int8_scope" not in next(r for r in rows if r["step"] == "export" and r["precision"] == "fp32")["inputs"]
+    for r in rows:  # as an older edgesplit wrote them
+        r["inputs"].pop("int8_scope", None)
+    (out / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    fake_steps.clear()
+    run_sweep(spec, out)
+    assert sorted(fake_steps) == [("audit", "int8"), ("emit", "int8"), ("export", "int8"), ("profile", "int8")]
