@@ -132,6 +132,9 @@ def check_nproc(nproc: int, device: str) -> None:
     if nproc < 1:
         raise ModelError(f"--nproc {nproc}: give 1 or more processes")
     if torch.device(device).type == "cuda":
+        if nproc > 1 and torch.device(device).index is not None:
+            raise ModelError(f"--nproc {nproc} with --device {device}: each process takes a GPU of its own (process "
+                             f"k uses GPU k); pass --device cuda, and CUDA_VISIBLE_DEVICES to choose the GPUs")
         gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if nproc > gpus:
             raise ModelError(f"--nproc {nproc} on --device cuda, but this machine has {gpus} GPU(s): NCCL needs one "
@@ -162,6 +165,10 @@ def launch(nproc: int, entrypoint, args: tuple = (), what: str = "the run", thre
         how = f"was killed by signal {-code}" if isinstance(code, int) and code < 0 else f"exited with code {code}"
         raise ModelError(f"{what}: process {rank} of {nproc} {how}, so the run stopped (its own message is above; "
                          f"nothing was written by a process that had not finished)") from None
+    except (RuntimeError, OSError, ValueError) as exc:  # the launcher's own failures: rendezvous, ports, spawning
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ModelError(f"{what}: torch's launcher could not start {nproc} processes ({type(exc).__name__}: "
+                         f"{first}); run without --nproc, or with torchrun yourself") from None
     finally:
         if saved is None:
             os.environ.pop("OMP_NUM_THREADS", None)

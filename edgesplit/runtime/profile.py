@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from functools import partial
 
@@ -41,9 +42,9 @@ def profile_bundle(bundle_path, backend: str = "ort", batches=(1,), timing: Timi
         with out_of_memory_advice(batch):
             images = np.random.default_rng(0).random((batch, *shape), dtype=np.float32)
         active = window_samplers() if samplers else []
-        for s in active:
-            s.__enter__()
-        try:
+        with contextlib.ExitStack() as started:  # a sampler that fails to start stops the ones already started
+            for s in active:
+                started.enter_context(s)
             runner = get_runner(backend, threads, checkpoint=checkpoint, cuda_graph=cuda_graph)
             with runner, out_of_memory_advice(batch):
                 runner.load(bundle)
@@ -51,9 +52,6 @@ def profile_bundle(bundle_path, backend: str = "ort", batches=(1,), timing: Timi
                                       between=partial(_sample_each, active))
                 info, device_memory = runner.info(), runner.memory()
                 load_seconds = runner.load_seconds
-        finally:
-            for s in reversed(active):
-                s.__exit__(None, None, None)
         memory = {"baseline": "process RSS just before the backend loaded the bundle", **device_memory}
         summaries = {s.name: s.summary() for s in active}
         for name, summary in summaries.items():  # namespaced: rss_peak_above_baseline_bytes, nvml_peak_bytes, ...

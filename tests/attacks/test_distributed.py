@@ -79,6 +79,10 @@ def test_nproc_beyond_the_gpus_and_cuda_without_a_gpu_are_one_line(monkeypatch):
     with pytest.raises(ModelError, match="--nproc 2 on --device cuda, but this machine has 1 GPU"):
         distributed.check_nproc(2, "cuda")
     distributed.check_nproc(4, "cpu")  # gloo: as many processes as asked
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    with pytest.raises(ModelError, match="--nproc 2 with --device cuda:1: each process takes a GPU of its own"):
+        distributed.check_nproc(2, "cuda:1")  # every process would land on GPU 1 (an NCCL duplicate-GPU failure)
+    distributed.check_nproc(1, "cuda:1")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(ModelError, match="sees no CUDA GPU.*--device cpu or auto"):
         resolve_device("cuda")
