@@ -40,8 +40,9 @@ int8 scope  which nodes of an int8 head run in INT8:
                   fidelity floor (cosine >= 0.99, top-1 at most 1 point lower) ships. The wire
                   stays int8 either way; the manifest's quantization.scope lists the nodes kept
                   float with their times and the CPU measured on: the choice holds for this CPU.
-            all   every quantizable node INT8, measured nowhere: for --format tensorrt, or a
-                  --target other than this host's (auto refuses both: it cannot measure there)
+            all   every quantizable node INT8, measured nowhere: the default for --format tensorrt
+                  (TensorRT chooses its kernels itself), and for a --target other than this host's
+                  (auto, asked for, refuses both: it cannot measure there)
 
 The fidelity check compares the exported head with the PyTorch FP32 head (for an ONNX file: the
 FP32 ONNX head cut from it, the tail run by onnxruntime) on the --eval-split (never the calibration
@@ -73,9 +74,9 @@ def register(sub) -> None:
     p.add_argument("--format", choices=("onnx", "tensorrt"), default="onnx",
                    help="onnx, or tensorrt: also build an engine for this machine's GPU")
     p.add_argument("--target", default="auto", help="INT8 layout (see above; default: auto)")
-    p.add_argument("--int8-scope", choices=("auto", "all"), default="auto",
+    p.add_argument("--int8-scope", choices=("auto", "all"), default=None,
                    help="auto: keep float the nodes slower in INT8 on this host (measured); all: every node INT8 "
-                        "(see above; default: auto)")
+                        "(see above; default: auto, all for --format tensorrt)")
     g = p.add_argument_group("calibration and evaluation data")
     add_data(g, flag="--calib-data", help="data set ('edgesplit datasets') for INT8 calibration and the fidelity check",
              root_help="folder with a local copy of --calib-data (default: none; digits and faces are "
@@ -117,7 +118,7 @@ def cmd_export(args) -> int:
     config = ExportConfig(
         model=args.model, cut=args.cut, precision=args.precision, checkpoint=args.checkpoint,
         input_shape=args.input, num_classes=args.num_classes, wire=args.wire, format=args.format,
-        target=args.target, int8_scope=args.int8_scope, calib_data=args.calib_data, calib_root=args.data_root, calib_split=args.calib_split,
+        target=args.target, int8_scope=args.int8_scope or ('all' if args.format == 'tensorrt' else 'auto'), calib_data=args.calib_data, calib_root=args.data_root, calib_split=args.calib_split,
         calib_size=args.calib_size, calib_method=args.calib_method, calib_percentile=args.calib_percentile,
         eval_split=args.eval_split, eval_size=args.eval_size, seed=args.seed, trt_int8=args.trt_int8,
         trt_workspace_mb=args.trt_workspace_mb, max_batch=args.max_batch)

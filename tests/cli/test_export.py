@@ -39,12 +39,18 @@ def test_int8_scope_is_taught_and_what_auto_cannot_measure_is_refused_in_one_lin
     assert "--int8-scope {auto,all}" in text and "quantization.scope" in text and "--int8-scope all" in text
     other = "arm" if detect_target() != "arm" else "x86"
     for extra, said in ((["--target", other], f"--target {other} lays INT8 out for another machine"),
-                        (["--format", "tensorrt"], "says nothing about a TensorRT engine")):
+                        (["--format", "tensorrt", "--int8-scope", "auto"], "says nothing about a TensorRT engine")):
         code = main(["export", "classifier4", "--cut", "features.0", "--input", "1x32x32", "--precision", "int8",
                      *extra, "--out", str(tmp_path / "b"), "--quiet"])
         err = capsys.readouterr().err
         assert code == 2 and said in err and "--int8-scope all" in err and err.count("\n") == 1
         assert not (tmp_path / "b").exists()
+    # Not asked for, auto is not the default of a TensorRT engine: all is (without TensorRT here, the line says so).
+    code = main(["export", "classifier4", "--cut", "features.0", "--input", "1x32x32", "--precision", "int8",
+                 "--format", "tensorrt", "--out", str(tmp_path / "b"), "--quiet"])
+    err = capsys.readouterr().err
+    assert "--int8-scope" not in err and err.count("\n") == 1
+    assert code == 0 or "tensorrt" in err.lower(), err
 
 
 def test_cli_export_says_what_auto_chose(tmp_path, capsys):
