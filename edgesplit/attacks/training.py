@@ -283,6 +283,8 @@ class _Stepper:
                 recon = self.net(_noisy(z, self.config, self.gen, rows=len(idx)))
             mse = F.mse_loss(recon.float(), target)  # fp32 loss (recon.float() is recon itself on the CPU)
             loss = mse if self.disc is None else mse + self._adversarial(target, recon)
+            if distributed.active():  # DDP averages the ranks' gradients: weigh each share by its size, so an
+                loss = loss * (len(target) * distributed.world_size() / len(idx))  # uneven split is still exact
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             self.opt.step()
