@@ -31,13 +31,17 @@ def cpu_flags() -> str:
     return " ".join(f for f in wanted if f in flags) or "no AVX2"
 
 
-def ort_session(path, threads: int):
+def ort_session(path, threads: int, spinning: bool = True):
+    """spinning=False for sessions timed in turn (time_interleaved): idle sessions' spinning workers would take
+    the cores from the one timed."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
+    if not spinning:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 

@@ -61,7 +61,7 @@ def main(argv=None) -> int:
             for cut, bundles in _bundles(name, chw, args.cuts, targets, Path(tmp) / entry.replace(":", "-")):
                 x = np.random.default_rng(0).random((1, *chw), dtype=np.float32)
                 for n in threads:
-                    sessions = {k: ort_session(b.onnx_path, n) for k, b in bundles.items()}
+                    sessions = {k: ort_session(b.onnx_path, n, spinning=False) for k, b in bundles.items()}
                     timed = time_interleaved(sessions, {k: {"input": x} for k in sessions}, rounds=args.rounds)
                     rows.append(_row(name, shape, cut, n, bundles, timed))
                     _print(rows[-1])

@@ -155,7 +155,10 @@ def _time(candidates: list[Candidate], feed: dict, threads: int | None) -> None:
     """p50 of every candidate, interleaved call by call in rounds so that drift hits all of them alike."""
     from edgesplit.runners.onnxrt import ort_session
 
-    sessions = [ort_session(c.path, threads=threads, inter_op_threads=1) for c in candidates]
+    # Several sessions alive at once: without spinning=False the idle ones' workers take the cores from the one
+    # timed, and identical heads read up to 1.5x apart at 2 threads.
+    sessions = [ort_session(c.path, threads=threads, inter_op_threads=1, spinning=False)
+                for c in candidates]
     for session in sessions:
         for _ in range(10):
             session.run(None, feed)
