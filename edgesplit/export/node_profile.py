@@ -75,18 +75,10 @@ def _numel(shapes) -> int:
 def profile_kernels(path: str | Path, feed: dict[str, np.ndarray], runs: int = 30, warmup: int = 10,
                     threads: int | None = None) -> NodeProfile:
     """Per-kernel medians of `runs` calls of the graph at `path` on `feed`, after `warmup` calls."""
-    from edgesplit.runners.onnxrt import import_onnxruntime
+    from edgesplit.runners.onnxrt import ort_session
 
-    ort = import_onnxruntime()
     with tempfile.TemporaryDirectory(prefix="edgesplit-profile-") as tmp:
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        options.enable_profiling = True
-        options.profile_file_prefix = str(Path(tmp) / "trace")
-        if threads:
-            options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        session = ort_session(path, threads=threads, inter_op_threads=1, profile_prefix=str(Path(tmp) / "trace"))
         for _ in range(warmup + runs):
             session.run(None, feed)
         trace = session.end_profiling()

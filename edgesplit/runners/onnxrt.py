@@ -33,7 +33,7 @@ def import_onnxruntime():
 
 def ort_session(path: str | Path | bytes, providers=(CPU,), threads: int | None = None,
                 inter_op_threads: int | None = None, log_level: int = 3, seed: int | None = None,
-                spinning: bool = True):
+                spinning: bool = True, profile_prefix: str | None = None):
     """An `InferenceSession` for the ONNX file at `path` (or a serialized model) on `providers` (the first must be
     available).
 
@@ -41,7 +41,8 @@ def ort_session(path: str | Path | bytes, providers=(CPU,), threads: int | None 
     onnxruntime's Random* ops (process-wide) before the session is made. `spinning=False` stops the intra-op
     workers spinning after a run: needed when several sessions are timed in turn in one process, where the idle
     sessions' spinning workers take the cores from the one timed (measured: two identical INT8 heads read 0.65x
-    of each other at 2 threads with spinning, within 2 % without)."""
+    of each other at 2 threads with spinning, within 2 % without). `profile_prefix`: onnxruntime's node-level
+    profiler on, its trace written under that prefix (`session.end_profiling()` returns the file)."""
     ort = import_onnxruntime()
     providers = list(providers)
     available = ort.get_available_providers()
@@ -56,6 +57,9 @@ def ort_session(path: str | Path | bytes, providers=(CPU,), threads: int | None 
         options.intra_op_num_threads = threads
     if not spinning:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    if profile_prefix is not None:
+        options.enable_profiling = True
+        options.profile_file_prefix = profile_prefix
     if seed is not None:
         ort.set_seed(seed)
     model = path if isinstance(path, bytes) else str(path)
