@@ -151,8 +151,8 @@ def _least_gain(regions: Regions, units: set[str]) -> set[str]:
     return set(ranked[: math.ceil(len(ranked) / 2)])
 
 
-def _time(candidates: list[Candidate], feed: dict, threads: int | None) -> None:
-    """p50 of every candidate, interleaved call by call in rounds so that drift hits all of them alike."""
+def _open(candidates: list[Candidate], feed: dict, threads: int | None) -> list:
+    """A warmed-up onnxruntime session per candidate, kept for every timing pass."""
     from edgesplit.runners.onnxrt import ort_session
 
     # Several sessions alive at once: without spinning=False the idle ones' workers take the cores from the one
@@ -162,6 +162,11 @@ def _time(candidates: list[Candidate], feed: dict, threads: int | None) -> None:
     for session in sessions:
         for _ in range(10):
             session.run(None, feed)
+    return sessions
+
+
+def _time(candidates: list[Candidate], sessions: list, feed: dict) -> None:
+    """p50 of every candidate, interleaved call by call in rounds so that drift hits all of them alike."""
     samples: list[list[float]] = [[] for _ in candidates]
     start = time.perf_counter()
     while True:
@@ -180,11 +185,13 @@ def _time(candidates: list[Candidate], feed: dict, threads: int | None) -> None:
 
 def timed_pick(candidates: list[Candidate], feed: dict, threads: int | None) -> tuple[Candidate, int]:
     """The head to ship, and how many timing passes chose it: a second pass when the first was a close call (one
-    noisy pass must not ship a slower head; the samples of both passes decide)."""
-    _time(candidates, feed, threads)
+    noisy pass must not ship a slower head; the samples of both passes decide). Both passes time the same
+    sessions."""
+    sessions = _open(candidates, feed, threads)
+    _time(candidates, sessions, feed)
     if not close_call(candidates):
         return _pick(candidates), 1
-    _time(candidates, feed, threads)
+    _time(candidates, sessions, feed)
     return _pick(candidates), 2
 
 

@@ -191,7 +191,7 @@ def _fake_passes(*passes):
     """A stand-in for the candidates' timing: each call adds the next pass's samples (name -> ms) to each."""
     remaining = iter(passes)
 
-    def fake_time(candidates, feed, threads):
+    def fake_time(candidates, sessions, feed):
         samples = next(remaining)
         for c in candidates:
             c.times_ms.extend(samples[c.name])
@@ -208,6 +208,7 @@ def test_a_close_call_is_timed_a_second_time_and_both_passes_decide(monkeypatch)
     assert not close_call([_candidate("all", 1.0), _candidate("none", 1.2, float_units={"a"})])
     assert not close_call([_candidate("all", 1.0)]), "nothing to compare with"
     # A first pass that reads all as fast as none (a tie: all would ship), then a second pass that sees the truth.
+    monkeypatch.setattr(int8_scope, "_open", lambda candidates, feed, threads: [None] * len(candidates))
     monkeypatch.setattr(int8_scope, "_time", _fake_passes({"all": [1.0] * 3, "none": [1.0] * 3},
                                                           {"all": [1.4] * 9, "none": [1.0] * 9}))
     every, none = _candidate("all", None), _candidate("none", None, float_units={"a"})
