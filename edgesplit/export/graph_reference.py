@@ -26,6 +26,11 @@ BATCH = 64  # images per onnxruntime run
 BUDGET = 1 << 30  # bytes of features held at once, at most (and at most a quarter of the memory available)
 
 
+def array_digest(x: np.ndarray) -> str:
+    """What identifies an image set: the sha256 of its bytes, and its shape."""
+    return hashlib.sha256(np.ascontiguousarray(x).view(np.uint8)).hexdigest() + str(x.shape)
+
+
 class GraphReference:
     """FP32 features at `tensors` (legal cut tensors of `analysis`, in the order they will be asked for) and the
     graph's logits, for one image set at a time."""
@@ -56,7 +61,7 @@ class GraphReference:
         return self._logits
 
     def _same_images(self, images: np.ndarray) -> None:
-        key = hashlib.sha256(np.ascontiguousarray(images).view(np.uint8)).hexdigest() + str(images.shape)
+        key = array_digest(images)
         if key != self._key:
             self._key, self._features, self._logits = key, {}, None
 

@@ -14,7 +14,6 @@ tail that scores it, and what the manifest says about its origin.
 
 from __future__ import annotations
 
-import hashlib
 import tempfile
 import weakref
 from pathlib import Path
@@ -23,6 +22,7 @@ import numpy as np
 import onnx
 
 from edgesplit.errors import ExportError
+from edgesplit.export.graph_reference import array_digest
 from edgesplit.export.onnx_export import INPUT_NAME, OUTPUT_NAME
 
 BATCH = 64  # images per run when computing references and tail logits
@@ -49,7 +49,7 @@ class HeadSource:
         return self._reference_pair(images)[1]
 
     def _reference_pair(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        key = _digest(images)
+        key = array_digest(images)
         if self._memo is None or self._memo[0] != key:
             features = self._reference(images)
             self._memo = (key, features, self.tail_logits(features))
@@ -219,10 +219,6 @@ def _save(model: onnx.ModelProto, path: Path) -> None:
         raise ExportError(f"this part of the model is over 2 GiB ({model.ByteSize() >> 20} MiB): cut earlier, "
                           f"so the head fits one ONNX file")
     onnx.save(model, str(path))
-
-
-def _digest(x: np.ndarray) -> str:
-    return hashlib.sha256(np.ascontiguousarray(x).view(np.uint8)).hexdigest() + str(x.shape)
 
 
 def _remove(folder: Path) -> None:
