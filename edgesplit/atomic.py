@@ -18,6 +18,11 @@ from __future__ import annotations
 import errno
 import json
 import os
+
+try:
+    import fcntl
+except ImportError:  # not on Windows: appends are then not serialised between processes
+    fcntl = None
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -77,12 +82,15 @@ def append_json_line(path: str | os.PathLike, row: dict, error: type[Exception],
 def append_line(path: str | os.PathLike, text: str, error: type[Exception]) -> None:
     """One line, one write, fsync. A torn last line left by a crash is cut first; a write that fails (disk
     full) is rolled back to where the file ended and raised as `error`, so the lines already there stay
-    readable."""
+    readable. Processes appending to one file at once (a sweep's ranks) take turns (an exclusive flock held
+    from the torn-line check to the fsync), so none cuts or rolls back another's line."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     data = (text.rstrip("\n") + "\n").encode()
     fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
     try:
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # released when fd is closed
         _drop_torn_tail(fd, os.fstat(fd).st_size)
         start = os.fstat(fd).st_size
         try:

@@ -44,32 +44,42 @@ def run_sweep(spec: SweepSpec, out_dir: str | Path, fresh: bool = False, append:
     exported from PyTorch on its own (the per-cut path; also the fallback when a whole model does not export).
 
     Before any step: OUT must be writable, no other sweep may hold it (`lock.folder_lock`), and every model
-    and cut of the spec must resolve.
+    and cut of the spec must resolve. In a process that torchrun (or `sweep --nproc`) started as one of
+    several, the processes share the work (`sweep_ranks`).
     """
-    out = Path(out_dir)
-    progress = resolve(progress)
+    from edgesplit.bench import sweep_ranks
+
+    out, progress = Path(out_dir), resolve(progress)
+    if sweep_ranks.several():
+        return sweep_ranks.run_shared(spec, out, fresh, append, progress, export_once)
     check_writable(out)
     with folder_lock(out, progress):
-        results = out / RESULTS
-        if fresh and results.exists():
-            stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-            results.rename(out / f"results.{stamp}.jsonl")  # kept aside, never deleted
-        store = ResultsStore(results, spec.sha256, append=append)
-        cuts, graphs = {}, {}
-        for entry in spec.models:
-            if entry.onnx is not None:
-                graphs[entry.name], cuts[entry.name] = resolve_onnx(entry)
-            else:
-                cuts[entry.name] = _resolve_cuts(entry, spec)
+        runner = open_sweep(spec, out, fresh, append, progress, export_once)
+        runner.run()
+    return out / RESULTS
+
+
+def open_sweep(spec: SweepSpec, out: Path, fresh: bool, append: bool, progress: Progress, export_once: bool,
+               stage: str = "all", share: tuple[int, int] = (0, 1)) -> _Sweep:
+    """The sweep's runner, its results file opened (`fresh`: the old one set aside first, never deleted), every
+    model and cut resolved, OUT/spec.json written. `stage` and `share` (rank, processes): see `_Sweep`."""
+    results = out / RESULTS
+    if fresh and results.exists():
+        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        results.rename(out / f"results.{stamp}.jsonl")  # kept aside, never deleted
+    store = ResultsStore(results, spec.sha256, append=append)
+    cuts, graphs = {}, {}
+    for entry in spec.models:
+        if entry.onnx is not None:
+            graphs[entry.name], cuts[entry.name] = resolve_onnx(entry)
+        else:
+            cuts[entry.name] = _resolve_cuts(entry, spec)
+    if stage != "audit":
         write_text_atomic(out / "spec.json", json.dumps({"sha256": spec.sha256, "spec": spec.to_dict()}, indent=2)
                           + "\n")
-        runner = _Sweep(spec, out, store, progress, cuts)
-        runner.export_once, runner.graphs = export_once, graphs
-        progress.message(runner.opening())
-        for model in spec.models:
-            runner.model(model)
-        progress.message(runner.closing())
-    return results
+    runner = _Sweep(spec, out, store, progress, cuts, stage, share)
+    runner.export_once, runner.graphs = export_once, graphs
+    return runner
 
 
 def check_writable(out: Path) -> None:
@@ -129,17 +139,43 @@ def planned_steps(spec: SweepSpec, entry: SweepModel, cuts: int) -> Counter:
     return steps + _times(_per_precision(spec), cuts * (1 + len(spec.defenses)) * len(spec.precisions))
 
 
+def _units(spec: SweepSpec, cuts: dict[str, list[str]]) -> int:
+    """How many units (export -> profile -> emit -> audit chains, one per cut and defense) the sweep has."""
+    return sum(len(cuts[m.name]) * (1 + (len(spec.defenses) if m.onnx is None else 0)) for m in spec.models)
+
+
 class _Sweep(OnnxSteps):
-    """The order of the steps (`model`, `_unit`) and which of them run (`step`); `SweepSteps` runs each one."""
+    """The order of the steps (`model`, `_unit`) and which of them run (`step`); `SweepSteps` runs each one.
+
+    `stage`: "all" (one process: every step), "prepare" (every step but the audits: the first part of a sweep
+    shared by several processes, run by rank 0) or "audit" (the audits of this process's share of the units,
+    `share` = (rank, processes): unit k goes to rank k mod processes; the other steps are read, not run).
+    """
 
     def __init__(self, spec: SweepSpec, out: Path, store: ResultsStore, progress: Progress,
-                 cuts: dict[str, list[str]]) -> None:
+                 cuts: dict[str, list[str]], stage: str = "all", share: tuple[int, int] = (0, 1)) -> None:
         super().__init__(spec, out, progress)
-        self.store, self.cuts = store, cuts
+        self.store, self.cuts, self.stage, self.share = store, cuts, stage, share
+        self.units = 0  # units reached so far, in the sweep's fixed order
         planned = sum((planned_steps(spec, m, len(cuts[m.name])) for m in spec.models), Counter())
+        if stage == "prepare":
+            planned -= Counter(audit=planned["audit"])
+        elif stage == "audit":
+            mine = len(range(share[0], _units(spec, cuts), share[1]))
+            planned = Counter(audit=mine * len(spec.precisions) * len(spec.decoders) if spec.audit else 0)
         self.clock = StepClock(planned, store.rows, spec.sha256)
 
+    def run(self) -> None:
+        self.progress.message(self.opening())
+        for model in self.spec.models:
+            self.model(model)
+        self.progress.message(self.closing())
+
     def opening(self) -> str:
+        if self.stage == "audit":
+            rank, n = self.share
+            return (f"auditing units {rank + 1}, {rank + 1 + n}, ... of {_units(self.spec, self.cuts)} (one in {n}): "
+                    f"{self.clock.total} audit steps, kept where done already")
         kept = sum(self.clock.finished_before.values())
         return (f"sweep into {self.out}: {self.clock.total} steps" + (f", {kept} finished earlier (kept unless "
                 f"their inputs changed)" if kept else "") + f"; {self.clock.time_left()}")
@@ -159,6 +195,8 @@ class _Sweep(OnnxSteps):
         """
         inputs = inputs or {}
         done = self.store.find(**key)
+        if self.stage == "audit" and key["step"] != "audit":  # rank 0 ran it just before: read its row
+            return done if done is not None and done.finished else None
         if done is not None and done.finished and done.made_from(inputs) and (valid is None or not done.ok
                                                                             or valid(done)):
             self.clock.reached(key["step"], None)
@@ -229,7 +267,7 @@ class _Sweep(OnnxSteps):
         for cut in cuts:
             self.step(partial(self._tail, model, cut, entry), inputs=uses, step="tail", model=entry.name,
                       cut=cut.name)
-        for profile in self.spec.estimate:
+        for profile in self.spec.estimate if self.stage != "audit" else ():
             self._estimates(entry, checkpoint, profile, cut_names)
         for cut in cuts:
             self._unit(entry, checkpoint, cut.name, cut.name, None, weights)
@@ -250,7 +288,7 @@ class _Sweep(OnnxSteps):
         for cut in (None, *cut_names):
             self.step(partial(self._onnx_tail, entry, cut), inputs=uses, step="tail", model=entry.name,
                       cut=cut or "input")
-        for profile in self.spec.estimate:
+        for profile in self.spec.estimate if self.stage != "audit" else ():
             self._estimates(entry, None, profile, cut_names)
         for cut in cut_names:
             self._unit(entry, None, cut, cut, None, f"shipped onnx ({entry.onnx_path.name})")
@@ -261,6 +299,9 @@ class _Sweep(OnnxSteps):
         Each step names the sha256 of what it reads (checkpoint, bundle, feature files) as its inputs, so a
         changed input redoes every step downstream of it.
         """
+        unit, self.units = self.units, self.units + 1
+        if self.stage == "audit" and unit % self.share[1] != self.share[0]:
+            return  # another process audits this unit
         fp32_attack = previous_attack = None
         tag = "" if defense is None else f"-{slug(defense)}"
         named = file_name(cut) + tag  # the feature and audit files' names
@@ -296,6 +337,8 @@ class _Sweep(OnnxSteps):
             transfer = fp32_attack if precision != "fp32" else None
             audit_uses = {**uses, **self.inputs(attack_features=attack, test_features=test,
                                                 transfer_features=transfer, start_features=previous_attack)}
+            if self.stage == "prepare":  # the processes share the audits next
+                continue
             for decoder in self.spec.decoders:
                 self.step(partial(self._audit, bundle_dir, emitted, decoder, fp32_attack, previous_attack, entry,
                                   named, precision), valid=self._exists("audit"), inputs=audit_uses,

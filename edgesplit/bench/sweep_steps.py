@@ -32,6 +32,7 @@ class SweepSteps:
         self.decoders: dict = {}  # FP32 decoders, reused as the transfer attacker of the other precisions
         self._digests: dict[tuple, str] = {}
         self.export_once = True
+        self.share = (0, 1)  # (rank, processes) when processes share the sweep's audits (sweep_ranks)
         self._whole: tuple | None = None  # (key, WholeGraph or the reason it failed) of the model in hand
         self._head: tuple | None = None  # (key, GraphHead) of the cut in hand: shared by its precisions
 
@@ -246,8 +247,9 @@ class SweepSteps:
                        decoder_cache=self.decoders, decoders=decoder, learning_curve=a.learning_curve and first,
                        start_features=load_features(previous_attack) if previous_attack is not None else None)
         path = write_result(result, folder)
+        shared = {"process": list(self.share)} if self.share[1] > 1 else {}  # (rank, processes) of a shared sweep
         return {"audit": self.rel(path), "grid": self.rel(folder / "grid.png"), **audit_fields(result),
-                "train_device": self.device}
+                "train_device": self.device, **shared}
 
 
 def int8_scope_fields(manifest: dict) -> dict:

@@ -10,6 +10,7 @@ from edgesplit.cli.arguments import (
     ALL_PRECISIONS,
     PRECISION_NAMES,
     add_json,
+    add_nproc,
     add_out,
     add_quiet,
     names,
@@ -70,12 +71,19 @@ One sweep at a time per --out (OUT/sweep.lock names the one running). The spec i
 before any work; each step's row records the sha256 of what it read, so a step whose inputs changed
 (a re-exported bundle, new features) is redone with everything downstream of it.
 
+--nproc N shares a sweep over N processes (torch's elastic launcher; 'torchrun --nproc-per-node N -m
+edgesplit.cli.main sweep ...' does the same): the first runs every step but the audits, alone, so
+profiles are timed on a quiet machine; then each process audits one unit (cut x defense, all its
+precisions) in N, on its own GPU (one per process) or its share of the cores, appending to the same
+results file. An interrupted shared sweep resumes like any other, with or without --nproc.
+
 exit status: 0 when every step finished or was skipped for a recorded reason; 1 when a step failed
 (each is named on stderr; run the same command again to retry it); 2 for a bad spec or --out.
 
 examples:
   edgesplit sweep spec.toml --out sweeps/r18
   edgesplit sweep --model resnet18 --input 3x64x64 --no-audit --out sweeps/r18-speed
+  edgesplit sweep spec.toml --train-device cuda --nproc 4 --out sweeps/r18   # 4 GPUs audit in parallel
   edgesplit plan sweeps/r18/results.jsonl --bandwidth 1,10,100,1000 --max-reid 0.05
   edgesplit report sweeps/r18/results.jsonl --out sweeps/r18/report --max-reid 0.05 --max-psnr 18
 """
@@ -133,6 +141,8 @@ def register(sub) -> None:
     add_out(p, help="folder for results.jsonl, bundles, features, audits")
     p.add_argument("--fresh", action="store_true", help="start over (the old results file is kept aside)")
     p.add_argument("--append", action="store_true", help="add this spec's rows to a results file of another spec")
+    add_nproc(p, help="processes to share the audits over (default 1): the first runs every other step, then each "
+                      "audits one unit in N, on its own GPU or its share of the cores (torch's elastic launcher)")
     add_quiet(p, help=None)
     p.set_defaults(func=cmd_sweep)
 
@@ -245,12 +255,41 @@ def cmd_sweep(args) -> int:
         import dataclasses
 
         spec = dataclasses.replace(spec, train_device=args.train_device)
-    results = run_sweep(spec, args.out, fresh=args.fresh, append=args.append,
-                        progress=progress(args))
+    if args.nproc > 1:
+        import os
+
+        from edgesplit.bench.sweep import RESULTS, check_writable
+        from edgesplit.cli.launch import relaunch
+        from edgesplit.models.device import resolve_device
+
+        check_writable(Path(args.out))  # one line here, not one per process
+        os.environ[PARENT_REPORTS] = "1"  # the processes leave the summary and the exit status to this one
+        try:
+            relaunch(args, resolve_device(spec.train_device), "sweep")
+        finally:
+            os.environ.pop(PARENT_REPORTS, None)
+        results = Path(args.out) / RESULTS
+    else:
+        results = run_sweep(spec, args.out, fresh=args.fresh, append=args.append, progress=progress(args))
+        if _one_of_several():
+            return 0
     rows = read_results(results)
     _print_counts(rows, spec.sha256)
     print(f"results: {results}  (next: edgesplit plan {results} / edgesplit report {results} --out REPORT)")
     return _failures(rows, spec.sha256, "sweep")
+
+
+PARENT_REPORTS = "EDGESPLIT_SWEEP_PARENT_REPORTS"
+
+
+def _one_of_several() -> bool:
+    """A process of a shared sweep that leaves the summary to another: every rank but 0 under torchrun, and
+    every rank under `sweep --nproc` (its parent reports)."""
+    import os
+
+    from edgesplit.models import distributed
+
+    return distributed.launched() and (distributed.launch_rank() != 0 or PARENT_REPORTS in os.environ)
 
 
 def _failures(rows, spec_sha, command: str) -> int:

@@ -33,8 +33,29 @@ def launched() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
+_alone = False  # set by `alone()`: this process trains by itself although it belongs to a group
+
+
 def active() -> bool:
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+    """True while several processes share the training in hand (a group is joined and `alone()` is not on)."""
+    return not _alone and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def launch_rank() -> int:
+    """This process's rank as the launcher gave it (0 when run alone); readable before and after `session`."""
+    return int(os.environ.get("RANK", "0"))
+
+
+@contextlib.contextmanager
+def alone() -> Iterator[None]:
+    """Inside the block this process trains by itself (no DDP, no collectives, it writes its own files) although
+    it belongs to a group: a sweep gives whole audit steps to each process instead of splitting one."""
+    global _alone
+    saved, _alone = _alone, True
+    try:
+        yield
+    finally:
+        _alone = saved
 
 
 def rank() -> int:
@@ -55,16 +76,17 @@ def backend_for(device: str) -> str:
 
 
 @contextlib.contextmanager
-def session(device: str) -> Iterator[None]:
-    """Join the process group torchrun set up (nothing in a single process); leave it at the end."""
-    if not launched() or active():
+def session(device: str, backend: str | None = None, timeout: dt.timedelta = TIMEOUT) -> Iterator[None]:
+    """Join the process group torchrun set up (nothing in a single process); leave it at the end. `backend`:
+    default NCCL for a CUDA device, else gloo (gloo on any device when only Python objects travel)."""
+    if not launched() or (dist.is_available() and dist.is_initialized()):
         yield
         return
     if not dist.is_available():
         raise ModelError("this torch build has no torch.distributed: run in one process (drop --nproc)")
     if torch.device(device).type == "cuda":
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-    dist.init_process_group(backend_for(device), timeout=TIMEOUT)
+    dist.init_process_group(backend or backend_for(device), timeout=timeout)
     try:
         yield
     finally:
