@@ -1,6 +1,7 @@
 """Where training runs: `--device cpu|cuda|auto`, the settings a CUDA run uses, and tensors fed to it.
 
-Chosen deliberately, and the same for every training loop (target model, decoders, defenses):
+Chosen deliberately, and the same for every training loop (target model, decoders, defenses, and the audit's
+white-box inversion, query-free shadow head and evaluation classifier):
 
 - `auto` is CUDA when torch sees a GPU, else the CPU; `cuda` without a GPU is one line, not a traceback.
 - On CUDA, cuDNN autotunes (`benchmark=True`): every loop feeds batches of one shape (a last, smaller batch
