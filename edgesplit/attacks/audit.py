@@ -105,13 +105,13 @@ def _adaptive(train_features, z, train_images, observed, config, families, progr
 
 
 def _other_attack(attack, train_images, train_labels, observed, bundle, config, progress, checkpoint, whitebox):
-    """The white-box and query-free attackers: (figures, reconstructions)."""
+    """The white-box and query-free attackers, on the decoders' device: (figures, reconstructions)."""
     from edgesplit.runners.pytorch import reference_split
 
     reference = reference_split(bundle, checkpoint)
     image_shape = tuple(train_images.shape[1:])
     if attack == "whitebox":
-        whitebox = whitebox or WhiteboxConfig()
+        whitebox = dataclasses.replace(whitebox or WhiteboxConfig(), device=config.device)
         recon = invert_whitebox(reference.head, observed, image_shape, whitebox, train_images.mean(0), progress)
         return {"whitebox": whitebox.to_dict()}, recon
     from edgesplit.models import split
@@ -120,8 +120,9 @@ def _other_attack(attack, train_images, train_labels, observed, bundle, config, 
     shadow = split(model_from_manifest(bundle.manifest, seed=config.seed + 1000),  # its own random init
                    bundle.manifest["cut"]["name"]).head
     shadow_fit = train_shadow_head(shadow, reference.tail, train_images, train_labels, seed=config.seed,
-                                   progress=progress)
-    trained = train_decoder(shadow_features(shadow, train_images), train_images, config, progress)
+                                   progress=progress, device=config.device)
+    trained = train_decoder(shadow_features(shadow, train_images, device=config.device), train_images, config,
+                            progress)
     return {"shadow": shadow_fit, **trained.summary()}, reconstruct(trained.model, observed, config)
 
 
@@ -185,17 +186,18 @@ def _learning_curve(family, trained, z, train_images, observed, originals, full_
                      f"PSNR rose {gain:.2f} dB from 50 % to 100 % of the attacker's data (saturating)")}
 
 
-def _recognisers(train_images, train_labels, train_features, cache) -> tuple:
-    """The re-identification encoder and the evaluation classifier, fitted once per attacker data set."""
+def _recognisers(train_images, train_labels, train_features, cache, device: str) -> tuple:
+    """The re-identification encoder and the evaluation classifier (trained on `device`), fitted once per
+    attacker data set."""
     data = train_features.meta["data"]
     key = ("recognisers", data["name"], data["split"], data["seed"], tuple(train_images.shape),
-           hash(np.asarray(train_features.ids).tobytes()))
+           hash(np.asarray(train_features.ids).tobytes()), device)
     if cache is not None and key in cache:
         return cache[key]
     from edgesplit.attacks.recognisability import Eigenspace, train_evaluator
 
     num_classes = int(max(2, int(np.max(train_labels)) + 1))
-    evaluator = train_evaluator(train_images, train_labels, num_classes, seed=data["seed"])
+    evaluator = train_evaluator(train_images, train_labels, num_classes, seed=data["seed"], device=device)
     made = (Eigenspace(train_images), *evaluator)
     if cache is not None:
         cache[key] = made
@@ -254,7 +256,8 @@ def audit(bundle, train_features, eval_features, config: DecoderConfig | None = 
     else:
         runs = {attack: _other_attack(attack, train_images, train_labels, observed, bundle, config, progress,
                                       checkpoint, whitebox)}
-    recognisers = _recognisers(train_images, train_labels, train_features, decoder_cache) if recognisability else None
+    recognisers = (_recognisers(train_images, train_labels, train_features, decoder_cache, config.device)
+                   if recognisability else None)
     scored = {name: _score(figures, recon, originals, eval_labels, floor_image, recognisers)
               for name, (figures, recon) in runs.items()}
     strongest = _strongest(scored)

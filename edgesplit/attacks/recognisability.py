@@ -10,7 +10,8 @@ target's head. Chance is k / N.
 Recognition (labelled data): an evaluation classifier of an architecture unlike any target model (a small
 residual network with BatchNorm and SiLU, trained with random shifts on the attacker's split) labels the
 reconstructions; its accuracy on the originals is the upper bound, on the floor (the attacker's mean
-image) the no-leakage level. Model-inversion toolboxes score attacks this way.
+image) the no-leakage level. Model-inversion toolboxes score attacks this way. It trains on `device` (bf16
+autocast on CUDA, the loss in fp32: `edgesplit.models.device`), stays there, and labels images in fp32.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from torch import nn
 
 from edgesplit.attacks.metrics import SIGMA, _filter, _gaussian, window_for
 from edgesplit.errors import AttackError
+from edgesplit.models.device import Feeder, autocast, local_cuda_device, resolve_device, training_on
 
 TOP_K = (1, 5)
 PCA_VARIANCE = 0.95  # components kept: enough to explain this share of the attacker images' variance
@@ -155,39 +157,50 @@ def _shifted(x: torch.Tensor, gen: torch.Generator, pad: int) -> torch.Tensor:
 
 
 def train_evaluator(images: np.ndarray, labels: np.ndarray, num_classes: int, seed: int = 0,
-                    epochs: int = EVALUATOR_EPOCHS, batch_size: int = 32) -> tuple[Evaluator, dict]:
-    """Fit the evaluation classifier on the attacker's labelled images (Adam, cosine, random shifts)."""
+                    epochs: int = EVALUATOR_EPOCHS, batch_size: int = 32,
+                    device: str = "cpu") -> tuple[Evaluator, dict]:
+    """Fit the evaluation classifier on the attacker's labelled images (Adam, cosine, random shifts) on `device`,
+    where the returned classifier stays."""
     if len(images) < 2 or num_classes < 2:
         raise AttackError("the evaluation classifier needs at least 2 labelled images of 2 classes")
+    device = resolve_device(device)  # 'cuda' without a GPU: one line
+    on = local_cuda_device(device)
     torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)  # order and shifts, drawn on the CPU: the same on every device
     x = torch.from_numpy(np.ascontiguousarray(images, np.float32))
     y = torch.from_numpy(np.asarray(labels, np.int64))
-    x = x.contiguous(memory_format=torch.channels_last)  # faster CPU convolutions
-    model = Evaluator(x.shape[1], num_classes).to(memory_format=torch.channels_last)
+    x = x.contiguous(memory_format=torch.channels_last)  # faster convolutions (CPU; tensor cores on CUDA)
+    model = Evaluator(x.shape[1], num_classes).to(memory_format=torch.channels_last).to(on)  # initialised on the CPU
     opt = torch.optim.Adam(model.parameters(), lr=2e-3, weight_decay=5e-4)
     steps = epochs * -(-len(x) // batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=steps)
     pad = max(1, x.shape[-1] // 16)
     model.train()
-    for _ in range(epochs):
-        perm = torch.randperm(len(x), generator=gen)
-        for i in range(0, len(x), batch_size):
-            idx = perm[i: i + batch_size]
-            loss = F.cross_entropy(model(_shifted(x[idx], gen, pad)), y[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-    model.eval()
-    return model, {"architecture": "residual CNN, BatchNorm + SiLU (not a target architecture)",
-                   "trained_on": int(len(x)), "epochs": epochs, "classes": num_classes,
-                   "train_accuracy": accuracy(model, x, y)}
+    with training_on(on, f"training the evaluation classifier at batch {batch_size}", "use --device cpu"):
+        feeder = Feeder(x, y, device=on)
+        for _ in range(epochs):
+            perm = torch.randperm(len(x), generator=gen)
+            for i in range(0, len(x), batch_size):
+                xb, yb = feeder.rows(perm[i: i + batch_size])
+                with autocast(on):
+                    logits = model(_shifted(xb, gen, pad))
+                loss = F.cross_entropy(logits.float(), yb)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+        model.eval()
+        return model, {"architecture": "residual CNN, BatchNorm + SiLU (not a target architecture)",
+                       "trained_on": int(len(x)), "epochs": epochs, "classes": num_classes, "device": device,
+                       "train_accuracy": accuracy(model, x, y)}
 
 
 @torch.no_grad()
 def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch: int = 256) -> float:
-    preds = torch.cat([model(images[i: i + batch].float()).argmax(1) for i in range(0, len(images), batch)])
+    """Share of `images` (on the CPU) that `model` labels right, computed in fp32 on the model's device."""
+    on = next(model.parameters()).device
+    preds = torch.cat([model(images[i: i + batch].float().to(on)).argmax(1).cpu()
+                       for i in range(0, len(images), batch)])
     return float((preds == labels).double().mean())
 
 

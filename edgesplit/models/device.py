@@ -1,6 +1,7 @@
 """Where training runs: `--device cpu|cuda|auto`, the settings a CUDA run uses, and tensors fed to it.
 
-Chosen deliberately, and the same for every training loop (target model, decoders, defenses):
+Chosen deliberately, and the same for every training loop (target model, decoders, defenses, and the audit's
+white-box inversion, query-free shadow head and evaluation classifier):
 
 - `auto` is CUDA when torch sees a GPU, else the CPU; `cuda` without a GPU is one line, not a traceback.
 - On CUDA, cuDNN autotunes (`benchmark=True`): every loop feeds batches of one shape (a last, smaller batch
@@ -72,6 +73,27 @@ def training_on(device: str, what: str, fix: str) -> Iterator[None]:
                 yield
             finally:
                 torch.cuda.empty_cache()  # give back what the run cached: the next family or step starts clean
+
+
+@contextlib.contextmanager
+def modules_on(device: str | torch.device, *modules: torch.nn.Module) -> Iterator[None]:
+    """The modules moved (in place) to `device` for the block and back where each was afterwards, even on an
+    error: a loop that trains or optimises through a caller's module leaves it where it found it. On the CPU
+    nothing moves (`Module.to` of a module already there changes nothing)."""
+    homes = [_home(m) for m in modules]
+    try:
+        for m in modules:
+            m.to(device)
+        yield
+    finally:
+        for m, home in zip(modules, homes, strict=True):
+            m.to(home)
+
+
+def _home(module: torch.nn.Module) -> torch.device:
+    for t in (*module.parameters(), *module.buffers()):
+        return t.device
+    return torch.device("cpu")
 
 
 def autocast(device: str | torch.device):

@@ -27,6 +27,7 @@ def test_audit_beats_the_floor_and_names_its_threat_model(int8_bundle, tmp_path)
     reid, rec, curve = result["reidentification"], result["recognition"], result["learning_curve"]
     assert reid["top1"] > 10 * reid["chance"]["top1"] and reid["floor"]["top1"] <= 2 * reid["chance"]["top1"]
     assert rec["originals"] > 0.5 and rec["reconstruction"] > rec["floor"]
+    assert rec["evaluator"]["device"] == "cpu" and d["config"]["device"] == "cpu", "where each attacker trained"
     assert [p["fraction"] for p in curve["points"]] == [0.25, 0.5, 1.0] and isinstance(curve["still_rising"], bool)
     assert curve["points"][-1]["psnr"] == m["psnr"]["mean"] and curve["points"][0]["samples"] < len(train.ids)
     assert m["psnr"]["mean"] > floor["psnr"]["mean"] + 5, "a shallow INT8 cut leaks: far above the floor"
@@ -115,6 +116,8 @@ def test_whitebox_gan_and_query_free_attacks_run_and_name_their_threat(int8_bund
     assert "holds the head's weights" in results["whitebox"]["threat_model"]["attacker_knowledge"]
     assert "no device queries" in results["query-free"]["threat_model"]["attacker_knowledge"]
     assert results["query-free"]["decoder"]["shadow"]["history"], "the shadow head was trained through the tail"
+    assert results["query-free"]["decoder"]["shadow"]["device"] == "cpu"
+    assert results["whitebox"]["decoder"]["whitebox"]["device"] == "cpu"
     assert results["gan"]["decoder"]["config"]["adversarial_weight"] > 0
     with pytest.raises(Exception, match="pass it with --checkpoint"):
         audit(int8_bundle, train, evaluation, config, attack="whitebox")

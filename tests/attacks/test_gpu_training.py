@@ -1,5 +1,6 @@
-"""Training on CUDA: decoders, classifiers and defenses; repeatable within tolerance; near the CPU's figures.
-Skipped cleanly without a GPU (the `gpu` marker, tests/conftest.py)."""
+"""Training on CUDA: decoders, classifiers, defenses and the other attackers (white-box, shadow head, evaluation
+classifier); repeatable within tolerance; near the CPU's figures. Skipped cleanly without a GPU (the `gpu`
+marker, tests/conftest.py)."""
 
 import numpy as np
 import pytest
@@ -85,3 +86,93 @@ def test_cli_audit_on_cuda(int8_bundle, tmp_path):
                  "--out", str(tmp_path / "a"), "--quiet"]) == 0
     record = json.loads((tmp_path / "a" / "audit.json").read_text())
     assert record["decoder"]["config"]["device"] == "cuda"
+
+
+def _digits(split, limit):
+    from edgesplit.data import load_dataset
+
+    images, labels = load_dataset("digits", split=split, limit=limit).tensors()
+    return images, labels
+
+
+def _target(seed=0):
+    from edgesplit.models import create_model, split
+
+    return split(create_model("classifier4", in_chans=1, img_size=32, seed=seed).eval(), "features.1")
+
+
+def _on_cpu(*modules) -> bool:
+    return all(t.device.type == "cpu" for m in modules for t in (*m.parameters(), *m.buffers()))
+
+
+def test_whitebox_inversion_on_cuda_matches_the_cpu():
+    from edgesplit.attacks.whitebox import WhiteboxConfig, invert_whitebox
+
+    images, _ = _digits("test", 32)
+    attacker, _ = _digits("attack", 256)
+    head = _target().head
+    with torch.no_grad():
+        observed = head(images).numpy()
+    psnr = {}
+    for device in ("cpu", "cuda"):
+        recon = invert_whitebox(head, observed, tuple(images.shape[1:]), WhiteboxConfig(steps=100, device=device),
+                                attacker.numpy().mean(0))
+        assert recon.device.type == "cpu" and _on_cpu(head), "the head is left where it was"
+        psnr[device] = _psnr(recon, images.numpy())
+    floor = _psnr(attacker.mean(0, keepdim=True).expand_as(images), images.numpy())
+    assert psnr["cuda"] > floor + 10, (psnr, floor)  # about 31 dB over a 13 dB floor on the CPU
+    assert abs(psnr["cuda"] - psnr["cpu"]) < 1.0, psnr  # bf16 head passes: the same inversion within 1 dB
+
+
+def test_shadow_head_trains_on_cuda_near_the_cpu():
+    from edgesplit.attacks.queryfree import shadow_features, train_shadow_head
+
+    images, labels = _digits("attack", 256)
+    tail = _target().tail
+    fits, shadows = {}, {}
+    for device in ("cpu", "cuda"):
+        shadows[device] = _target(seed=7).head  # the same initial weights on both devices
+        fits[device] = train_shadow_head(shadows[device], tail, images.numpy(), labels.numpy(), epochs=4,
+                                         batch_size=32, device=device)
+        assert _on_cpu(shadows[device], tail), "shadow head and tail are left where they were"
+    acc = {d: f["history"][-1]["train_acc_through_tail"] for d, f in fits.items()}
+    assert fits["cuda"]["device"] == "cuda" and acc["cuda"] > 0.4, acc  # 0.64 on the CPU; chance is 0.1
+    assert abs(acc["cuda"] - acc["cpu"]) < 0.1, acc
+    on_cuda = shadow_features(shadows["cuda"], images.numpy(), device="cuda")  # fp32 (cuDNN may use TF32)
+    np.testing.assert_allclose(on_cuda, shadow_features(shadows["cuda"], images.numpy()), rtol=1e-2, atol=1e-2)
+    assert _on_cpu(shadows["cuda"])
+
+
+def test_evaluation_classifier_trains_on_cuda_near_the_cpu():
+    from edgesplit.attacks.recognisability import recognition, train_evaluator
+
+    images, labels = _digits("test", 64)
+    attacker, attacker_labels = _digits("attack", None)
+    floor = attacker.double().mean(0, keepdim=True)
+    rates = {}
+    for device in ("cpu", "cuda"):
+        evaluator, info = train_evaluator(attacker.numpy(), attacker_labels.numpy(), 10, epochs=8, device=device)
+        assert next(evaluator.parameters()).device.type == device and info["device"] == device
+        rates[device] = recognition(images.double(), images.double(), labels.numpy(), evaluator, floor, info)
+    assert rates["cuda"]["originals"] >= 0.8, rates  # as on the CPU (tests/attacks/test_recognisability.py)
+    assert abs(rates["cuda"]["originals"] - rates["cpu"]["originals"]) <= 0.1, rates
+    assert rates["cuda"]["floor"] <= rates["cuda"]["chance"] + 1e-9
+
+
+def test_audit_records_the_device_every_attacker_trained_on(int8_bundle, checkpoint):
+    from edgesplit.attacks.audit import audit
+    from edgesplit.attacks.whitebox import WhiteboxConfig
+    from edgesplit.runtime.emit import emit_split
+
+    train = emit_split(int8_bundle.path, "digits", "attack")
+    evaluation = emit_split(int8_bundle.path, "digits", "test", limit=16)
+    config = DecoderConfig(decoder="deconv", epochs=2, device="cuda")
+    white = audit(int8_bundle, train, evaluation, config, attack="whitebox", checkpoint=checkpoint,
+                  whitebox=WhiteboxConfig(steps=60), learning_curve=False)
+    assert white["attackers"]["whitebox"]["decoder"]["whitebox"]["device"] == "cuda"
+    assert white["recognition"]["evaluator"]["device"] == "cuda"
+    assert white["metrics"]["psnr"]["mean"] > white["floor"]["metrics"]["psnr"]["mean"] + 3
+    free = audit(int8_bundle, train, evaluation, config, attack="query-free", checkpoint=checkpoint,
+                 learning_curve=False, recognisability=False)
+    figures = free["attackers"]["query-free"]["decoder"]
+    assert figures["shadow"]["device"] == "cuda" and figures["config"]["device"] == "cuda"

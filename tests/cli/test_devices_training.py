@@ -45,6 +45,10 @@ def test_audit_in_two_gloo_processes_writes_once(int8_bundle, attack_features, t
 def test_cuda_without_a_gpu_is_one_line(int8_bundle, attack_features, tmp_path, capsys):
     line = one_line_error(capsys, *_audit_args(int8_bundle, attack_features, tmp_path / "a", "--device", "cuda"))
     assert "sees no CUDA GPU" in line and "--device cpu or auto" in line
+    for attack in ("whitebox", "query-free"):  # the attackers that need the PyTorch model go through it too
+        line = one_line_error(capsys, *_audit_args(int8_bundle, attack_features, tmp_path / "w", "--device", "cuda",
+                                                   "--attack", attack))
+        assert "sees no CUDA GPU" in line and not (tmp_path / "w").exists()
     line = one_line_error(capsys, "train", "classifier4", "--device", "cuda", "--out", str(tmp_path / "t"))
     assert "sees no CUDA GPU" in line and not (tmp_path / "t").exists()
     line = one_line_error(capsys, "defend", "classifier4", "--cut", "features.1", "--defense", "noise", "--device",
