@@ -25,6 +25,7 @@ from edgesplit.errors import BackendError, BundleError
 from edgesplit.runners.base import Runner
 from edgesplit.runners.cuda_graph import (
     EAGER,
+    EAGER_BLOCK_SECONDS,
     GRAPH,
     CaptureFailed,
     EventWindows,
@@ -178,7 +179,8 @@ class TorchRunner(Runner):
     def time_window(self, call, calls: int, seconds: float) -> list[float]:
         if self.device != "cuda":
             return super().time_window(call, calls, seconds)
-        return self.windows.time(call, calls, seconds)
+        eager = self.capture.get("mode") != GRAPH  # decided by bind (a failed capture falls back to eager)
+        return self.windows.time(call, calls, seconds, EAGER_BLOCK_SECONDS if eager else 0.0)
 
     def synchronize(self) -> None:
         if self.device == "cuda":
@@ -192,9 +194,13 @@ class TorchRunner(Runner):
                 out["gpu"] = self.torch.cuda.get_device_name(0)
                 out["gpu_versions"] = torch_gpu_versions(self.torch)
                 out["capture"] = dict(self.capture)
-                how = "CUDA graph replays" if self.capture.get("mode") == GRAPH else "eager head calls"
-                out["timing"] = (f"{how}, a CUDA event queued between each two calls, read once per window "
-                                 f"(inputs already on the GPU)")
+                if self.capture.get("mode") == GRAPH:
+                    how = "CUDA graph replays, a CUDA event queued between each two calls"
+                else:  # as torch.utils.benchmark's blocked_autorange: block means (runners.cuda_graph)
+                    how = (f"eager head calls in blocks of about {EAGER_BLOCK_SECONDS * 1e3:g} ms between CUDA "
+                           f"events, each call's figure its block's mean")
+                out["timing"] = (f"{how}; a synchronise per chunk of calls, chunks growing geometrically within "
+                                 f"each window (inputs already on the GPU)")
         return out
 
     def memory(self) -> dict:
