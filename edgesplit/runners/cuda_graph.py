@@ -216,9 +216,19 @@ def cudnn_version_text(version: int | None) -> str | None:
     return f"{version // 1000}.{version % 1000 // 100}.{version % 100}"
 
 
+def torch_gpu_uuid(torch, device_index: int) -> str | None:
+    """The UUID of CUDA device `device_index` as torch sees it ("8c3e...", no "GPU-" prefix), None where this
+    torch does not report one: what `devices.nvml.find_gpu` matches against NVML's GPUs."""
+    with contextlib.suppress(Exception):
+        uuid = getattr(torch.cuda.get_device_properties(device_index), "uuid", None)
+        return str(uuid) if uuid is not None and str(uuid).strip() else None
+    return None
+
+
 def torch_gpu_versions(torch, device_index: int = 0) -> dict:
-    """The GPU and the versions a torch-cuda figure depends on: name, capability, torch, CUDA, cuDNN."""
+    """The GPU and the versions a torch-cuda figure depends on: name, capability, UUID, torch, CUDA, cuDNN."""
     major, minor = torch.cuda.get_device_capability(device_index)
     cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
     return {"name": torch.cuda.get_device_name(device_index), "compute_capability": f"{major}.{minor}",
+            "device_index": device_index, "uuid": torch_gpu_uuid(torch, device_index),
             "torch": torch.__version__, "cuda": torch.version.cuda, "cudnn": cudnn_version_text(cudnn)}

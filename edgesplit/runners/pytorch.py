@@ -32,6 +32,7 @@ from edgesplit.runners.cuda_graph import (
     capture_graph,
     graph_plan,
     requested_label,
+    torch_gpu_uuid,
     torch_gpu_versions,
 )
 from edgesplit.vocab import PRECISIONS
@@ -186,13 +187,27 @@ class TorchRunner(Runner):
         if self.device == "cuda":
             self.torch.cuda.synchronize()
 
+    def cuda_device(self) -> tuple[int, str | None] | None:
+        """torch-cuda runs on torch's current CUDA device (`torch.cuda.set_device`, after CUDA_VISIBLE_DEVICES):
+        its ordinal and UUID. Asked before loading (the samplers start first); reading the device's properties
+        sets up the CUDA runtime, which the load would do next anyway."""
+        if self.name != "torch-cuda":
+            return None
+        import torch
+
+        if not torch.cuda.is_available():
+            return None
+        index = torch.cuda.current_device()
+        return index, torch_gpu_uuid(torch, index)
+
     def info(self) -> dict:
         out = {"backend": self.name, "runtime": "torch", "threads": self.threads}
         if getattr(self, "torch", None) is not None:
             out["version"] = self.torch.__version__
             if self.device == "cuda":
-                out["gpu"] = self.torch.cuda.get_device_name(0)
-                out["gpu_versions"] = torch_gpu_versions(self.torch)
+                index = self.torch.cuda.current_device()
+                out["gpu"] = self.torch.cuda.get_device_name(index)
+                out["gpu_versions"] = torch_gpu_versions(self.torch, index)
                 out["capture"] = dict(self.capture)
                 if self.capture.get("mode") == GRAPH:
                     how = "CUDA graph replays, a CUDA event queued between each two calls"
