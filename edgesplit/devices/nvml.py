@@ -82,9 +82,9 @@ def find_gpu(n, uuid: str | None = None, ordinal: int = 0) -> NvmlGpu:
         reason = f"no NVML GPU of {count} has the CUDA device's UUID {uuid} (a MIG instance, or another driver?)"
     else:
         reason = "the backend does not say which GPU's UUID it runs on"
-    if count == 1:  # NVML sees every GPU on the host: with one, the backend's is that one
+    if count == 1:  # NVML sees every GPU on the host: with one, the backend's is that one (or a MIG slice of it)
         handle = n.nvmlDeviceGetHandleByIndex(0)
-        return NvmlGpu(handle, 0, uuid_of(handle), "only GPU")
+        return NvmlGpu(handle, 0, uuid_of(handle), "only GPU", reason if uuid else None)
     index = ordinal if 0 <= ordinal < count else 0
     handle = n.nvmlDeviceGetHandleByIndex(index)
     return NvmlGpu(handle, index, uuid_of(handle), "index",

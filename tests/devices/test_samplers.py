@@ -239,6 +239,8 @@ def test_the_torch_devices_gpu_is_found_in_nvml_by_its_uuid_whatever_the_numberi
     assert unknown.index == 0 and unknown.matched_by == "index" and "ffffffff-0000" in unknown.reason
     only = find_gpu(_FakeNvml(), None, ordinal=0)
     assert (only.index, only.matched_by, only.reason) == (0, "only GPU", None)
+    mig = find_gpu(_FakeNvml(), "MIG-1234", ordinal=0)  # _FakeNvml has no UUIDs: nothing matches
+    assert mig.matched_by == "only GPU" and "MIG-1234" in mig.reason, "an unmatched UUID still says so"
 
 
 def test_nvml_reads_the_gpu_the_timed_device_runs_on(monkeypatch):
