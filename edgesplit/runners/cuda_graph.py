@@ -137,8 +137,9 @@ GROWTH = 2
 CHUNK_SHARE = 0.25
 # Eager calls are timed in blocks: one CUDA event every block of about this long, each call's figure its block's
 # mean. A launch-bound eager call's span is host time (the GPU waits for the launches), so an event recorded
-# between every two calls adds its own host cost (a few microseconds: ~5 % of a 0.07 ms head) to every figure;
-# and the per-call p50 of a launch-bound loop sits below its mean (the host's hiccups are a right tail). Block
+# between every two calls adds its own host cost (a few microseconds, so several per cent of a 0.07 ms head:
+# estimated, not measured) to every figure; and the per-call p50 of a launch-bound loop can sit below its mean
+# (the host's hiccups are a right tail) while the peer's blocks include them. Block
 # means are what torch.utils.benchmark's blocked_autorange takes the median of (its blocks: a sync and a clock
 # read either side of enough calls to make that overhead negligible), so eager rows now measure what it does.
 # Graph replays keep one event per call: a replay is GPU-bound, one launch, and its spans are the GPU's times.
