@@ -16,7 +16,9 @@ samplers on/off (goal: within 5 %), and eager/graph. Without a CUDA GPU it print
 The bundles are manifests only (no ONNX export, which would take minutes at 224 px): the torch-cuda runner
 rebuilds the head from the manifest's model spec and cut (seeded init), exactly as for an exported bundle.
 Eager figures of launch-bound heads move by tens of per cent from one run to the next (the CPU's launch path,
-the GPU's clocks): every column is measured in interleaved rounds, the order rotating, and its median kept.
+the GPU's clocks): every column is measured in interleaved rounds (a mode's columns back to back, the order
+rotating), each ratio taken within a round and its median over the rounds printed with its spread (max - min):
+a wide spread says the ratio is not yet stable (pass more --rounds).
 --quick: 3 cuts (maxpool, layer2.1, layer4.1), 3 rounds of >= 0.1 s and 100 calls (ours) a figure; about two
 minutes on an H200.
 """
@@ -142,8 +144,9 @@ def main(argv=None) -> int:
     seconds = args.min_seconds or (0.1 if args.quick else 0.5)
     iters = 100 if args.quick else 200
     rounds = args.rounds or (3 if args.quick else 5)
-    columns = [("peer", "eager"), ("on", "eager"), ("off", "eager"), ("thread", "eager"),
-               ("peer", "graph"), ("on", "graph"), ("off", "graph")]
+    groups = [[("peer", "eager"), ("on", "eager"), ("off", "eager"), ("thread", "eager")],
+              [("peer", "graph"), ("on", "graph"), ("off", "graph")]]
+    columns = [c for g in groups for c in g]
     results, first_row, started = [], None, time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         for cut in cuts:
@@ -152,8 +155,12 @@ def main(argv=None) -> int:
                 for batch in (1, 16):
                     r = {"cut": cut, "precision": precision, "batch": batch}
                     figures: dict = {c: [] for c in columns}
-                    for i in range(rounds):  # interleaved, the order rotating, so drift hits every column alike
-                        for who, mode in columns[i % len(columns):] + columns[:i % len(columns)]:
+                    # Interleaved rounds: a mode's figures (peer, ours on/off/thread) back to back, their order
+                    # rotating each round and the modes alternating, so drift hits every column alike; each ratio
+                    # is taken within a round (figures seconds apart) and its median over rounds kept.
+                    for i in range(rounds):
+                        order = [g[i % len(g):] + g[:i % len(g)] for g in (groups if i % 2 == 0 else groups[::-1])]
+                        for who, mode in (c for g in order for c in g):
                             if who == "peer":
                                 figures[(who, mode)].append(peer(bundle, batch, mode == "graph", seconds))
                                 continue
@@ -164,31 +171,45 @@ def main(argv=None) -> int:
                                 r[f"capture_{mode}"] = row["gpu"]["capture"]["mode"]
                     for (who, mode), values in figures.items():
                         r[f"peer_{mode}" if who == "peer" else f"ours_{mode}_{who}"] = statistics.median(values)
+                    for mode in ("eager", "graph"):
+                        on = figures[("on", mode)]
+                        per_round = {"peer": [a / b for a, b in zip(on, figures[("peer", mode)], strict=True)],
+                                     "off": [a / b for a, b in zip(on, figures[("off", mode)], strict=True)]}
+                        for vs, ratios in per_round.items():
+                            r[f"{mode}_on_{vs}"] = statistics.median(ratios)
+                            r[f"{mode}_on_{vs}_spread"] = max(ratios) - min(ratios)
                     results.append(r)
                     torch.cuda.empty_cache()
     print(f"machine: {machine()}")
     print(gpu_line(first_row))
     print(f"resnet18 heads at 3x{args.size}x{args.size}; samplers on = {first_row['settings']['samplers']}; "
           f"each figure the median over {rounds} interleaved rounds of the p50 (ours) or the blocked_autorange "
-          f"median (peer) of >= {seconds} s; {time.perf_counter() - started:.0f} s in all")
-    head = (f"{'cut':<10}{'prec':<6}{'batch':>6}{'eager ours':>11}{'peer':>9}{'ratio':>7}{'off':>9}{'on/off':>7}"
-            f"{'thread':>9}{'thr/peer':>9}{'graph ours':>11}{'peer':>9}{'ratio':>7}{'off':>9}{'on/off':>7}"
-            f"{'eager/graph':>12}")
+          f"median (peer) of >= {seconds} s; ratio and on/off: medians of the ratios within each round, 'spread' "
+          f"their max - min over the rounds; {time.perf_counter() - started:.0f} s in all")
+    head = (f"{'cut':<10}{'prec':<6}{'batch':>6}{'eager ours':>11}{'peer':>9}{'ratio':>7}{'spread':>7}{'off':>9}"
+            f"{'on/off':>7}{'thread':>9}{'thr/peer':>9}{'graph ours':>11}{'peer':>9}{'ratio':>7}{'spread':>7}"
+            f"{'off':>9}{'on/off':>7}{'eager/graph':>12}")
     print(head)
     for r in results:
         eo, ep, eoff, eth = r["ours_eager_on"], r["peer_eager"], r["ours_eager_off"], r["ours_eager_thread"]
         go, gp, goff = r["ours_graph_on"], r["peer_graph"], r["ours_graph_off"]
-        print(f"{r['cut']:<10}{r['precision']:<6}{r['batch']:>6}{eo:>11.3f}{ep:>9.3f}{eo / ep:>7.3f}{eoff:>9.3f}"
-              f"{eo / eoff:>7.3f}{eth:>9.3f}{eth / ep:>9.3f}{go:>11.3f}{gp:>9.3f}{go / gp:>7.3f}{goff:>9.3f}"
-              f"{go / goff:>7.3f}{eo / go:>12.2f}" + ("" if r["capture_graph"] == "graph" else "  (graph fell back)"))
+        print(f"{r['cut']:<10}{r['precision']:<6}{r['batch']:>6}{eo:>11.3f}{ep:>9.3f}{r['eager_on_peer']:>7.3f}"
+              f"{r['eager_on_peer_spread']:>7.3f}{eoff:>9.3f}{r['eager_on_off']:>7.3f}{eth:>9.3f}{eth / ep:>9.3f}"
+              f"{go:>11.3f}{gp:>9.3f}{r['graph_on_peer']:>7.3f}{r['graph_on_peer_spread']:>7.3f}{goff:>9.3f}"
+              f"{r['graph_on_off']:>7.3f}{eo / go:>12.2f}"
+              + ("" if r["capture_graph"] == "graph" else "  (graph fell back)"))
 
-    def worst(key_a: str, key_b: str) -> float:
-        return max(abs(r[key_a] / r[key_b] - 1) for r in results)
+    def worst(key: str) -> float:
+        return max(abs(r[key] - 1) for r in results)
 
-    print(f"ours vs peer, samplers on: eager within {100 * worst('ours_eager_on', 'peer_eager'):.1f} %, "
-          f"graph within {100 * worst('ours_graph_on', 'peer_graph'):.1f} % (goal 5 %)")
-    print(f"samplers on vs off: eager within {100 * worst('ours_eager_on', 'ours_eager_off'):.1f} %, "
-          f"graph within {100 * worst('ours_graph_on', 'ours_graph_off'):.1f} % (goal 5 %)")
+    def widest(key: str) -> float:
+        return max(r[f"{key}_spread"] for r in results)
+
+    print(f"ours vs peer, samplers on: eager within {100 * worst('eager_on_peer'):.1f} %, "
+          f"graph within {100 * worst('graph_on_peer'):.1f} % (goal 5 %); widest spread over rounds: eager "
+          f"{widest('eager_on_peer'):.3f}, graph {widest('graph_on_peer'):.3f} (wide: more --rounds)")
+    print(f"samplers on vs off: eager within {100 * worst('eager_on_off'):.1f} %, "
+          f"graph within {100 * worst('graph_on_off'):.1f} % (goal 5 %)")
     print(f"old sampler threads vs peer, eager: median ratio "
           f"{statistics.median(r['ours_eager_thread'] / r['peer_eager'] for r in results):.3f}")
     print(f"eager/graph speed-up, ours: median {statistics.median(r['ours_eager_on'] / r['ours_graph_on'] for r in results):.2f}x")

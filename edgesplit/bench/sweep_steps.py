@@ -69,10 +69,12 @@ class SweepSteps:
         return {"int8_scope": "auto"} if precision == "int8" and self.spec.int8_scope == "auto" else {}
 
     def profile_settings(self, backend: str) -> dict:
-        """torch-cuda timed in windows of CUDA events, as a graph or eagerly (earlier: one timed call at a time)."""
+        """torch-cuda timed in windows of CUDA events synchronised per growing chunk, replays an event each, eager
+        calls as block means (earlier: one timed call at a time; then one sync a window, an event per eager call)."""
         if backend != "torch-cuda":
             return {}
-        return {"torch-cuda timing": "eager windows" if self.spec.profile.cuda_graph is False else "graph windows"}
+        return {"torch-cuda timing": "eager block means" if self.spec.profile.cuda_graph is False
+                else "graph windows, chunked syncs"}
 
     def _data_info(self, entry: SweepModel):
         from edgesplit.data import load_dataset

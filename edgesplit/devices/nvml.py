@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import statistics
+from dataclasses import dataclass
 
 from edgesplit.devices.polling import MemorySampler
 from edgesplit.errors import DeviceError
@@ -36,8 +37,64 @@ def _clock(n, h, kind: str, reader: str = "nvmlDeviceGetClockInfo") -> int | Non
     return None
 
 
-def nvml_gpu_info(device_index: int = 0) -> dict:
-    """What NVML says about GPU `device_index`: name, driver, the driver's CUDA version, clocks now and at most.
+def bare_uuid(uuid) -> str:
+    """A GPU UUID as both sides can compare it: NVML writes "GPU-8c3e...", torch's device properties "8c3e..."."""
+    text = _text(uuid).strip().lower()
+    return text.removeprefix("gpu-")
+
+
+@dataclass(frozen=True)
+class NvmlGpu:
+    """The NVML GPU a CUDA device runs on, and how it was found: "uuid" (the CUDA device's UUID matched),
+    "only GPU" (NVML sees one), or "index" (a guess: NVML's index = the CUDA ordinal, wrong where
+    CUDA_VISIBLE_DEVICES remaps or CUDA orders GPUs fastest-first; `reason` says why it was needed)."""
+
+    handle: object
+    index: int
+    uuid: str | None
+    matched_by: str
+    reason: str | None = None
+
+    def record(self) -> dict:
+        return {"nvml_index": self.index, "uuid": self.uuid, "matched_by": self.matched_by,
+                "match_reason": self.reason}
+
+
+def find_gpu(n, uuid: str | None = None, ordinal: int = 0) -> NvmlGpu:
+    """The NVML handle of the GPU behind CUDA device `ordinal` whose UUID is `uuid` (torch's
+    `get_device_properties(i).uuid`, or None where the backend cannot say). NVML numbers every GPU on the host in
+    PCI order, whatever CUDA_VISIBLE_DEVICES hides, so the UUID is what names the same GPU on both sides; without
+    a match NVML GPU `ordinal` is read and the reason recorded. `n` is the pynvml module (an NVMLError raises)."""
+    count = int(n.nvmlDeviceGetCount())
+
+    def uuid_of(handle) -> str | None:
+        with contextlib.suppress(Exception):
+            return _text(n.nvmlDeviceGetUUID(handle))
+        return None
+
+    if uuid:
+        wanted = bare_uuid(uuid)
+        for i in range(count):
+            handle = n.nvmlDeviceGetHandleByIndex(i)
+            found = uuid_of(handle)
+            if found is not None and bare_uuid(found) == wanted:
+                return NvmlGpu(handle, i, found, "uuid")
+        reason = f"no NVML GPU of {count} has the CUDA device's UUID {uuid} (a MIG instance, or another driver?)"
+    else:
+        reason = "the backend does not say which GPU's UUID it runs on"
+    if count == 1:  # NVML sees every GPU on the host: with one, the backend's is that one (or a MIG slice of it)
+        handle = n.nvmlDeviceGetHandleByIndex(0)
+        return NvmlGpu(handle, 0, uuid_of(handle), "only GPU", reason if uuid else None)
+    index = ordinal if 0 <= ordinal < count else 0
+    handle = n.nvmlDeviceGetHandleByIndex(index)
+    return NvmlGpu(handle, index, uuid_of(handle), "index",
+                   f"{reason}: NVML GPU {index} read, the backend's only if CUDA_VISIBLE_DEVICES does not remap "
+                   f"and CUDA numbers GPUs in PCI order (CUDA_DEVICE_ORDER=PCI_BUS_ID)")
+
+
+def nvml_gpu_info(device_index: int = 0, uuid: str | None = None) -> dict:
+    """What NVML says about the GPU with `uuid` (else, with the reason, GPU `device_index`): name, driver, the
+    driver's CUDA version, clocks now and at most, and how the GPU was found (`find_gpu`).
 
     Empty where NVML is absent or cannot start (never raises): a row records what it can."""
     try:
@@ -46,8 +103,9 @@ def nvml_gpu_info(device_index: int = 0) -> dict:
     except Exception:
         return {}
     try:
-        h = n.nvmlDeviceGetHandleByIndex(device_index)
-        info: dict = {"name": _text(n.nvmlDeviceGetName(h)), "source": "nvml"}
+        gpu = find_gpu(n, uuid, device_index)
+        h = gpu.handle
+        info: dict = {"name": _text(n.nvmlDeviceGetName(h)), "source": "nvml", **gpu.record()}
         with contextlib.suppress(Exception):
             info["driver"] = _text(n.nvmlSystemGetDriverVersion())
         with contextlib.suppress(Exception):
@@ -73,14 +131,19 @@ class NvmlSampler(MemorySampler):
     Jetsons have no NVML: use TegrastatsSampler there. `background=False`: sampled only when the owner calls
     `sample()` (between timed windows); NVML's power and utilisation are averages the driver keeps, and the
     caching allocators keep what they reserved, so a sample per window loses no figure a 10 ms poll would see.
+    `uuid` (the timed CUDA device's) picks the GPU NVML reads (`find_gpu`); `device_index` is that device's CUDA
+    ordinal, NVML's index only where no UUID matches (the summary says which it was, and why).
     """
 
     name = "nvml"
 
-    def __init__(self, device_index: int = 0, interval_s: float = 0.01, background: bool = True) -> None:
+    def __init__(self, device_index: int = 0, interval_s: float = 0.01, background: bool = True,
+                 uuid: str | None = None) -> None:
         super().__init__(interval_s, background)
         self._nvml = _import_pynvml()
-        self.device_index = device_index
+        self.device_index = device_index  # the CUDA ordinal; NVML's own index is found by `uuid` (find_gpu)
+        self.uuid = uuid
+        self.gpu: NvmlGpu | None = None
         try:
             self._nvml.nvmlInit()
             try:
@@ -123,7 +186,8 @@ class NvmlSampler(MemorySampler):
         except n.NVMLError as exc:
             raise DeviceError(f"NVML cannot start ({exc}): check the NVIDIA driver, or use RssSampler") from None
         try:
-            self._handle = n.nvmlDeviceGetHandleByIndex(self.device_index)
+            self.gpu = find_gpu(n, self.uuid, self.device_index)
+            self._handle = self.gpu.handle
             self.gpu_name = _text(n.nvmlDeviceGetName(self._handle))
             self.baseline_bytes = self.peak_bytes = int(n.nvmlDeviceGetMemoryInfo(self._handle).used)
         except n.NVMLError as exc:
@@ -150,6 +214,7 @@ class NvmlSampler(MemorySampler):
 
     def summary(self) -> dict:
         return {"sampler": self.name, "gpu": self.gpu_name, "device_index": self.device_index,
+                **(self.gpu.record() if self.gpu is not None else {}),
                 "baseline_bytes": self.baseline_bytes, "peak_bytes": self.peak_bytes,
                 "peak_above_baseline_bytes": self.peak_above_baseline_bytes,
                 "max_utilisation_pct": max(self.utilisation_pct, default=None),

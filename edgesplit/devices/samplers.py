@@ -16,7 +16,7 @@ import sys
 import threading
 from collections.abc import Sequence
 
-from edgesplit.devices.nvml import NVML_EXTRA, NvmlSampler, nvml_gpu_info
+from edgesplit.devices.nvml import NVML_EXTRA, NvmlGpu, NvmlSampler, find_gpu, nvml_gpu_info
 from edgesplit.devices.polling import MemorySampler, PollingSampler
 from edgesplit.devices.tegrastats import TegraStats, parse_tegrastats
 from edgesplit.errors import DeviceError
@@ -241,17 +241,19 @@ def available_samplers() -> list[str]:
     return names
 
 
-def window_samplers() -> list:
+def window_samplers(gpu: tuple[int, str | None] | None = None) -> list:
     """The samplers a timed run uses on this machine, none with a thread of its own: RSS (the kernel's peak
     on Linux), plus NVML and tegrastats where present. Their owner calls each one's `sample()` between timed
-    windows."""
+    windows. `gpu`: the timed backend's CUDA device (ordinal, UUID; `Runner.cuda_device()`), so NVML reads that
+    GPU; None: NVML's GPU 0, with the reason in its summary."""
     samplers: list = [RssSampler(background=False)]
     if NvmlSampler.available():
-        samplers.append(NvmlSampler(background=False))
+        ordinal, uuid = gpu or (0, None)
+        samplers.append(NvmlSampler(ordinal, background=False, uuid=uuid))
     if TegrastatsSampler.available():
         samplers.append(TegrastatsSampler(background=False))
     return samplers
 
 
-__all__ = ["NVML_EXTRA", "MemorySampler", "NvmlSampler", "PollingSampler", "RssSampler", "TegrastatsSampler",
-           "available_samplers", "nvml_gpu_info", "rss_bytes", "window_samplers"]
+__all__ = ["NVML_EXTRA", "MemorySampler", "NvmlGpu", "NvmlSampler", "PollingSampler", "RssSampler",
+           "TegrastatsSampler", "available_samplers", "find_gpu", "nvml_gpu_info", "rss_bytes", "window_samplers"]

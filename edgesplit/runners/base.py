@@ -97,6 +97,11 @@ class Runner:
     def synchronize(self) -> None:
         pass
 
+    def cuda_device(self) -> tuple[int, str | None] | None:
+        """(CUDA ordinal, GPU UUID or None) of the GPU this runner will time, so NVML samples that GPU; None for
+        CPU runners (and GPU runners that cannot say: NVML then reads its GPU 0 and records why)."""
+        return None
+
     # records ----------------------------------------------------------------------------------------------
     def info(self) -> dict:
         return {"backend": self.name, "threads": self.threads}

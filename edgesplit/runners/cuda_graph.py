@@ -12,6 +12,8 @@ Torch is imported inside functions only; `graph_plan` and `random_ops` run on th
 from __future__ import annotations
 
 import contextlib
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from edgesplit.errors import BackendError
@@ -125,37 +127,85 @@ def _settle(torch) -> None:
         torch.cuda.synchronize()
 
 
+# A window's calls are queued in chunks, one synchronise after each: the first chunk is one call, each next one
+# at most GROWTH times the one before and at most CHUNK_SHARE of the window at the per-call time measured so far,
+# and no more than still fit before the window's end. So a window of GPU-bound calls ends within its time (plus
+# one call, and CHUNK_SHARE of the window if calls suddenly run slower), not after every queued call has run (a
+# single sync at the end let 256 queued 10 ms calls run 2.56 s past a 0.25 s window); and it syncs about
+# log2(calls) + 1 / CHUNK_SHARE times, not once per call (a sync per call would make the figure the round trip's).
+GROWTH = 2
+CHUNK_SHARE = 0.25
+# Eager calls are timed in blocks: one CUDA event every block of about this long, each call's figure its block's
+# mean. A launch-bound eager call's span is host time (the GPU waits for the launches), so an event recorded
+# between every two calls adds its own host cost (a few microseconds, so several per cent of a 0.07 ms head:
+# estimated, not measured) to every figure; and the per-call p50 of a launch-bound loop can sit below its mean
+# (the host's hiccups are a right tail) while the peer's blocks include them. Block
+# means are what torch.utils.benchmark's blocked_autorange takes the median of (its blocks: a sync and a clock
+# read either side of enough calls to make that overhead negligible), so eager rows now measure what it does.
+# Graph replays keep one event per call: a replay is GPU-bound, one launch, and its spans are the GPU's times.
+EAGER_BLOCK_SECONDS = 0.01
+
+
 class EventWindows:
-    """Times a window of calls with CUDA events, all queued, read after one synchronise.
+    """Times a window of calls with CUDA events queued between them, read after a synchronise per chunk.
 
-    One event before each call and one after the last (call i spans events i and i+1, as a timeit loop's calls
-    follow each other). Each figure is the call's span on the GPU's stream: the GPU time of a GPU-bound call,
-    the launch time of a launch-bound one; no per-call host synchronise adds its round trip (as
-    `torch.utils.benchmark`, which synchronises around blocks of calls only). The window runs under no_grad."""
+    Within a chunk the calls follow each other on the GPU's stream as a timeit loop's do: one event before the
+    first call and one after every `stride` calls (call spans between consecutive events, so no per-call host
+    synchronise adds its round trip, as in `torch.utils.benchmark`). No span crosses a synchronise: each chunk
+    starts with an event of its own. The window runs under no_grad; `clock` is the host's (tests pass a fake)."""
 
-    def __init__(self, torch) -> None:
-        self.torch = torch
+    def __init__(self, torch, clock: Callable[[], float] = time.perf_counter) -> None:
+        self.torch, self.clock = torch, clock
         self.events: list = []
+        self.syncs = 0  # synchronises so far (tests read it)
 
-    def time(self, call, calls: int, seconds: float) -> list[float]:
-        import time
+    def _event(self, i: int):
+        while len(self.events) <= i:
+            self.events.append(self.torch.cuda.Event(enable_timing=True))
+        return self.events[i]
 
-        torch = self.torch
-        while len(self.events) < calls + 1:
-            self.events.append(torch.cuda.Event(enable_timing=True))
-        events = self.events
-        deadline = time.perf_counter() + seconds
-        n = 0
-        with torch.no_grad():
-            events[0].record()
-            while n < calls:
-                call()
-                n += 1
-                events[n].record()
-                if time.perf_counter() >= deadline:
+    def time(self, call, calls: int, seconds: float, block_seconds: float = 0.0) -> list[float]:
+        """Seconds of each of up to `calls` calls, ending before `seconds` would be passed (at least one call).
+
+        `block_seconds` > 0: events every block of about that long (each call's figure its block's mean);
+        0: an event after every call."""
+        clock = self.clock
+        out: list[float] = []
+        start = clock()
+        chunk = stride = 1  # the first call's cost is unknown: one call, then sync and measure
+        with self.torch.no_grad():
+            while len(out) < calls:
+                chunk = min(chunk, calls - len(out))
+                out.extend(self._chunk(call, chunk, min(stride, chunk)))
+                now = clock()
+                per_call = max((now - start) / len(out), 1e-9)  # host wall time, syncs included
+                fits = int((start + seconds - now) / per_call)
+                if fits < 1:
                     break
-        events[n].synchronize()
-        return [events[i].elapsed_time(events[i + 1]) * 1e-3 for i in range(n)]
+                if block_seconds > 0:
+                    stride = max(1, int(block_seconds / per_call))
+                chunk = max(1, min(chunk * GROWTH, int(CHUNK_SHARE * seconds / per_call), fits))
+                if chunk > stride:
+                    chunk -= chunk % stride  # whole blocks
+        return out
+
+    def _chunk(self, call, n: int, stride: int) -> list[float]:
+        """`n` calls with an event before the first and after every `stride`, then one synchronise. The events
+        exist before the first is recorded: nothing but calls and records runs between two events."""
+        sizes = [stride] * (n // stride) + ([n % stride] if n % stride else [])
+        self._event(len(sizes))
+        events = self.events
+        events[0].record()
+        for i, size in enumerate(sizes, 1):
+            for _ in range(size):
+                call()
+            events[i].record()
+        events[len(sizes)].synchronize()
+        self.syncs += 1
+        out: list[float] = []
+        for i, size in enumerate(sizes):
+            out.extend([events[i].elapsed_time(events[i + 1]) * 1e-3 / size] * size)
+        return out
 
 
 def cudnn_version_text(version: int | None) -> str | None:
@@ -167,9 +217,19 @@ def cudnn_version_text(version: int | None) -> str | None:
     return f"{version // 1000}.{version % 1000 // 100}.{version % 100}"
 
 
+def torch_gpu_uuid(torch, device_index: int) -> str | None:
+    """The UUID of CUDA device `device_index` as torch sees it ("8c3e...", no "GPU-" prefix), None where this
+    torch does not report one: what `devices.nvml.find_gpu` matches against NVML's GPUs."""
+    with contextlib.suppress(Exception):
+        uuid = getattr(torch.cuda.get_device_properties(device_index), "uuid", None)
+        return str(uuid) if uuid is not None and str(uuid).strip() else None
+    return None
+
+
 def torch_gpu_versions(torch, device_index: int = 0) -> dict:
-    """The GPU and the versions a torch-cuda figure depends on: name, capability, torch, CUDA, cuDNN."""
+    """The GPU and the versions a torch-cuda figure depends on: name, capability, UUID, torch, CUDA, cuDNN."""
     major, minor = torch.cuda.get_device_capability(device_index)
     cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
     return {"name": torch.cuda.get_device_name(device_index), "compute_capability": f"{major}.{minor}",
+            "device_index": device_index, "uuid": torch_gpu_uuid(torch, device_index),
             "torch": torch.__version__, "cuda": torch.version.cuda, "cudnn": cudnn_version_text(cudnn)}

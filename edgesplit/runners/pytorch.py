@@ -25,12 +25,14 @@ from edgesplit.errors import BackendError, BundleError
 from edgesplit.runners.base import Runner
 from edgesplit.runners.cuda_graph import (
     EAGER,
+    EAGER_BLOCK_SECONDS,
     GRAPH,
     CaptureFailed,
     EventWindows,
     capture_graph,
     graph_plan,
     requested_label,
+    torch_gpu_uuid,
     torch_gpu_versions,
 )
 from edgesplit.vocab import PRECISIONS
@@ -178,23 +180,42 @@ class TorchRunner(Runner):
     def time_window(self, call, calls: int, seconds: float) -> list[float]:
         if self.device != "cuda":
             return super().time_window(call, calls, seconds)
-        return self.windows.time(call, calls, seconds)
+        eager = self.capture.get("mode") != GRAPH  # decided by bind (a failed capture falls back to eager)
+        return self.windows.time(call, calls, seconds, EAGER_BLOCK_SECONDS if eager else 0.0)
 
     def synchronize(self) -> None:
         if self.device == "cuda":
             self.torch.cuda.synchronize()
+
+    def cuda_device(self) -> tuple[int, str | None] | None:
+        """torch-cuda runs on torch's current CUDA device (`torch.cuda.set_device`, after CUDA_VISIBLE_DEVICES):
+        its ordinal and UUID. Asked before loading (the samplers start first); reading the device's properties
+        sets up the CUDA runtime, which the load would do next anyway."""
+        if self.name != "torch-cuda":
+            return None
+        import torch
+
+        if not torch.cuda.is_available():
+            return None
+        index = torch.cuda.current_device()
+        return index, torch_gpu_uuid(torch, index)
 
     def info(self) -> dict:
         out = {"backend": self.name, "runtime": "torch", "threads": self.threads}
         if getattr(self, "torch", None) is not None:
             out["version"] = self.torch.__version__
             if self.device == "cuda":
-                out["gpu"] = self.torch.cuda.get_device_name(0)
-                out["gpu_versions"] = torch_gpu_versions(self.torch)
+                index = self.torch.cuda.current_device()
+                out["gpu"] = self.torch.cuda.get_device_name(index)
+                out["gpu_versions"] = torch_gpu_versions(self.torch, index)
                 out["capture"] = dict(self.capture)
-                how = "CUDA graph replays" if self.capture.get("mode") == GRAPH else "eager head calls"
-                out["timing"] = (f"{how}, a CUDA event queued between each two calls, read once per window "
-                                 f"(inputs already on the GPU)")
+                if self.capture.get("mode") == GRAPH:
+                    how = "CUDA graph replays, a CUDA event queued between each two calls"
+                else:  # as torch.utils.benchmark's blocked_autorange: block means (runners.cuda_graph)
+                    how = (f"eager head calls in blocks of about {EAGER_BLOCK_SECONDS * 1e3:g} ms between CUDA "
+                           f"events, each call's figure its block's mean")
+                out["timing"] = (f"{how}; a synchronise per chunk of calls, chunks growing geometrically within "
+                                 f"each window (inputs already on the GPU)")
         return out
 
     def memory(self) -> dict:

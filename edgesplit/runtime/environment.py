@@ -46,8 +46,9 @@ def gpu_record(backend: str, backend_info: dict, nvml_summary: dict | None = Non
     entry = RUNNERS.find(backend)
     if entry is None or entry.device != "gpu":
         return None
-    nvml = nvml_gpu_info(0)
     versions = backend_info.get("gpu_versions", {})
+    # NVML numbers the host's GPUs its own way: the backend's device is found by its UUID (devices.nvml.find_gpu)
+    nvml = nvml_gpu_info(versions.get("device_index") or 0, versions.get("uuid"))
     clocks = dict(nvml.get("clocks", {}))
     if nvml_summary:
         for key in ("min_sm_clock_mhz", "max_sm_clock_mhz"):
@@ -59,4 +60,6 @@ def gpu_record(backend: str, backend_info: dict, nvml_summary: dict | None = Non
             "compute_capability": versions.get("compute_capability"),
             "driver": nvml.get("driver"), "cuda": versions.get("cuda"), "cuda_driver": nvml.get("cuda_driver"),
             "cudnn": versions.get("cudnn"), "torch": versions.get("torch"), "clocks": clocks or None,
+            "uuid": versions.get("uuid") or nvml.get("uuid"),
+            "nvml": {k: nvml.get(k) for k in ("nvml_index", "matched_by", "match_reason")} if nvml else None,
             "capture": capture}

@@ -36,12 +36,13 @@ def profile_bundle(bundle_path, backend: str = "ort", batches=(1,), timing: Timi
     shape = tuple(bundle.input["shape"][1:])
     for batch in batches:
         check_batch_fits(bundle, batch)
-    get_runner(backend, threads, checkpoint=checkpoint, cuda_graph=cuda_graph)  # a wrong option: before any work
+    # a wrong option: before any work; the GPU it will time (None on the CPU), so NVML samples that one
+    gpu = get_runner(backend, threads, checkpoint=checkpoint, cuda_graph=cuda_graph).cuda_device()
     rows = []
     for batch in batches:
         with out_of_memory_advice(batch):
             images = np.random.default_rng(0).random((batch, *shape), dtype=np.float32)
-        active = window_samplers() if samplers else []
+        active = window_samplers(gpu) if samplers else []
         with contextlib.ExitStack() as started:  # a sampler that fails to start stops the ones already started
             for s in active:
                 started.enter_context(s)

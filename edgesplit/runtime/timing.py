@@ -4,7 +4,9 @@ Calls run in timed windows (up to `WINDOW_CALLS` calls or `window_seconds`); bet
 the loop calls `between()` (the memory/power samplers) and reports progress. So nothing the loop owns runs
 beside a timed call: a sampler thread polling every 5-10 ms in the process made a launch-bound CUDA head read
 up to 2.1x `torch.utils.benchmark` (issue 16). How one window's calls are timed is the runner's
-(`Runner.time_window`): a clock around each call, or CUDA events queued per call and read once per window.
+(`Runner.time_window`): a clock around each call, or (torch-cuda) CUDA events queued between calls and read
+after a synchronise per chunk of calls, chunks growing geometrically so a window of GPU-bound calls ends within
+its time (`runners.cuda_graph.EventWindows`).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from dataclasses import asdict, dataclass
 from edgesplit.errors import BackendError
 from edgesplit.progress import Progress, resolve
 
-WINDOW_CALLS = 256  # the most calls one window queues (CUDA events: 2 per call, created once)
+WINDOW_CALLS = 256  # the most calls one window takes (CUDA events: at most one per call, created once)
 
 
 @dataclass(frozen=True)

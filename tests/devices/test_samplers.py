@@ -203,3 +203,65 @@ def test_nvml_sampler_records_clocks_where_nvml_reports_them(monkeypatch):
     assert fake.live == 0
     monkeypatch.setitem(sys.modules, "pynvml", None)  # no NVML at all: an empty record, never an error
     assert nvml_gpu_info(0) == {}
+
+
+class _FakeHost(_FakeNvml):
+    """Three GPUs as NVML numbers them (PCI order), each with its UUID, name and memory in use."""
+
+    UUIDS = ("GPU-0a1b2c3d-0000-1111-2222-333344445555", "GPU-9f8e7d6c-aaaa-bbbb-cccc-ddddeeeeffff",
+             "GPU-12345678-abcd-ef01-2345-6789abcdef01")
+
+    def nvmlDeviceGetCount(self):
+        return 3
+
+    def nvmlDeviceGetUUID(self, h):
+        return self.UUIDS[h[1]].encode()  # older pynvml returns bytes
+
+    def nvmlDeviceGetName(self, h):
+        return f"GPU {h[1]}"
+
+    def nvmlDeviceGetMemoryInfo(self, h):
+        return type("Mem", (), {"used": (h[1] + 1) << 30})()
+
+
+def test_the_torch_devices_gpu_is_found_in_nvml_by_its_uuid_whatever_the_numbering():
+    """CUDA_VISIBLE_DEVICES=2 makes NVML's GPU 2 torch's cuda:0: the UUID, not the index, names it."""
+    from edgesplit.devices.nvml import bare_uuid, find_gpu
+
+    fake = _FakeHost()
+    torch_style = fake.UUIDS[2].removeprefix("GPU-").upper()  # torch's properties: no prefix
+    found = find_gpu(fake, torch_style, ordinal=0)
+    assert (found.index, found.matched_by, found.reason) == (2, "uuid", None) and found.handle == ("gpu", 2)
+    assert found.record()["uuid"] == fake.UUIDS[2] and bare_uuid(b"GPU-AB") == bare_uuid("ab") == "ab"
+    guessed = find_gpu(fake, None, ordinal=1)
+    assert guessed.index == 1 and guessed.matched_by == "index" and "CUDA_VISIBLE_DEVICES" in guessed.reason
+    unknown = find_gpu(fake, "ffffffff-0000-0000-0000-000000000000", ordinal=7)
+    assert unknown.index == 0 and unknown.matched_by == "index" and "ffffffff-0000" in unknown.reason
+    only = find_gpu(_FakeNvml(), None, ordinal=0)
+    assert (only.index, only.matched_by, only.reason) == (0, "only GPU", None)
+    mig = find_gpu(_FakeNvml(), "MIG-1234", ordinal=0)  # _FakeNvml has no UUIDs: nothing matches
+    assert mig.matched_by == "only GPU" and "MIG-1234" in mig.reason, "an unmatched UUID still says so"
+
+
+def test_nvml_reads_the_gpu_the_timed_device_runs_on(monkeypatch):
+    from edgesplit.devices import nvml_gpu_info, window_samplers
+    from edgesplit.runtime.environment import gpu_record
+
+    fake = _FakeHost()
+    monkeypatch.setitem(sys.modules, "pynvml", fake)
+    uuid = fake.UUIDS[1].removeprefix("GPU-")
+    with NvmlSampler(0, background=False, uuid=uuid) as gpu:
+        gpu.sample()
+    s = gpu.summary()
+    assert s["gpu"] == "GPU 1" and s["baseline_bytes"] == 2 << 30 and s["nvml_index"] == 1
+    assert s["matched_by"] == "uuid" and s["device_index"] == 0 and fake.live == 0
+    info = nvml_gpu_info(0, uuid)
+    assert info["name"] == "GPU 1" and info["nvml_index"] == 1 and info["matched_by"] == "uuid"
+    assert nvml_gpu_info(0)["matched_by"] == "index", "no UUID: GPU 0, and it says it guessed"
+    nvml = [x for x in window_samplers((0, uuid)) if x.name == "nvml"][0]
+    assert nvml.uuid == uuid and nvml.device_index == 0
+    record = gpu_record("torch-cuda", {"gpu_versions": {"name": "torch's name", "device_index": 0, "uuid": uuid}})
+    assert record["nvml"] == {"nvml_index": 1, "matched_by": "uuid", "match_reason": None}
+    assert record["uuid"] == uuid and record["name"] == "torch's name"
+    record = gpu_record("ort-cuda", {})
+    assert record["nvml"]["matched_by"] == "index" and "does not say" in record["nvml"]["match_reason"]

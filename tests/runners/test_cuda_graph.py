@@ -98,6 +98,10 @@ def test_torch_cuda_rows_record_the_gpu_and_the_capture_mode(bundles):
         assert gpu["capture"]["captured_batches"] == [row["batch"]]
         assert gpu["name"] and gpu["torch"] == torch.__version__ and gpu["cuda"] == torch.version.cuda
         assert gpu["cudnn"] and {"driver", "clocks", "compute_capability"} <= set(gpu)
+        assert gpu["uuid"], "torch names the device's UUID"
+        if gpu["nvml"] is not None:  # NVML present: it read the GPU torch ran on, found by that UUID
+            assert gpu["nvml"]["matched_by"] == "uuid", gpu["nvml"]
+            assert row["memory"]["nvml_matched_by"] == "uuid"
         assert row["settings"]["samplers"]["rss"] in ("kernel-tracked", "between windows")
         assert row["memory"]["gpu_max_allocated_bytes"] > 0
     assert eager_row["gpu"]["capture"] == {"mode": "eager", "requested": "off",
@@ -126,3 +130,24 @@ def test_an_uncapturable_head_falls_back_by_default_and_is_one_error_when_graphs
             runner.bind(runner.prepare(x))()
             capture = runner.info()["capture"]
             assert capture["mode"] == EAGER and "capture failed" in capture["reason"], capture
+
+
+def test_the_torch_device_uuid_and_ordinal_that_nvml_matches():
+    from types import SimpleNamespace
+
+    from edgesplit.runners.cuda_graph import torch_gpu_uuid
+
+    class _Uuid:
+        def __str__(self):
+            return "9f8e7d6c-aaaa-bbbb-cccc-ddddeeeeffff"
+
+    def torch_with(props):
+        return SimpleNamespace(cuda=SimpleNamespace(get_device_properties=props))
+
+    assert torch_gpu_uuid(torch_with(lambda i: SimpleNamespace(uuid=_Uuid())), 1) == str(_Uuid())
+    assert torch_gpu_uuid(torch_with(lambda i: SimpleNamespace()), 0) is None, "an older torch: no UUID"
+    assert torch_gpu_uuid(torch_with(lambda i: 1 / 0), 0) is None
+    assert TorchRunner("torch").cuda_device() is None, "CPU runners name no GPU"
+    if not torch.cuda.is_available():
+        assert TorchRunner("torch-cuda").cuda_device() is None
+        assert get_runner("ort").cuda_device() is None

@@ -94,3 +94,18 @@ def test_gpu_record_for_gpu_backends_only():
                         {"min_sm_clock_mhz": 1500, "max_sm_clock_mhz": 1980})
     assert record["capture"] == capture and record["cudnn"] == "9.1.0" and record["name"] == "H"
     assert record["clocks"]["timed_max_sm_mhz"] == 1980 and record["clocks"]["timed_min_sm_mhz"] == 1500
+
+
+def test_profile_points_nvml_at_the_gpu_the_runner_will_time(monkeypatch, bundles):
+    """The runner names its CUDA device before the samplers start; NVML then reads that GPU (here a fake host of
+    three GPUs, the runner on NVML's GPU 2) and the row says how it was found."""
+    from tests.devices.test_samplers import _FakeHost
+
+    monkeypatch.setitem(sys.modules, "pynvml", _FakeHost())
+    monkeypatch.setattr(Runner, "cuda_device", lambda self: (0, _FakeHost.UUIDS[2]))
+    (row,) = profile_bundle(bundles["c4"].path, "ort", [1], FAST)
+    memory = row["memory"]
+    assert memory["nvml_gpu"] == "GPU 2" and memory["nvml_nvml_index"] == 2 and memory["nvml_matched_by"] == "uuid"
+    monkeypatch.setattr(Runner, "cuda_device", lambda self: None)
+    (row,) = profile_bundle(bundles["c4"].path, "ort", [1], FAST)
+    assert row["memory"]["nvml_nvml_index"] == 0 and "does not say" in row["memory"]["nvml_match_reason"]
