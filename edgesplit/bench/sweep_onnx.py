@@ -102,7 +102,8 @@ class OnnxSteps(SweepSteps):
                               calib_data=d.name, calib_root=d.root, calib_size=d.calib_size, seed=d.seed,
                               int8_scope=self.spec.int8_scope)
         path = self.out / "bundles" / entry.name / f"{file_name(cut)}{tag}-{precision}"
-        bundle = export_bundle(config, path, force=True, progress=self.progress, source=self._file_head(entry, cut))
+        bundle = export_bundle(config, path, force=True, progress=self.progress, source=self._file_head(entry, cut),
+                               measurer=self.int8_measurer())
         return self.export_fields(bundle, weights, "shipped onnx file")
 
     def _file_head(self, entry: SweepModel, cut: str):

@@ -128,8 +128,19 @@ class SweepSteps:
                               calib_root=d.root, calib_size=d.calib_size, seed=d.seed, int8_scope=self.spec.int8_scope)
         path = self.out / "bundles" / entry.name / f"{cut}{tag}-{precision}"
         source, head_from = self._graph_head(config) if self.export_once and not tag else (None, "per-cut export")
-        bundle = export_bundle(config, path, force=True, progress=self.progress, source=source)
+        bundle = export_bundle(config, path, force=True, progress=self.progress, source=source,
+                               measurer=self.int8_measurer())
         return self.export_fields(bundle, weights, head_from)
+
+    def int8_measurer(self):
+        """Where `int8_scope = "auto"` measures: the sweep's one ssh:// device (the spec allows no other mix), or
+        None (this host)."""
+        if self.spec.devices[0] == "local":
+            return None
+        from edgesplit.devices.remote import SshDevice, parse_device
+        from edgesplit.runtime.remote_measure import SshMeasurer
+
+        return SshMeasurer(SshDevice(parse_device(self.spec.devices[0])))
 
     def export_fields(self, bundle, weights: str, head_from: str) -> dict:
         """The fields of an export row, from the bundle written."""

@@ -176,3 +176,23 @@ def training_device(args) -> str:
 
 def add_nproc(p, help: str) -> None:
     p.add_argument("--nproc", type=positive_int, default=1, metavar="N", help=help)
+
+
+def add_board(g, help: str) -> None:
+    """--device (local or ssh://), with the ssh settings that reach a board: profile, emit, export."""
+    g.add_argument("--device", default="local", metavar="URL", help=help)
+    g.add_argument("--ssh-identity", default=None, metavar="FILE",
+                   help="private key for --device ssh:// (default: ssh's own keys and agent)")
+    g.add_argument("--ssh-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="extra ssh -o option, repeatable, e.g. StrictHostKeyChecking=accept-new "
+                        "(default: none)")
+    g.add_argument("--remote-python", default="python3", metavar="PATH",
+                   help="python with edgesplit installed on the device")
+
+
+def board(args):
+    """The SshDevice --device names (an ssh:// URL; a malformed one is one line, exit 2)."""
+    from edgesplit.devices.remote import SshDevice, parse_device
+
+    return SshDevice(parse_device(args.device), python=args.remote_python, identity=args.ssh_identity,
+                     options=tuple(args.ssh_option))

@@ -36,8 +36,9 @@ The spec is TOML (or give --model and friends instead):
   estimate = ["raspberry-pi-5-8gb"]   # roofline head latency for boards not at hand
   decoders = ["auto"]            # worst case over deconv + nonoverlap; "all"; or names
   audit = true
-  int8_scope = "auto"            # int8 heads: nodes slower in INT8 on this host stay float;
-                                 # "all": every node INT8 (needed with ssh devices)
+  int8_scope = "auto"            # int8 heads: nodes slower in INT8 on the device stay float
+                                 # (this host, or the one ssh device swept); "all": every
+                                 # node INT8 (needed with several devices, ssh among them)
 
   [[sweep.models]]
   name = "resnet18"

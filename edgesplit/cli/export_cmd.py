@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from edgesplit.cli.arguments import (
+    add_board,
     add_checkpoint,
     add_data,
     add_input,
@@ -14,6 +15,7 @@ from edgesplit.cli.arguments import (
     add_quiet,
     add_seed,
     add_wire,
+    board,
     progress,
 )
 from edgesplit.cli.common import print_table
@@ -34,15 +36,18 @@ wire        what the device sends: fp32 | fp16 | int8 (1 byte per value + scale/
 target      INT8 layout: auto (this host) | x86-vnni (U8S8) | x86 (U8S8, 7-bit weights) |
             arm (symmetric S8S8) | tensorrt (symmetric S8S8)
 int8 scope  which nodes of an int8 head run in INT8:
-            auto  (default) measured on this host: onnxruntime times every node of the FP32 and
-                  the all-INT8 head, regions slower in INT8 (their Q/DQ boundaries counted) stay
-                  float, and the fastest of all-INT8 / that mix / the FP32 head that keeps the
-                  fidelity floor (cosine >= 0.99, top-1 at most 1 point lower) ships. The wire
-                  stays int8 either way; the manifest's quantization.scope lists the nodes kept
-                  float with their times and the CPU measured on: the choice holds for this CPU.
-            all   every quantizable node INT8, measured nowhere: the default for --format tensorrt
-                  (TensorRT chooses its kernels itself), and for a --target other than this host's
-                  (auto, asked for, refuses both: it cannot measure there)
+            auto  (default) measured on this host, or with --device ssh://user@host on that board
+                  (its on-device runner, 'edgesplit profile --device' needs the same): onnxruntime
+                  times every node of the FP32 and the all-INT8 head, regions slower in INT8 (their
+                  Q/DQ boundaries counted) stay float, and the fastest of all-INT8 / that mix / the
+                  FP32 head that keeps the fidelity floor (cosine >= 0.99, top-1 at most 1 point
+                  lower) ships. The wire stays int8 either way; the manifest's quantization.scope
+                  lists the nodes kept float with their times and the machine measured on
+                  (measured_on): the choice holds for that CPU. --target auto takes its layout.
+                  A board that cannot be reached stops the export (exit 2).
+            all   every quantizable node INT8, measured nowhere (--device is not contacted): the
+                  default for --format tensorrt (TensorRT chooses its kernels itself); the way to
+                  export for a --target other than the measuring machine's (auto refuses both)
 
 The fidelity check compares the exported head with the PyTorch FP32 head (for an ONNX file: the
 FP32 ONNX head cut from it, the tail run by onnxruntime) on the --eval-split (never the calibration
@@ -51,6 +56,8 @@ split) and prints max abs error, cosine, SNR and the tail's accuracy.
 examples:
   edgesplit export resnet18 --cut layer2.1 --input 3x64x64 --precision int8 --out bundles/r18-l2-int8
   edgesplit export mobilenet_v3_small --cut features.3 --precision int8 --int8-scope all --out bundles/mnv3-all
+  edgesplit export mobilenet_v3_small --cut features.3 --precision int8 --device ssh://pi@raspberrypi \
+      --out bundles/mnv3-pi
   edgesplit export classifier4 --checkpoint runs/c4/model.pt --cut features.1 --precision int8 \\
       --calib-data digits --calib-method entropy --out bundles/c4-int8
   edgesplit export resnet18 --cut layer2.1 --precision fp16 --format tensorrt --out bundles/r18-trt
@@ -75,8 +82,10 @@ def register(sub) -> None:
                    help="onnx, or tensorrt: also build an engine for this machine's GPU")
     p.add_argument("--target", default="auto", help="INT8 layout (see above; default: auto)")
     p.add_argument("--int8-scope", choices=("auto", "all"), default=None,
-                   help="auto: keep float the nodes slower in INT8 on this host (measured); all: every node INT8 "
-                        "(see above; default: auto, all for --format tensorrt)")
+                   help="auto: keep float the nodes slower in INT8 on this host or --device (measured); all: every "
+                        "node INT8 (see above; default: auto, all for --format tensorrt)")
+    add_board(p.add_argument_group("where --int8-scope auto measures"),
+              help="local (default: this host) or ssh://user@host[:port], the board the head is exported for")
     g = p.add_argument_group("calibration and evaluation data")
     add_data(g, flag="--calib-data", help="data set ('edgesplit datasets') for INT8 calibration and the fidelity check",
              root_help="folder with a local copy of --calib-data (default: none; digits and faces are "
@@ -122,8 +131,13 @@ def cmd_export(args) -> int:
         calib_size=args.calib_size, calib_method=args.calib_method, calib_percentile=args.calib_percentile,
         eval_split=args.eval_split, eval_size=args.eval_size, seed=args.seed, trt_int8=args.trt_int8,
         trt_workspace_mb=args.trt_workspace_mb, max_batch=args.max_batch)
+    measurer = None
+    if args.device != "local":
+        from edgesplit.runtime.remote_measure import SshMeasurer
+
+        measurer = SshMeasurer(board(args))  # contacted only when an int8 head's scope is measured
     bundle = export_bundle(config, args.out, force=args.force, progress=progress(args),
-                           sign_key=key)
+                           sign_key=key, measurer=measurer)
     m = bundle.manifest
     fid = m["fidelity"]
     wire = m["wire"]

@@ -6,12 +6,14 @@ import argparse
 
 from edgesplit.cli.arguments import (
     DATA_ROOT_HELP,
+    add_board,
     add_json,
     add_key_file,
     add_limit,
     add_out,
     add_quiet,
     add_seed,
+    board,
     int_list,
     positive_int,
     progress,
@@ -57,15 +59,7 @@ def _device_arguments(p: argparse.ArgumentParser) -> None:
                    help="runtime that runs the head (see the backends above)")
     g.add_argument("--threads", type=int, default=None, metavar="N",
                    help="intra-op threads (default: the backend's)")
-    g.add_argument("--device", default="local", metavar="URL",
-                   help="local (default) or ssh://user@host[:port]")
-    g.add_argument("--ssh-identity", default=None, metavar="FILE",
-                   help="private key for --device ssh:// (default: ssh's own keys and agent)")
-    g.add_argument("--ssh-option", action="append", default=[], metavar="KEY=VALUE",
-                   help="extra ssh -o option, repeatable, e.g. StrictHostKeyChecking=accept-new "
-                        "(default: none)")
-    g.add_argument("--remote-python", default="python3", metavar="PATH",
-                   help="python with edgesplit installed on the device")
+    add_board(g, help="local (default) or ssh://user@host[:port]")
     g.add_argument("--checkpoint", default=None, metavar="FILE",
                    help="for --backend torch/torch-cuda: the checkpoint the bundle was exported from "
                         "(default: none: the bundle's seeded random weights; needed when it came from one)")
@@ -126,13 +120,6 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_emit)
 
 
-def _remote(args):
-    from edgesplit.devices.remote import SshDevice, parse_device
-
-    return SshDevice(parse_device(args.device), python=args.remote_python, identity=args.ssh_identity,
-                     options=tuple(args.ssh_option))
-
-
 def cmd_profile(args) -> int:
     from edgesplit.runtime.results import append_row
     from edgesplit.runtime.timing import TimingConfig
@@ -152,7 +139,7 @@ def cmd_profile(args) -> int:
     else:
         from edgesplit.runtime.remote_jobs import profile_remote
 
-        rows = profile_remote(_remote(args), bundle, args.backend, args.batch, timing, args.threads,
+        rows = profile_remote(board(args), bundle, args.backend, args.batch, timing, args.threads,
                               cuda_graph=args.cuda_graph)
         for row in rows:
             keep(row)
@@ -202,7 +189,7 @@ def cmd_emit(args) -> int:
         from edgesplit.runtime.remote_jobs import emit_remote
 
         images, ids, data = split_inputs(bundle, args.data, args.split, args.limit, args.data_root, args.seed)
-        ff = emit_remote(_remote(args), bundle.path, images, ids, data, args.out, args.backend, args.batch_size,
+        ff = emit_remote(board(args), bundle.path, images, ids, data, args.out, args.backend, args.batch_size,
                          args.threads)
     wire = ff.wire
     print(f"wrote {args.out}: {len(ff.ids)} samples of {args.data}/{args.split}, features "

@@ -1,5 +1,9 @@
 """`int8_scope = "auto"`: an INT8 head that is never slower than its FP32 head on the host that measured it.
 
+Everything is measured on the machine the head is exported for, through a `int8_measure.Measurer`: this host
+(`LocalMeasurer`), or a board over ssh (`runtime.remote_measure.SshMeasurer`, the on-device runner running the
+same profiler and timing loop there). The decision below is the same code for both.
+
 1. The all-INT8 head is made as before (`quantize.quantize_int8`); the FP32 head with the same INT8 wire is
    the other end.
 2. onnxruntime's node profiler (`node_profile`) times every kernel of the float graph and of the all-INT8
@@ -12,20 +16,19 @@
    held-out split (`fidelity.measure_fidelity`, against the source's reference computed once): mean cosine
    >= 0.99 and tail top-1 at most 1 point (or one image) below the FP32 features'. An auto candidate under
    the floor keeps more nodes float (the ones INT8 gains least on) and is checked again.
-5. The candidates run interleaved on this host (batch 1, p50 of many calls); the fastest that keeps the floor
+5. The candidates run interleaved on the measured machine (batch 1, p50 of many calls); the fastest that keeps the floor
    ships, a candidate quantizing more preferred when it is within `MARGIN` of the fastest.
 
 The wire is INT8 in every candidate: what the device sends does not change. The record (the manifest's
 `quantization.scope`) names the nodes kept float with their times, every candidate's p50 and fidelity and the
-host measured on: the choice holds for that CPU and onnxruntime, not for another machine.
+machine measured on (`measured_on`: this host's CPU, or the board's address and the CPU its runner reports): the
+choice holds for that CPU and onnxruntime, not for another machine.
 """
 
 from __future__ import annotations
 
 import math
-import os
 import statistics
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,30 +37,31 @@ import numpy as np
 import onnx
 
 from edgesplit.errors import ExportError
+from edgesplit.export.int8_measure import LocalMeasurer, Measurer
 from edgesplit.export.int8_regions import Regions, attribute, build_regions, choose_float_units, float_regions
-from edgesplit.export.int8_targets import detect_target, host_cpu
-from edgesplit.export.node_profile import profile_kernels
 
 COSINE_FLOOR = 0.99
 TOP1_POINTS = 0.01
 MARGIN = 0.02  # a candidate quantizing more is kept unless another is faster by more than 2 %
-MIN_SAMPLES, MIN_SECONDS, MAX_SECONDS = 100, 0.6, 20.0  # interleaved timing of the candidates
 SECOND_LOOK = 0.10  # a choice resting on less than 10 % over the fastest other head is timed a second time
 MORE_FLOAT_TRIES = 2
 MIN_PREDICTED_GAIN = 0.05  # a mixed head is built only where the measured kernels predict 5 % over both ends
-NOTE = ("specific to the host it was measured on: which nodes pay in INT8 depends on the CPU's INT8 kernels and "
-        "onnxruntime's version; export again on (or for) the machine that runs the head")
+NOTE = ("specific to the host it was measured on (measured_on): which nodes pay in INT8 depends on the CPU's INT8 "
+        "kernels and onnxruntime's version; export again on (or for, with --device) the machine that runs the head")
 PREFERENCE = ("all", "partial", "none")  # more quantized first: smaller heads, as asked, when the speed is a tie
 
 
-def check_measurable(config) -> None:
-    """Refuse, before any work, an `auto` scope this host cannot measure: an INT8 layout for another machine."""
+def check_measurable(config, measurer: Measurer | None = None) -> None:
+    """Refuse, before any work, an `auto` scope the measuring machine cannot measure: an INT8 layout for another
+    machine. `measurer` (default: this host) is asked for its target; a board it cannot reach raises DeviceError."""
     if config.precision != "int8" or config.int8_scope != "auto" or config.target == "auto":
         return
-    here = detect_target()
-    if config.target != here:
-        raise ExportError(f"--int8-scope auto measures the head on this host (a {here} CPU), but --target "
-                          f"{config.target} lays INT8 out for another machine: export there, or pass "
+    measurer = measurer or LocalMeasurer()
+    there = measurer.target
+    if config.target != there:
+        fix = "export there" if measurer.where == "this host" else "drop --target (auto takes the board's)"
+        raise ExportError(f"--int8-scope auto measures the head on {measurer.where} (a {there} CPU), but --target "
+                          f"{config.target} lays INT8 out for another machine: {fix}, or pass "
                           f"--int8-scope all (every quantizable node INT8, measured nowhere)")
 
 
@@ -102,13 +106,15 @@ Quantize = Callable[[Path, list], Path]  # (destination, nodes to keep float) ->
 
 
 def choose_scope(fp32: Path, pre: Path, quantized: Path, workdir: Path, quantize: Quantize, finish: Finish,
-                 input_shape: tuple[int, int, int], threads: int | None = None) -> ScopeChoice:
+                 input_shape: tuple[int, int, int], measurer: Measurer | None = None) -> ScopeChoice:
     """Measure, choose and return the head to ship (its file at `chosen.path`) with the manifest's record.
 
     `fp32`: the FP32 head; `pre`: the graph quantize_static read (every node named); `quantized`: its all-INT8
     QDQ graph; `quantize(dst, exclude)` re-quantizes `pre` with nodes left float; `finish(graph, dst)` sets the
-    wire, checks the graph and measures its fidelity."""
+    wire, checks the graph and measures its fidelity (here: fidelity needs the source). `measurer` (default: this
+    host) profiles and times the heads on the machine exported for."""
     workdir = Path(workdir)
+    measurer = measurer or LocalMeasurer()
     feed = {"input": np.random.default_rng(0).random((1, *input_shape), dtype=np.float32)}
 
     def make(name: str, graph: Path, float_units=frozenset()) -> Candidate:
@@ -119,8 +125,7 @@ def choose_scope(fp32: Path, pre: Path, quantized: Path, workdir: Path, quantize
     none = make("none", fp32)
     float_model, quantized_model = onnx.load(str(pre)), onnx.load(str(quantized))
     regions = build_regions(float_model, quantized_model)
-    attribute(regions, profile_kernels(pre, feed, threads=threads), profile_kernels(every.path, feed,
-                                                                                   threads=threads), float_model)
+    attribute(regions, measurer.profile(pre, feed), measurer.profile(every.path, feed), float_model)
     quantizable = {h for h, u in regions.units.items() if u.quantizable}
     none.float_units = frozenset(quantizable)
     candidates = [every]
@@ -140,8 +145,8 @@ def choose_scope(fp32: Path, pre: Path, quantized: Path, workdir: Path, quantize
             break
         float_units = float_units | _least_gain(regions, quantizable - float_units)
     candidates.append(none)
-    chosen, passes = timed_pick(candidates, feed, threads)
-    record = _record(chosen, candidates, regions, quantizable, threads)
+    chosen, passes = timed_pick(candidates, feed, measurer)
+    record = _record(chosen, candidates, regions, quantizable, measurer)
     return ScopeChoice(chosen, {**record, "timing_passes": passes}, candidates)
 
 
@@ -151,47 +156,22 @@ def _least_gain(regions: Regions, units: set[str]) -> set[str]:
     return set(ranked[: math.ceil(len(ranked) / 2)])
 
 
-def _open(candidates: list[Candidate], feed: dict, threads: int | None) -> list:
-    """A warmed-up onnxruntime session per candidate, kept for every timing pass."""
-    from edgesplit.runners.onnxrt import ort_session
-
-    # Several sessions alive at once: without spinning=False the idle ones' workers take the cores from the one
-    # timed, and identical heads read up to 1.5x apart at 2 threads.
-    sessions = [ort_session(c.path, threads=threads, inter_op_threads=1, spinning=False)
-                for c in candidates]
-    for session in sessions:
-        for _ in range(10):
-            session.run(None, feed)
-    return sessions
-
-
-def _time(candidates: list[Candidate], sessions: list, feed: dict) -> None:
-    """p50 of every candidate, interleaved call by call in rounds so that drift hits all of them alike."""
-    samples: list[list[float]] = [[] for _ in candidates]
-    start = time.perf_counter()
-    while True:
-        for session, times in zip(sessions, samples, strict=True):
-            for _ in range(5):
-                t0 = time.perf_counter()
-                session.run(None, feed)
-                times.append((time.perf_counter() - t0) * 1e3)
-        elapsed = time.perf_counter() - start
-        if (len(samples[0]) >= MIN_SAMPLES and elapsed >= MIN_SECONDS) or elapsed >= MAX_SECONDS:
-            break
-    for candidate, times in zip(candidates, samples, strict=True):
+def _time(candidates: list[Candidate], measurer: Measurer) -> None:
+    """One timing pass on the measurer's machine; every candidate's p50 over all its passes' samples."""
+    for candidate, times in zip(candidates, measurer.time_pass(), strict=True):
         candidate.times_ms.extend(times)
         candidate.p50_ms = statistics.median(candidate.times_ms)
 
 
-def timed_pick(candidates: list[Candidate], feed: dict, threads: int | None) -> tuple[Candidate, int]:
+def timed_pick(candidates: list[Candidate], feed: dict, measurer: Measurer) -> tuple[Candidate, int]:
     """The head to ship, and how many timing passes chose it: a second pass when the first was a close call (one
-    noisy pass must not ship a slower head; the samples of both passes decide). Both passes time the same
-    sessions."""
-    sessions = _open(candidates, feed, threads)
-    _time(candidates, sessions, feed)
+    noisy pass must not ship a slower head; the samples of both passes decide). Locally both passes time the same
+    warmed-up sessions; on a board each pass is one runner call (sessions loaded and warmed up again)."""
+    measurer.open([c.path for c in candidates], feed)
+    _time(candidates, measurer)
     if not close_call(candidates):
         return _pick(candidates), 1
-    _time(candidates, sessions, feed)
+    _time(candidates, measurer)
     return _pick(candidates), 2
 
 
@@ -212,9 +192,7 @@ def _pick(candidates: list[Candidate]) -> Candidate:
 
 
 def _record(chosen: Candidate, candidates: list[Candidate], regions: Regions, quantizable: set[str],
-            threads: int | None) -> dict:
-    import onnxruntime
-
+            measurer: Measurer) -> dict:
     float_units = chosen.float_units
     runs = float_regions(regions, set(float_units))
     by = {c.name: c for c in candidates}
@@ -230,23 +208,21 @@ def _record(chosen: Candidate, candidates: list[Candidate], regions: Regions, qu
                                  "auto": round(by["none"].p50_ms / chosen.p50_ms, 3)},
         "floor": {"mean_cosine": COSINE_FLOOR, "tail_top1_drop": TOP1_POINTS, "split": "the evaluation split"},
         "predicted_ms": {c.name: round(regions.cost(set(c.float_units)), 4) for c in candidates},
-        "measured_on": {**host_cpu(), "onnxruntime": onnxruntime.__version__,
-                        "threads": threads or f"onnxruntime default ({os.cpu_count()} logical CPUs)",
-                        "input": "batch 1"},
-        "reason": _reason(chosen, candidates, len(runs), len(quantizable)),
+        "measured_on": measurer.measured_on(),
+        "reason": _reason(chosen, candidates, len(runs), len(quantizable), measurer.where),
         "note": NOTE,
     }
 
 
-def _reason(chosen: Candidate, candidates: list[Candidate], regions: int, units: int) -> str:
+def _reason(chosen: Candidate, candidates: list[Candidate], regions: int, units: int, where: str) -> str:
     times = ", ".join(f"{c.name} {c.p50_ms:.3f} ms" for c in candidates)
     if not any(c.meets_floor for c in candidates):
         return (f"no candidate keeps the fidelity floor (the INT8 wire alone loses that much here): the fastest "
                 f"was kept ({times})")
     if chosen.kind == "none":
-        return (f"nothing was worth quantizing on this host: the FP32 head ships with the {chosen.wire.format} wire "
+        return (f"nothing was worth quantizing on {where}: the FP32 head ships with the {chosen.wire.format} wire "
                 f"({times})")
     if chosen.kind == "all":
-        return f"every quantizable node pays in INT8 on this host ({times})"
+        return f"every quantizable node pays in INT8 on {where} ({times})"
     return (f"{regions} region{'s' if regions != 1 else ''} ({len(chosen.float_units)} of {units} quantizable "
-            f"units) stay float, slower in INT8 on this host ({times})")
+            f"units) stay float, slower in INT8 on {where} ({times})")

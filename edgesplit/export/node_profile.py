@@ -37,6 +37,16 @@ class NodeProfile:
     run_ms: float  # median time of a whole call, as the trace measures it (profiling overhead included)
     runs: int  # calls the medians are over
 
+    def to_dict(self) -> dict:
+        """JSON-ready (the device runner's reply to a `profile_nodes` request)."""
+        return {"kernels": [[k.name, k.op, k.ms, k.numel] for k in self.kernels.values()], "run_ms": self.run_ms,
+                "runs": self.runs}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> NodeProfile:
+        kernels = [KernelTime(str(name), str(op), float(ms), int(numel)) for name, op, ms, numel in d["kernels"]]
+        return cls({k.name: k for k in kernels}, float(d["run_ms"]), int(d["runs"]))
+
 
 def parse_trace(events: list[dict], skip_runs: int = 0) -> NodeProfile:
     """The per-kernel medians of an onnxruntime profile trace, leaving out its first `skip_runs` calls."""

@@ -16,6 +16,7 @@ from edgesplit.export.bundle import HEAD, Bundle, check_output_folder, sha256_fi
 from edgesplit.export.calibration import calibrate, tensor_range
 from edgesplit.export.config import MIN_CALIB_SAMPLES, ExportConfig
 from edgesplit.export.fidelity import measure_fidelity
+from edgesplit.export.int8_measure import LocalMeasurer, Measurer
 from edgesplit.export.int8_regions import name_nodes
 from edgesplit.export.int8_scope import check_measurable, choose_scope
 from edgesplit.export.int8_targets import scheme_for
@@ -26,21 +27,37 @@ from edgesplit.progress import Progress, resolve
 
 def export_bundle(config: ExportConfig, out_dir: str | Path, force: bool = False,
                   progress: Progress | None = None, sign_key: bytes | None = None,
-                  source: HeadSource | None = None) -> Bundle:
+                  source: HeadSource | None = None, measurer: Measurer | None = None) -> Bundle:
     """Export one head as a bundle folder; nothing is written to `out_dir` unless everything succeeded.
 
     The head comes from `source` when given (a sweep passes one `GraphHead` to every precision of a cut),
     otherwise from `config`: a shipped ONNX file (`config.model` ending in .onnx) is cut at the tensor
     `config.cut`; a model name is built (with its checkpoint) and its head exported with torch.onnx.
-    With `sign_key` (`signing.read_key`), the bundle carries signature.json (HMAC-SHA256 of its manifest)."""
-    progress = resolve(progress)
+    With `sign_key` (`signing.read_key`), the bundle carries signature.json (HMAC-SHA256 of its manifest).
+    `measurer` is where `int8_scope = "auto"` measures (default: this host; `runtime.remote_measure.SshMeasurer`
+    for a board, whose INT8 layout `target = "auto"` then takes); it is closed here, and unused otherwise."""
+    auto = config.precision == "int8" and config.int8_scope == "auto"
+    measurer = (measurer or LocalMeasurer()) if auto else None
+    try:
+        return _export(config, out_dir, force, resolve(progress), sign_key, source, measurer)
+    finally:
+        if measurer is not None:
+            measurer.close()
+
+
+def _export(config: ExportConfig, out_dir, force: bool, progress: Progress, sign_key: bytes | None,
+            source: HeadSource | None, measurer: Measurer | None) -> Bundle:
     check_output_folder(out_dir, force)  # before any work: never compute a bundle only to refuse it
     if config.format == "tensorrt":
         from edgesplit.runners.tensorrt import import_tensorrt
 
         import_tensorrt()  # fail before any work when TensorRT is absent
-    scheme = scheme_for("tensorrt" if config.format == "tensorrt" and config.target == "auto" else config.target)
-    check_measurable(config)  # an INT8 scope to measure on another machine is refused before any work
+    auto = measurer is not None  # an int8 head whose scope is measured
+    check_measurable(config, measurer)  # an unreachable board, or a layout for another machine: before any work
+    target = config.target
+    if target == "auto":
+        target = "tensorrt" if config.format == "tensorrt" else measurer.target if measurer else "auto"
+    scheme = scheme_for(target)
     source = source or head_source(config)
     shape = source.input_shape
     calib_images, calib_info = _load(config, config.calib_split, config.calib_size, shape) \
@@ -56,7 +73,6 @@ def export_bundle(config: ExportConfig, out_dir: str | Path, force: bool = False
         with progress.task("exporting ONNX", total=None):
             fp32 = source.write_fp32_head(tmp / "fp32.onnx", config.opset)
         ranges, cache = None, None
-        auto = config.precision == "int8" and config.int8_scope == "auto"
         if config.precision == "int8":
             pre = preprocess(fp32, tmp / "pre.onnx")
             if auto:
@@ -86,9 +102,9 @@ def export_bundle(config: ExportConfig, out_dir: str | Path, force: bool = False
 
         scope = {"asked": "all", "chosen": "all"} if config.precision == "int8" else None
         if auto:
-            with progress.task("measuring INT8 against FP32 on this host", total=None):
+            with progress.task(f"measuring INT8 against FP32 on {measurer.where}", total=None):
                 choice = choose_scope(fp32, pre, tmp / "head.onnx", tmp, lambda dst, exclude: quantize_cached(
-                    pre, dst, cache, config.calib_method, scheme, exclude), finish, shape)
+                    pre, dst, cache, config.calib_method, scheme, exclude), finish, shape, measurer)
             (tmp / HEAD).write_bytes(choice.chosen.path.read_bytes())
             model_proto, wire, fidelity, scope = (choice.chosen.model, choice.chosen.wire,
                                                   dict(choice.chosen.fidelity), choice.record)

@@ -8,6 +8,14 @@ one JSON object on stdout; exit code 2 with {"ok": false, "error": ...} on a han
      "timing": {"warmup": 20, "iters": 200, "min_seconds": 2}, "threads": null, "cuda_graph": null}
     {"action": "emit", "bundle": ..., "inputs": "inputs.npz", "out": "features.npz", "backend": "ort"}
     {"action": "info"}
+    {"action": "int8_host", "threads": null}
+    {"action": "profile_nodes", "graph": "g.onnx", "feed": "feed.npz", "threads": null}
+    {"action": "time_heads", "heads": ["a.onnx", "b.onnx"], "feed": "feed.npz", "threads": null}
+
+The last three measure for `export --int8-scope auto --device ssh://...` (`runtime.remote_measure`): the
+machine's record (CPU, INT8 flags and target, onnxruntime), one graph's per-kernel medians (onnxruntime's
+node profiler), and one interleaved timing pass of the candidate heads (their call times in ms), with the
+same code `int8_measure.LocalMeasurer` runs on the exporting host. The feed is an .npz of the graph inputs.
 """
 
 from __future__ import annotations
@@ -17,9 +25,12 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 from edgesplit.errors import EdgesplitError
 
-ACTIONS = ("profile", "emit", "info")
+ACTIONS = ("profile", "emit", "info", "int8_host", "profile_nodes", "time_heads")
+MEASURING = ("int8_host", "profile_nodes", "time_heads")
 
 
 def _bundle_dir(path: str, scratch: Path) -> Path:
@@ -40,6 +51,8 @@ def handle(request: dict) -> dict:
         from edgesplit.runtime.environment import environment
 
         return {"device": detect_host().to_dict(), "environment": environment()}
+    if action in MEASURING:
+        return _measure(action, request)
     with tempfile.TemporaryDirectory(prefix="edgesplit-run-") as scratch:
         bundle_dir = _bundle_dir(request["bundle"], Path(scratch))
         if action == "profile":
@@ -58,6 +71,24 @@ def handle(request: dict) -> dict:
                          int(request.get("batch", 64)), request.get("threads"))
         out = ff.save(request["out"])
         return {"out": str(out), "count": len(ff.ids)}
+
+
+def _measure(action: str, request: dict) -> dict:
+    """The INT8 scope's measurements on this device (see the module's docstring)."""
+    import platform
+
+    from edgesplit.export import int8_measure
+    from edgesplit.export.node_profile import profile_kernels
+
+    threads = request.get("threads")
+    if action == "int8_host":
+        return {"host": {**int8_measure.this_host(threads), "hostname": platform.node()}}
+    with np.load(request["feed"], allow_pickle=False) as data:
+        feed = {name: data[name] for name in data.files}
+    if action == "profile_nodes":
+        return {"profile": profile_kernels(request["graph"], feed, threads=threads).to_dict()}
+    sessions = int8_measure.open_sessions(list(request["heads"]), feed, threads)
+    return {"times_ms": int8_measure.time_pass(sessions, feed)}
 
 
 def main(argv=None) -> int:

@@ -1,5 +1,7 @@
 """Sweep specs: errors name the key and the closest one, TOML and its hash, a comma list of cuts."""
 
+from pathlib import Path
+
 import pytest
 
 from edgesplit.bench import load_spec, spec_from_dict
@@ -58,7 +60,7 @@ def test_profile_cuda_graph_key_and_a_spec_without_it_keeps_its_hash():
         spec_from_dict({**TINY, "profile": {**TINY["profile"], "cuda_graph": "yes"}})
 
 
-def test_int8_scope_defaults_to_auto_without_changing_the_hash_and_is_refused_with_ssh_devices():
+def test_int8_scope_defaults_to_auto_without_changing_the_hash_and_is_refused_with_several_devices():
     spec = spec_from_dict({**TINY})
     assert spec.int8_scope == "auto" and "int8_scope" not in spec.to_dict(), "specs written before keep their hash"
     every = spec_from_dict({**TINY, "sweep": {**TINY["sweep"], "int8_scope": "all"}})
@@ -66,7 +68,15 @@ def test_int8_scope_defaults_to_auto_without_changing_the_hash_and_is_refused_wi
     with pytest.raises(BenchError, match="unknown int8_scope 'some'"):
         spec_from_dict({**TINY, "sweep": {**TINY["sweep"], "int8_scope": "some"}})
     remote = {**TINY["sweep"], "devices": ["local", "ssh://pi@board"]}
-    with pytest.raises(BenchError, match='not on ssh://pi@board: set int8_scope = "all"'):
+    with pytest.raises(BenchError, match="not on local and ssh://pi@board: sweep one device, or set "
+                                         'int8_scope = "all"'):
         spec_from_dict({**TINY, "sweep": remote})
+    alone = spec_from_dict({**TINY, "sweep": {**TINY["sweep"], "devices": ["ssh://pi@board"]}})
+    assert alone.int8_scope == "auto", "one board: its INT8 heads are measured there"
+    from edgesplit.bench.sweep_steps import SweepSteps
+    from edgesplit.progress import SilentProgress
+
+    assert SweepSteps(alone, Path("out"), SilentProgress()).int8_measurer().where == "ssh://pi@board:22"
+    assert SweepSteps(spec, Path("out"), SilentProgress()).int8_measurer() is None, "this host"
     assert spec_from_dict({**TINY, "sweep": {**remote, "int8_scope": "all"}}).devices[1] == "ssh://pi@board"
     assert spec_from_dict({**TINY, "sweep": {**remote, "precisions": ["fp32"]}}), "no int8 head: nothing to measure"

@@ -163,7 +163,7 @@ def _candidate(name, p50, cosine=0.999, top1_drop=0.0, samples=512, float_units=
 
     fidelity = {"mean_cosine": cosine, "samples": samples, "tail_top1_fp32_features": 0.9,
                 "tail_top1_exported_features": 0.9 - top1_drop}
-    return Candidate(name, None, None, None, fidelity, frozenset(float_units), p50)
+    return Candidate(name, name, None, None, fidelity, frozenset(float_units), p50)
 
 
 def test_the_fidelity_floor_is_cosine_and_at_most_one_point_or_one_image_of_top1():
@@ -187,33 +187,31 @@ def test_the_fastest_candidate_over_the_floor_ships_and_more_quantized_wins_a_ti
         "no candidate keeps the floor (the wire itself loses): the fastest"
 
 
-def _fake_passes(*passes):
-    """A stand-in for the candidates' timing: each call adds the next pass's samples (name -> ms) to each."""
-    remaining = iter(passes)
+class _FakeMeasurer:
+    """A stand-in for the candidates' timing: each pass returns the next pass's samples (name -> ms)."""
 
-    def fake_time(candidates, sessions, feed):
-        samples = next(remaining)
-        for c in candidates:
-            c.times_ms.extend(samples[c.name])
-            c.p50_ms = statistics.median(c.times_ms)
+    def __init__(self, *passes):
+        self.passes, self.names = iter(passes), []
 
-    return fake_time
+    def open(self, heads, feed):
+        self.names = [str(h) for h in heads]
+
+    def time_pass(self):
+        samples = next(self.passes)
+        return [samples[name] for name in self.names]
 
 
-def test_a_close_call_is_timed_a_second_time_and_both_passes_decide(monkeypatch):
-    from edgesplit.export import int8_scope
+def test_a_close_call_is_timed_a_second_time_and_both_passes_decide():
     from edgesplit.export.int8_scope import close_call, timed_pick
 
     assert close_call([_candidate("all", 1.0), _candidate("none", 1.05, float_units={"a"})])
     assert not close_call([_candidate("all", 1.0), _candidate("none", 1.2, float_units={"a"})])
     assert not close_call([_candidate("all", 1.0)]), "nothing to compare with"
     # A first pass that reads all as fast as none (a tie: all would ship), then a second pass that sees the truth.
-    monkeypatch.setattr(int8_scope, "_open", lambda candidates, feed, threads: [None] * len(candidates))
-    monkeypatch.setattr(int8_scope, "_time", _fake_passes({"all": [1.0] * 3, "none": [1.0] * 3},
-                                                          {"all": [1.4] * 9, "none": [1.0] * 9}))
+    measurer = _FakeMeasurer({"all": [1.0] * 3, "none": [1.0] * 3}, {"all": [1.4] * 9, "none": [1.0] * 9})
     every, none = _candidate("all", None), _candidate("none", None, float_units={"a"})
-    chosen, passes = timed_pick([every, none], {}, None)
+    chosen, passes = timed_pick([every, none], {}, measurer)
     assert (chosen.name, passes) == ("none", 2) and every.p50_ms == 1.4, "the samples of both passes decide"
-    monkeypatch.setattr(int8_scope, "_time", _fake_passes({"all": [1.0] * 3, "none": [1.5] * 3}))
-    chosen, passes = timed_pick([_candidate("all", None), _candidate("none", None, float_units={"a"})], {}, None)
+    measurer = _FakeMeasurer({"all": [1.0] * 3, "none": [1.5] * 3})
+    chosen, passes = timed_pick([_candidate("all", None), _candidate("none", None, float_units={"a"})], {}, measurer)
     assert (chosen.name, passes) == ("all", 1), "a clear first pass is not timed again"

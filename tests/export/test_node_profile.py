@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgesplit.export.node_profile import parse_trace, profile_kernels
+from edgesplit.export.node_profile import NodeProfile, parse_trace, profile_kernels
 
 TRACE = json.loads((Path(__file__).parent / "data" / "ort_profile_trace.json").read_text())
 
@@ -52,3 +52,5 @@ def test_a_live_profile_names_every_kernel_of_the_optimized_graph(tmp_path):
                               threads=1)
     assert profile.runs == 5 and profile.kernels and all(k.ms >= 0 for k in profile.kernels.values())
     assert sum(k.ms for k in profile.kernels.values()) <= profile.run_ms + 1e-9
+    sent = json.loads(json.dumps(profile.to_dict()))  # as the device runner sends it back over ssh
+    assert NodeProfile.from_dict(sent) == profile and list(NodeProfile.from_dict(sent).kernels) == list(profile.kernels)

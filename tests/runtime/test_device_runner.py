@@ -28,18 +28,30 @@ def test_device_runner_runs_with_torch_blocked(bundles, tmp_path):
     archive = pack_bundle(bundles["c4"].path, tmp_path / "c4.tar.gz")
     images, ids, data = split_inputs(bundles["c4"], "digits", "attack", 12, None, 0)
     inputs = save_inputs(tmp_path / "inputs.npz", images, ids, data)
+    feed = tmp_path / "feed.npz"
+    np.savez(feed, input=np.zeros((1, 1, 32, 32), np.float32))
+    head = str(bundles["c4"].onnx_path)
     requests = [
         {"action": "profile", "bundle": str(archive), "batches": [1], "timing": {"warmup": 1, "iters": 5,
                                                                                   "min_seconds": 0}},
         {"action": "emit", "bundle": str(bundles["c4"].path), "inputs": str(inputs), "out": str(tmp_path / "f.npz")},
         {"action": "info"},
+        {"action": "int8_host"},  # the measurements of export --int8-scope auto --device ssh://...
+        {"action": "profile_nodes", "graph": head, "feed": str(feed)},
+        {"action": "time_heads", "heads": [head, head], "feed": str(feed)},
     ]
+    replies = []
     for request in requests:
         proc = subprocess.run([sys.executable, "-c", BLOCK_TORCH], input=json.dumps(request), text=True,
                               capture_output=True, timeout=120)
         assert proc.returncode == 0, proc.stderr + proc.stdout
         reply = json.loads(proc.stdout.strip().splitlines()[-1])
         assert reply["ok"]
+        replies.append(reply)
+    host, profile, timing = replies[-3:]
+    assert host["host"]["target"] and host["host"]["onnxruntime"] and host["host"]["hostname"]
+    assert profile["profile"]["runs"] == 30 and any(op == "Conv" for _, op, _, _ in profile["profile"]["kernels"])
+    assert len(timing["times_ms"]) == 2 and all(len(t) >= 100 and min(t) > 0 for t in timing["times_ms"])
     ff = load_features(tmp_path / "f.npz")
     assert np.array_equal(ff.ids, ids) and len(ff.features) == 12
 
