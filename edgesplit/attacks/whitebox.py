@@ -1,9 +1,9 @@
 """White-box inversion (regularised maximum likelihood, He et al. 2019): the attacker holds the head's weights
 and optimises an input so the head reproduces the observed features, with a total-variation prior.
 
-On CUDA (`WhiteboxConfig.device`) the head's forward and backward passes run under bf16 autocast like every
-training loop (`edgesplit.models.device`); the feature loss and the prior are computed in fp32. The CPU path
-is the one it always was."""
+On CUDA (`WhiteboxConfig.device`) the inversion runs in fp32, not under the bf16 autocast of the training
+loops: it fits the input to features through the head's gradients, and bf16's 8-bit mantissa would blunt the
+strongest attacker (an audit that flatters). The CPU path is the one it always was."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from edgesplit.errors import AttackError
-from edgesplit.models.device import autocast, local_cuda_device, modules_on, resolve_device, training_on
+from edgesplit.models.device import local_cuda_device, modules_on, resolve_device, training_on
 from edgesplit.progress import Progress, resolve
 
 
@@ -70,9 +70,7 @@ def invert_whitebox(head: torch.nn.Module, observed: np.ndarray, image_shape: tu
             opt = torch.optim.Adam([logits], lr=config.lr)
             for _ in range(config.steps):
                 x = torch.sigmoid(logits)
-                with autocast(device):
-                    features = head(x)
-                loss = ((features.float() - target) ** 2).mean() / scale + config.tv_weight * total_variation(x).mean()
+                loss = ((head(x) - target) ** 2).mean() / scale + config.tv_weight * total_variation(x).mean()
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()

@@ -63,7 +63,7 @@ examples:
 
 devices: decoders (and a preset's target), the white-box inversion, the query-free shadow head and the
 evaluation classifier train on --device, CUDA by default where torch sees a GPU (bf16 autocast for
-training passes, metrics in fp32; audit.json records each one's device). --nproc N splits each decoder's training over N
+training passes, the white-box inversion and metrics in fp32; audit.json records each one's device). --nproc N splits each decoder's training over N
 processes started by torch's elastic launcher (DistributedDataParallel: NCCL, one GPU each, on CUDA;
 gloo on the CPU); 'torchrun --nproc-per-node N -m edgesplit.cli.main audit ...' does the same. Only
 process 0 writes. With --bundle and --features only.

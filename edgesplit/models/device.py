@@ -11,7 +11,8 @@ white-box inversion, query-free shadow head and evaluation classifier):
 - Mixed precision: forward and backward passes of training run under bf16 autocast on CUDA (bf16 keeps fp32's
   exponent range, so no loss scaling is needed and MSE gradients do not underflow); losses are computed in fp32
   from the fp32-cast output, and every metric (validation MSE, reconstructions scored by PSNR/SSIM, accuracy)
-  runs in fp32 outside autocast. The CPU never autocasts.
+  runs in fp32 outside autocast. The CPU never autocasts. The white-box inversion never autocasts either
+  (it fits inputs through the head's gradients; bf16 would weaken the strongest attacker).
 - Feeding: `Feeder` keeps a training set resident on the GPU when it fits in a quarter of the free memory
   (indexing then costs no host work at all), else in pinned host memory, copied batch by batch with
   `non_blocking=True` so the next batch's gather and copy overlap the current step.
