@@ -44,14 +44,10 @@ def run_sweep(spec: SweepSpec, out_dir: str | Path, fresh: bool = False, append:
     exported from PyTorch on its own (the per-cut path; also the fallback when a whole model does not export).
 
     Before any step: OUT must be writable, no other sweep may hold it (`lock.folder_lock`), and every model
-    and cut of the spec must resolve. In a process that torchrun (or `sweep --nproc`) started as one of
-    several, the processes share the work (`sweep_ranks`).
+    and cut of the spec must resolve. One process does it all; `sweep_ranks.run_shared` is the same sweep
+    shared by the processes torchrun (or `sweep --nproc`) started.
     """
-    from edgesplit.bench import sweep_ranks
-
     out, progress = Path(out_dir), resolve(progress)
-    if sweep_ranks.several():
-        return sweep_ranks.run_shared(spec, out, fresh, append, progress, export_once)
     check_writable(out)
     with folder_lock(out, progress):
         runner = open_sweep(spec, out, fresh, append, progress, export_once)

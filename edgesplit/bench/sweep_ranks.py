@@ -38,8 +38,8 @@ def several() -> bool:
     return distributed.launched()
 
 
-def run_shared(spec: SweepSpec, out: Path, fresh: bool, append: bool, progress: Progress,
-               export_once: bool) -> Path:
+def run_shared(spec: SweepSpec, out: Path, fresh: bool = False, append: bool = False,
+               progress: Progress | None = None, export_once: bool = True) -> Path:
     """This process's part of the sweep (see the module's docstring); returns the results file."""
     import torch
     import torch.distributed as dist
@@ -49,8 +49,9 @@ def run_shared(spec: SweepSpec, out: Path, fresh: bool, append: bool, progress: 
     from edgesplit.bench.sweep import RESULTS, check_writable, open_sweep
     from edgesplit.models import distributed
     from edgesplit.models.device import resolve_device
+    from edgesplit.progress import resolve
 
-    device = resolve_device(spec.train_device)
+    progress, device = resolve(progress), resolve_device(spec.train_device)
     with distributed.session(device, backend="gloo", timeout=PATIENCE), ExitStack() as held:
         rank, n = dist.get_rank(), dist.get_world_size()
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)

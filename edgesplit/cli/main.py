@@ -16,6 +16,7 @@ from edgesplit.cli import (
     export_cmd,
     models_cmd,
     runtime_cmd,
+    sweep_cmd,
     train_cmd,
 )
 from edgesplit.cli.common import OneLineParser
@@ -62,6 +63,7 @@ def build_parser() -> OneLineParser:
     devices_cmd.register(sub)
     audit_cmd.register(sub)
     defend_cmd.register(sub)
+    sweep_cmd.register(sub)
     bench_cmd.register(sub)
     return parser
 
