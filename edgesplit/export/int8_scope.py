@@ -16,8 +16,9 @@ same profiler and timing loop there). The decision below is the same code for bo
    held-out split (`fidelity.measure_fidelity`, against the source's reference computed once): mean cosine
    >= 0.99 and tail top-1 at most 1 point (or one image) below the FP32 features'. An auto candidate under
    the floor keeps more nodes float (the ones INT8 gains least on) and is checked again.
-5. The candidates run interleaved on the measured machine (batch 1, p50 of many calls); the fastest that keeps the floor
-   ships, a candidate quantizing more preferred when it is within `MARGIN` of the fastest.
+5. The candidates run on the measured machine as they will be deployed (the session options of a profile or an
+   emit), in blocks taken in turn (`int8_measure.time_pass`; batch 1, p50 of many calls); the fastest that keeps
+   the floor ships, a candidate quantizing more preferred when it is within `MARGIN` of the fastest.
 
 The wire is INT8 in every candidate: what the device sends does not change. The record (the manifest's
 `quantization.scope`) names the nodes kept float with their times, every candidate's p50 and fidelity and the

@@ -39,9 +39,8 @@ def ort_session(path: str | Path | bytes, providers=(CPU,), threads: int | None 
 
     `threads`: intra-op threads (None: onnxruntime's default); `inter_op_threads` likewise; `seed` seeds
     onnxruntime's Random* ops (process-wide) before the session is made. `spinning=False` stops the intra-op
-    workers spinning after a run: needed when several sessions are timed in turn in one process, where the idle
-    sessions' spinning workers take the cores from the one timed (measured: two identical INT8 heads read 0.65x
-    of each other at 2 threads with spinning, within 2 % without). `profile_prefix`: onnxruntime's node-level
+    workers spinning after a run (a session that must not hold cores while idle; sessions timed in turn keep
+    the default and park between blocks instead, `export.int8_measure.time_pass`). `profile_prefix`: onnxruntime's node-level
     profiler on, its trace written under that prefix (`session.end_profiling()` returns the file)."""
     ort = import_onnxruntime()
     providers = list(providers)

@@ -14,7 +14,7 @@ one JSON object on stdout; exit code 2 with {"ok": false, "error": ...} on a han
 
 The last three measure for `export --int8-scope auto --device ssh://...` (`runtime.remote_measure`): the
 machine's record (CPU, INT8 flags and target, onnxruntime), one graph's per-kernel medians (onnxruntime's
-node profiler), and one interleaved timing pass of the candidate heads (their call times in ms), with the
+node profiler), and one timing pass of the candidate heads (blocks taken in turn) (their call times in ms), with the
 same code `int8_measure.LocalMeasurer` runs on the exporting host. The feed is an .npz of the graph inputs.
 """
 

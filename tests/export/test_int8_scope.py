@@ -215,3 +215,36 @@ def test_a_close_call_is_timed_a_second_time_and_both_passes_decide():
     measurer = _FakeMeasurer({"all": [1.0] * 3, "none": [1.5] * 3})
     chosen, passes = timed_pick([_candidate("all", None), _candidate("none", None, float_units={"a"})], {}, measurer)
     assert (chosen.name, passes) == ("all", 1), "a clear first pass is not timed again"
+
+
+def test_candidates_are_timed_in_blocks_taken_in_turn_after_an_untimed_settle():
+    """Each head runs a block at a time (its idle workers park while the others run), untimed first: the call
+    log is runs of one head, each run longer than the samples it contributes, every head reaching min_samples."""
+    import time
+
+    from edgesplit.export.int8_measure import time_pass
+
+    log = []
+
+    class _Session:
+        def __init__(self, name, seconds):
+            self.name, self.seconds = name, seconds
+
+        def run(self, outputs, feed):
+            log.append(self.name)
+            end = time.perf_counter() + self.seconds
+            while time.perf_counter() < end:
+                pass
+
+    sessions = [_Session("a", 0.0005), _Session("b", 0.001)]
+    samples = time_pass(sessions, {}, min_samples=20, min_seconds=0.0, settle=0.004, block=0.01)
+    assert min(map(len, samples)) >= 20
+    assert 1.5 < sum(samples[1]) / len(samples[1]) / (sum(samples[0]) / len(samples[0])) < 2.5, "each head's own time"
+    runs = [log[0]]
+    for name in log[1:]:
+        if name != runs[-1][-1]:
+            runs.append(name)
+        else:
+            runs[-1] += name
+    assert [r[0] for r in runs] == ["a", "b"] * (len(runs) // 2), "heads take turns, a block each"
+    assert len(log) > sum(map(len, samples)), "the settle calls are run and not timed"
