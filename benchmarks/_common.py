@@ -32,8 +32,8 @@ def cpu_flags() -> str:
 
 
 def ort_session(path, threads: int, spinning: bool = True):
-    """spinning=False for sessions timed in turn (time_interleaved): idle sessions' spinning workers would take
-    the cores from the one timed."""
+    """spinning=False for sessions timed in turn without a settle (time_interleaved): idle sessions' spinning
+    workers would take the cores from the one timed. With spinning (as heads are deployed), use settle_s."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -45,14 +45,20 @@ def ort_session(path, threads: int, spinning: bool = True):
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def time_interleaved(sessions: dict, feeds: dict, warmup: int = 20, rounds: int = 30, per_round: int = 10) -> dict:
-    """Median latency (ms) of each session, alternating between them round by round so drift hits all alike."""
+def time_interleaved(sessions: dict, feeds: dict, warmup: int = 20, rounds: int = 30, per_round: int = 10,
+                     settle_s: float = 0.0) -> dict:
+    """Median latency (ms) of each session, alternating between them round by round so drift hits all alike.
+    `settle_s` > 0: each session's turn starts with that long of untimed calls (sessions with spinning workers:
+    the workers of the session timed before park first)."""
     for name, sess in sessions.items():
         for _ in range(warmup):
             sess.run(None, feeds[name])
     samples = {name: [] for name in sessions}
     for _ in range(rounds):
         for name, sess in sessions.items():
+            end = time.perf_counter() + settle_s
+            while time.perf_counter() < end:
+                sess.run(None, feeds[name])
             for _ in range(per_round):
                 t0 = time.perf_counter()
                 sess.run(None, feeds[name])

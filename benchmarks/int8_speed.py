@@ -10,7 +10,8 @@ cut from it (as the sweep does); per cut four bundles share that head: fp32 (fp3
 head with the INT8 wire: what `auto` ships when nothing pays), int8-all (`--int8-scope all`, every node INT8)
 and int8-auto (`--int8-scope auto`, chosen on this host at onnxruntime's default threads). Calibration and
 the fidelity check use the embedded digits at the model's input (64 + 64 images); cosine is against the FP32
-head. The four heads then run interleaved, round by round, at batch 1 for each thread count. `--targets` adds
+head. The four heads then run interleaved, round by round, at batch 1 for each thread count, with the
+session options they are deployed with (spinning workers on; each turn starts with 20 ms of untimed calls). `--targets` adds
 an all-INT8 head per named INT8 layout (`int8-<target>`) to the same rounds: which layout is fastest here.
 
 Goal (issue 17): at every cut INT8-auto is never slower than FP32 (p50 ratio >= 0.97) and never slower than
@@ -61,8 +62,11 @@ def main(argv=None) -> int:
             for cut, bundles in _bundles(name, chw, args.cuts, targets, Path(tmp) / entry.replace(":", "-")):
                 x = np.random.default_rng(0).random((1, *chw), dtype=np.float32)
                 for n in threads:
-                    sessions = {k: ort_session(b.onnx_path, n, spinning=False) for k, b in bundles.items()}
-                    timed = time_interleaved(sessions, {k: {"input": x} for k in sessions}, rounds=args.rounds)
+                    # as deployed (spinning workers on); each turn starts with 20 ms untimed so the workers of
+                    # the head timed before have parked
+                    sessions = {k: ort_session(b.onnx_path, n) for k, b in bundles.items()}
+                    timed = time_interleaved(sessions, {k: {"input": x} for k in sessions}, rounds=args.rounds,
+                                             settle_s=0.02)
                     rows.append(_row(name, shape, cut, n, bundles, timed))
                     _print(rows[-1])
     _summary(rows)

@@ -133,7 +133,13 @@ def cmd_export(args) -> int:
         trt_workspace_mb=args.trt_workspace_mb, max_batch=args.max_batch)
     measurer = None
     if args.device != "local":
+        from edgesplit.errors import ExportError
         from edgesplit.runtime.remote_measure import SshMeasurer
+
+        if config.precision != "int8":  # (int8 with scope all: the unreachable board's fallback, not contacted)
+            raise ExportError(f"--device {args.device} measures an INT8 head's --int8-scope auto on the board; a "
+                              f"{config.precision} export measures nothing there: drop --device (and profile the "
+                              f"bundle there with 'edgesplit profile --device')")
 
         measurer = SshMeasurer(board(args))  # contacted only when an int8 head's scope is measured
     bundle = export_bundle(config, args.out, force=args.force, progress=progress(args),

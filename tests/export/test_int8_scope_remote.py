@@ -98,3 +98,12 @@ def test_a_target_the_board_does_not_have_is_refused():
                                           r"--target.*--int8-scope all"):
         check_measurable(ExportConfig("classifier4", "features.0", "int8", target="x86-vnni"), _Board())
     check_measurable(ExportConfig("classifier4", "features.0", "int8", target="arm"), _Board())
+
+
+def test_device_on_an_export_that_measures_nothing_there_is_one_line(tmp_path, capsys):
+    args = ["export", "classifier4", "--cut", "features.0", "--input", "1x32x32", "--precision", "fp16",
+            "--device", "ssh://pi@board", "--out", str(tmp_path / "b")]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "a fp16 export measures nothing there: drop --device" in err and err.count("\n") == 1
+    assert not (tmp_path / "b").exists()
