@@ -1,6 +1,6 @@
 """A sweep's wall time in one process vs shared by N processes (`edgesplit sweep --nproc N`), same spec, one run.
 
-    python benchmarks/sweep_processes.py [--nproc 2] [--cuts features.1,features.2,features.3,features.4]
+    python benchmarks/sweep_processes.py [--nproc 2] [--cuts features.0,features.1,features.2,features.3]
 
 The spec: classifier4 at 1x32x32 on the embedded digits, the given cuts at fp32 and int8, onnxruntime
 profiles, the audit's default decoders (auto: deconv and nonoverlap, worst case) with a short epoch ceiling so
@@ -62,7 +62,7 @@ def audits(out: Path) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--nproc", type=int, default=2)
-    ap.add_argument("--cuts", default="features.1,features.2,features.3,features.4")
+    ap.add_argument("--cuts", default="features.0,features.1,features.2,features.3")
     ap.add_argument("--epochs", type=int, default=15)
     args = ap.parse_args()
     print(machine())
