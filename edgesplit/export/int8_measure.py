@@ -4,19 +4,20 @@
 
 - `profile(graph, feed)`: per-kernel medians of one graph (`node_profile.profile_kernels`);
 - `open(heads, feed)` then `time_pass()` once per timing pass: every head's batch-1 call times of one pass,
-  in blocks taken in turn (`time_pass` below) so that drift hits all of them alike;
+  in rounds, each head alone in turn (`time_pass` below), so that drift hits all of them alike;
 - `target` (the machine's INT8 layout) and `measured_on()` (the record of the machine, for the manifest);
 - `where`: the machine in words ("this host", or the board's ssh:// address), for messages and reasons.
 
 `LocalMeasurer` measures on this host. The board's measurer (`runtime.remote_measure.SshMeasurer`) sends the
-graphs and the feed to the on-device runner, which runs the same `profile_kernels`, `open_sessions` and
-`time_pass` there. This module needs only numpy and onnxruntime (the device runner imports it).
+graphs and the feed to the on-device runner, which runs the same `profile_kernels` and `time_pass` there.
+This module needs only numpy and onnxruntime (the device runner imports it).
 """
 
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -26,16 +27,16 @@ from edgesplit.export.int8_targets import detect_target, host_cpu
 from edgesplit.export.node_profile import NodeProfile, profile_kernels
 
 MIN_SAMPLES, MIN_SECONDS, MAX_SECONDS = 100, 0.6, 20.0  # one timing pass of the candidates
-WARMUP_CALLS = 10
-# Each head is timed as it will run (the session options of a profile or an emit: spinning workers on), in
-# blocks taken in turn: SETTLE_SECONDS of untimed calls first, so the workers of the head timed before have parked
-# (several sessions' spinning workers running at once took the cores from the one timed: identical heads read
-# 0.65x apart when timed five calls at a time), then BLOCK_SECONDS timed. Measured on the 2-core EPYC VM
-# (classifier4 features.1, fp32 / int8-all / int8-auto heads): blocks 0.1873 / 0.1382 / 0.0976 ms, each head
-# alone 0.1876 / 0.1388 / 0.0978 ms, two identical heads 0.1382 / 0.1382. Timing with spinning off instead (as
-# before) measured another configuration than the one deployed: once all-INT8 read 0.74x FP32 without spinning
-# and 1.08x with it, on the same heads, so `auto` shipped a head slower than FP32 where it runs.
-SETTLE_SECONDS, BLOCK_SECONDS = 0.02, 0.05
+ROUNDS, WARMUP_CALLS, WARMUP_SECONDS, BLOCK_SECONDS = 5, 10, 0.02, 0.05
+# Each head is timed as it runs when deployed, and alone: in every round each head in turn gets a session of its
+# own with the options a profile or a device uses (`runners.onnxrt`: onnxruntime's spinning workers on), is
+# warmed up, timed for a block, and dropped, so no other session is alive while it runs. Why not sessions kept
+# across rounds: onnxruntime's workers spin after a run, and other live sessions' workers change what the timed
+# one reads. Measured on the 2-core EPYC VM (classifier4 features.0 / features.1 of the demo, fp32 and all-INT8
+# heads): alone with spinning 0.067 / 0.155 and 0.255 / 0.275 ms, exactly the demo's profile rows; alone without
+# spinning 0.039 / 0.087 and 0.223 / 0.169 ms; and four sessions kept alive, timed in turn after a 20 ms settle,
+# 0.024 / 0.075 ms at features.0. Only "alone, as deployed" reads what the profile (and the device) will show:
+# the other two let `auto` ship all-INT8 heads that the profile then showed slower than FP32.
 
 
 class Measurer(Protocol):
@@ -55,39 +56,41 @@ class Measurer(Protocol):
     def close(self) -> None: ...
 
 
-def open_sessions(heads: list, feed: dict, threads: int | None) -> list:
-    """A warmed-up onnxruntime session per head, with the options the head runs with (`runners.onnxrt`), kept
-    for every timing pass."""
+def deployed_session(head, threads: int | None):
+    """An onnxruntime session with the options a profile or a device runs the head with."""
     from edgesplit.runners.onnxrt import ort_session
 
-    sessions = [ort_session(head, threads=threads, inter_op_threads=1) for head in heads]
-    for session in sessions:
-        for _ in range(WARMUP_CALLS):
-            session.run(None, feed)
-    return sessions
+    return ort_session(head, threads=threads, inter_op_threads=1)
 
 
-def time_pass(sessions: list, feed: dict, min_samples: int = MIN_SAMPLES, min_seconds: float = MIN_SECONDS,
-              max_seconds: float = MAX_SECONDS, settle: float = SETTLE_SECONDS,
-              block: float = BLOCK_SECONDS) -> list[list[float]]:
-    """One pass: every session's call times (ms), in blocks taken in turn (untimed `settle` seconds, then `block`
-    seconds timed; at least one timed call a block) until each has `min_samples` and `min_seconds` have passed."""
-    samples: list[list[float]] = [[] for _ in sessions]
-    start = time.perf_counter()
+def time_pass(heads: list, feed: dict, threads: int | None = None, min_samples: int = MIN_SAMPLES,
+              min_seconds: float = MIN_SECONDS, max_seconds: float = MAX_SECONDS, rounds: int = ROUNDS,
+              open_session: Callable | None = None) -> list[list[float]]:
+    """One pass: every head's call times (ms), in rounds; in each round each head in turn runs alone (a session
+    opened, warmed up, timed for a block of at least BLOCK_SECONDS and min_samples / rounds calls, dropped),
+    until `rounds` rounds, `min_samples` per head and `min_seconds` are reached, or `max_seconds` has passed."""
+    open_session = open_session or (lambda head: deployed_session(head, threads))
+    samples: list[list[float]] = [[] for _ in heads]
+    per_block = max(1, -(-min_samples // rounds))
+    start, done = time.perf_counter(), 0
     while True:
-        for session, times in zip(sessions, samples, strict=True):
-            _calls_for(session, feed, settle)
-            times.extend(_calls_for(session, feed, block))
+        for head, times in zip(heads, samples, strict=True):
+            session = open_session(head)
+            _calls_for(session, feed, WARMUP_SECONDS, WARMUP_CALLS)
+            times.extend(_calls_for(session, feed, BLOCK_SECONDS, per_block))
+            del session  # its workers end with it: nothing else runs while the next head is timed
+        done += 1
         elapsed = time.perf_counter() - start
-        if (min(map(len, samples)) >= min_samples and elapsed >= min_seconds) or elapsed >= max_seconds:
+        if (done >= rounds and min(map(len, samples)) >= min_samples and elapsed >= min_seconds) \
+                or elapsed >= max_seconds:
             return samples
 
 
-def _calls_for(session, feed: dict, seconds: float) -> list[float]:
-    """Calls of `session` for about `seconds` (at least one); each call's time in ms."""
+def _calls_for(session, feed: dict, seconds: float, at_least: int = 1) -> list[float]:
+    """Calls of `session` for about `seconds` and at least `at_least` calls; each call's time in ms."""
     times: list[float] = []
     end = time.perf_counter() + seconds
-    while not times or time.perf_counter() < end:
+    while len(times) < at_least or time.perf_counter() < end:
         t0 = time.perf_counter()
         session.run(None, feed)
         times.append((time.perf_counter() - t0) * 1e3)
@@ -109,7 +112,7 @@ class LocalMeasurer:
 
     def __init__(self, threads: int | None = None):
         self.threads = threads
-        self._sessions: list = []
+        self._heads: list[Path] = []
         self._feed: dict = {}
 
     @property
@@ -123,10 +126,10 @@ class LocalMeasurer:
         return profile_kernels(graph, feed, threads=self.threads)
 
     def open(self, heads: list[Path], feed: dict[str, np.ndarray]) -> None:
-        self._sessions, self._feed = open_sessions(heads, feed, self.threads), feed
+        self._heads, self._feed = list(heads), feed
 
     def time_pass(self) -> list[list[float]]:
-        return time_pass(self._sessions, self._feed)
+        return time_pass(self._heads, self._feed, self.threads)
 
     def close(self) -> None:
-        self._sessions = []
+        self._heads = []

@@ -17,7 +17,7 @@ same profiler and timing loop there). The decision below is the same code for bo
    >= 0.99 and tail top-1 at most 1 point (or one image) below the FP32 features'. An auto candidate under
    the floor keeps more nodes float (the ones INT8 gains least on) and is checked again.
 5. The candidates run on the measured machine as they will be deployed (the session options of a profile or an
-   emit), in blocks taken in turn (`int8_measure.time_pass`; batch 1, p50 of many calls); the fastest that keeps
+   emit), each alone in turn, round by round (`int8_measure.time_pass`; batch 1, p50 of many calls); the fastest that keeps
    the floor ships, a candidate quantizing more preferred when it is within `MARGIN` of the fastest.
 
 The wire is INT8 in every candidate: what the device sends does not change. The record (the manifest's
@@ -166,8 +166,8 @@ def _time(candidates: list[Candidate], measurer: Measurer) -> None:
 
 def timed_pick(candidates: list[Candidate], feed: dict, measurer: Measurer) -> tuple[Candidate, int]:
     """The head to ship, and how many timing passes chose it: a second pass when the first was a close call (one
-    noisy pass must not ship a slower head; the samples of both passes decide). Locally both passes time the same
-    warmed-up sessions; on a board each pass is one runner call (sessions loaded and warmed up again)."""
+    noisy pass must not ship a slower head; the samples of both passes decide). Each pass opens every head's
+    session afresh, round by round (`int8_measure.time_pass`); on a board each pass is one runner call."""
     measurer.open([c.path for c in candidates], feed)
     _time(candidates, measurer)
     if not close_call(candidates):

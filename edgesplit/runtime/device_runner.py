@@ -14,7 +14,7 @@ one JSON object on stdout; exit code 2 with {"ok": false, "error": ...} on a han
 
 The last three measure for `export --int8-scope auto --device ssh://...` (`runtime.remote_measure`): the
 machine's record (CPU, INT8 flags and target, onnxruntime), one graph's per-kernel medians (onnxruntime's
-node profiler), and one timing pass of the candidate heads (blocks taken in turn) (their call times in ms), with the
+node profiler), and one timing pass of the candidate heads (each alone in turn, round by round) (their call times in ms), with the
 same code `int8_measure.LocalMeasurer` runs on the exporting host. The feed is an .npz of the graph inputs.
 """
 
@@ -87,8 +87,7 @@ def _measure(action: str, request: dict) -> dict:
         feed = {name: data[name] for name in data.files}
     if action == "profile_nodes":
         return {"profile": profile_kernels(request["graph"], feed, threads=threads).to_dict()}
-    sessions = int8_measure.open_sessions(list(request["heads"]), feed, threads)
-    return {"times_ms": int8_measure.time_pass(sessions, feed)}
+    return {"times_ms": int8_measure.time_pass(list(request["heads"]), feed, threads)}
 
 
 def main(argv=None) -> int:

@@ -217,34 +217,39 @@ def test_a_close_call_is_timed_a_second_time_and_both_passes_decide():
     assert (chosen.name, passes) == ("all", 1), "a clear first pass is not timed again"
 
 
-def test_candidates_are_timed_in_blocks_taken_in_turn_after_an_untimed_settle():
-    """Each head runs a block at a time (its idle workers park while the others run), untimed first: the call
-    log is runs of one head, each run longer than the samples it contributes, every head reaching min_samples."""
+def test_candidates_are_timed_alone_each_round_in_a_fresh_session():
+    """Round by round each head gets a session of its own, is warmed up untimed, timed for a block and dropped
+    before the next head opens: no two sessions are ever alive at once (their idle workers would change what the
+    timed one reads), and every head reaches min_samples over at least `rounds` rounds."""
     import time
 
     from edgesplit.export.int8_measure import time_pass
 
-    log = []
+    log, alive = [], set()
 
     class _Session:
         def __init__(self, name, seconds):
+            assert not alive, f"{name} opened while {alive} is alive"
             self.name, self.seconds = name, seconds
+            alive.add(name)
+            log.append(("open", name))
+
+        def __del__(self):
+            alive.discard(self.name)
 
         def run(self, outputs, feed):
-            log.append(self.name)
+            assert alive == {self.name}
+            log.append(("run", self.name))
             end = time.perf_counter() + self.seconds
             while time.perf_counter() < end:
                 pass
 
-    sessions = [_Session("a", 0.0005), _Session("b", 0.001)]
-    samples = time_pass(sessions, {}, min_samples=20, min_seconds=0.0, settle=0.004, block=0.01)
-    assert min(map(len, samples)) >= 20
-    assert 1.5 < sum(samples[1]) / len(samples[1]) / (sum(samples[0]) / len(samples[0])) < 2.5, "each head's own time"
-    runs = [log[0]]
-    for name in log[1:]:
-        if name != runs[-1][-1]:
-            runs.append(name)
-        else:
-            runs[-1] += name
-    assert [r[0] for r in runs] == ["a", "b"] * (len(runs) // 2), "heads take turns, a block each"
-    assert len(log) > sum(map(len, samples)), "the settle calls are run and not timed"
+    cost = {"a": 0.0005, "b": 0.001}
+    samples = time_pass(["a", "b"], {}, min_samples=40, min_seconds=0.0, rounds=3,
+                        open_session=lambda head: _Session(head, cost[head]))
+    assert min(map(len, samples)) >= 40
+    assert 1.5 < (sum(samples[1]) / len(samples[1])) / (sum(samples[0]) / len(samples[0])) < 2.5, "each head's own"
+    opens = [name for kind, name in log if kind == "open"]
+    assert opens[:6] == ["a", "b"] * 3, "heads take turns, a fresh session every round"
+    runs = sum(kind == "run" for kind, _ in log)
+    assert runs > sum(map(len, samples)), "the warm-up calls run untimed"
