@@ -65,3 +65,27 @@ def time_interleaved(sessions: dict, feeds: dict, warmup: int = 20, rounds: int 
                 samples[name].append((time.perf_counter() - t0) * 1e3)
     return {name: {"p50": statistics.median(v), "p90": float(np.percentile(v, 90)), "n": len(v)}
             for name, v in samples.items()}
+
+
+def time_alone(paths: dict, feed: dict, threads: int, rounds: int = 30, per_round: int = 10) -> dict:
+    """Median latency (ms) of each ONNX head as deployed and alone: every round, each head in turn gets a fresh
+    session (onnxruntime's defaults, spinning workers on), 10 untimed calls and 20 ms of warm-up, `per_round`
+    timed calls, and is dropped before the next opens (so no idle session's workers are alive while one is timed;
+    rounds alternate the heads so drift hits all alike)."""
+    samples = {name: [] for name in paths}
+    for _ in range(rounds):
+        for name, path in paths.items():
+            sess = ort_session(path, threads)
+            end = time.perf_counter() + 0.02
+            for i in range(10**9):
+                if i >= 10 and time.perf_counter() >= end:
+                    break
+                sess.run(None, feed)
+            for _ in range(per_round):
+                t0 = time.perf_counter()
+                sess.run(None, feed)
+                samples[name].append((time.perf_counter() - t0) * 1e3)
+            del sess
+    return {name: {"p50": statistics.median(v), "p90": float(np.percentile(v, 90)), "n": len(v)}
+            for name, v in samples.items()}
+

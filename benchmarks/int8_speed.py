@@ -1,4 +1,4 @@
-"""INT8 that never loses: FP32 vs INT8-`all` vs INT8-`auto` at every block cut, on onnxruntime CPU, interleaved.
+"""INT8 that never loses: FP32 vs INT8-`all` vs INT8-`auto` at every block cut, on onnxruntime CPU, each head alone.
 
     python benchmarks/int8_speed.py                 # the issue's models, every block cut, 1 and 2 threads
     python benchmarks/int8_speed.py --quick         # smoke test: 2 cuts of classifier4, few rounds
@@ -10,8 +10,8 @@ cut from it (as the sweep does); per cut four bundles share that head: fp32 (fp3
 head with the INT8 wire: what `auto` ships when nothing pays), int8-all (`--int8-scope all`, every node INT8)
 and int8-auto (`--int8-scope auto`, chosen on this host at onnxruntime's default threads). Calibration and
 the fidelity check use the embedded digits at the model's input (64 + 64 images); cosine is against the FP32
-head. The four heads then run interleaved, round by round, at batch 1 for each thread count, with the
-session options they are deployed with (spinning workers on; each turn starts with 20 ms of untimed calls). `--targets` adds
+head. The four heads then run round by round at batch 1 for each thread count, each as deployed and alone
+(`_common.time_alone`: a fresh session with onnxruntime's defaults per head per round, warmed up, timed, dropped). `--targets` adds
 an all-INT8 head per named INT8 layout (`int8-<target>`) to the same rounds: which layout is fastest here.
 
 Goal (issue 17): at every cut INT8-auto is never slower than FP32 (p50 ratio >= 0.97) and never slower than
@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import machine, ort_session, time_interleaved  # noqa: E402
+from _common import machine, time_alone  # noqa: E402
 
 from edgesplit.export import ExportConfig, export_bundle  # noqa: E402
 
@@ -45,7 +45,7 @@ def main(argv=None) -> int:
     p.add_argument("--cuts", default="all", help="all block cuts, the first N, or a comma list of block cut names")
     p.add_argument("--targets", default="", help="comma list of INT8 layouts to add as all-INT8 heads (e.g. x86,arm)")
     p.add_argument("--threads", default="1,2", help="comma list of onnxruntime intra-op thread counts")
-    p.add_argument("--rounds", type=int, default=30, help="interleaved rounds (10 calls of each head a round)")
+    p.add_argument("--rounds", type=int, default=30, help="rounds (each head alone in a fresh session, 10 timed calls a round)")
     p.add_argument("--quick", action="store_true", help="2 cuts of classifier4 1x32x32, 10 rounds: a smoke test")
     p.add_argument("--out", default=None, help="also write every row as JSON to this file")
     args = p.parse_args(argv)
@@ -62,11 +62,9 @@ def main(argv=None) -> int:
             for cut, bundles in _bundles(name, chw, args.cuts, targets, Path(tmp) / entry.replace(":", "-")):
                 x = np.random.default_rng(0).random((1, *chw), dtype=np.float32)
                 for n in threads:
-                    # as deployed (spinning workers on); each turn starts with 20 ms untimed so the workers of
-                    # the head timed before have parked
-                    sessions = {k: ort_session(b.onnx_path, n) for k, b in bundles.items()}
-                    timed = time_interleaved(sessions, {k: {"input": x} for k in sessions}, rounds=args.rounds,
-                                             settle_s=0.02)
+                    # as deployed (spinning workers on) and alone: a fresh session per head per round
+                    timed = time_alone({k: b.onnx_path for k, b in bundles.items()}, {"input": x}, n,
+                                       rounds=args.rounds)
                     rows.append(_row(name, shape, cut, n, bundles, timed))
                     _print(rows[-1])
     _summary(rows)
