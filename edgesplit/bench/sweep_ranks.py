@@ -63,7 +63,8 @@ def run_shared(spec: SweepSpec, out: Path, fresh: bool = False, append: bool = F
                 torch.set_num_threads(cores)  # alone for now: every core, as one process would have
                 progress.message(f"sweep shared by {n} processes: this one runs every step but the audits first, "
                                  f"then the {n} processes audit one unit in {n} each")
-                open_sweep(spec, out, fresh, append, progress, export_once, stage="prepare").run()
+                with distributed.alone():  # train and defend steps: this process alone, not DDP with idle peers
+                    open_sweep(spec, out, fresh, append, progress, export_once, stage="prepare").run()
             except EdgesplitError as exc:
                 error, failure = exc, str(exc)
         said = [failure]
@@ -72,9 +73,8 @@ def run_shared(spec: SweepSpec, out: Path, fresh: bool = False, append: bool = F
             if error is not None:
                 raise error
             return out / RESULTS  # rank 0 reports it
-        if torch.device(device).type == "cpu":
-            torch.set_num_threads(max(1, cores // n))
-        elif torch.device(device).type == "cuda":
+        torch.set_num_threads(max(1, cores // n))  # the cores shared out (data loading and metrics on CUDA too)
+        if torch.device(device).type == "cuda":
             device = f"cuda:{torch.cuda.current_device()}"  # LOCAL_RANK's GPU (session set it)
         own = _RankProgress(progress, rank, n) if rank else progress
         try:

@@ -15,6 +15,7 @@ This module needs only numpy and onnxruntime (the device runner imports it).
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Callable
@@ -73,11 +74,12 @@ def time_pass(heads: list, feed: dict, threads: int | None = None, min_samples: 
     samples: list[list[float]] = [[] for _ in heads]
     per_block = max(1, -(-min_samples // rounds))
     start, done = time.perf_counter(), 0
+    deadline = start + max_seconds  # past it: one warm-up and one timed call a head, then the pass ends
     while True:
         for head, times in zip(heads, samples, strict=True):
             session = open_session(head)
-            _calls_for(session, feed, WARMUP_SECONDS, WARMUP_CALLS)
-            times.extend(_calls_for(session, feed, BLOCK_SECONDS, per_block))
+            _calls_for(session, feed, WARMUP_SECONDS, WARMUP_CALLS, deadline)
+            times.extend(_calls_for(session, feed, BLOCK_SECONDS, per_block, deadline))
             del session  # its workers end with it: nothing else runs while the next head is timed
         done += 1
         elapsed = time.perf_counter() - start
@@ -86,11 +88,12 @@ def time_pass(heads: list, feed: dict, threads: int | None = None, min_samples: 
             return samples
 
 
-def _calls_for(session, feed: dict, seconds: float, at_least: int = 1) -> list[float]:
-    """Calls of `session` for about `seconds` and at least `at_least` calls; each call's time in ms."""
+def _calls_for(session, feed: dict, seconds: float, at_least: int = 1, deadline: float = math.inf) -> list[float]:
+    """Calls of `session` for about `seconds` and at least `at_least` calls, but one call once `deadline` (a
+    perf_counter reading) has passed; each call's time in ms."""
     times: list[float] = []
-    end = time.perf_counter() + seconds
-    while len(times) < at_least or time.perf_counter() < end:
+    end = min(time.perf_counter() + seconds, deadline)
+    while not times or (len(times) < at_least and time.perf_counter() < deadline) or time.perf_counter() < end:
         t0 = time.perf_counter()
         session.run(None, feed)
         times.append((time.perf_counter() - t0) * 1e3)

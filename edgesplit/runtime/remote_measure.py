@@ -70,6 +70,7 @@ class SshMeasurer:
         if self._staging is not None:
             self._staging.cleanup()
         self._workdir, self._staging, self._sent = None, None, {}
+        self._heads, self._feed = [], None  # their copies went with the board's work folder
 
     def _send(self, local: Path) -> str:
         """The board's copy of `local` (copied once), under a name made here: files of one name never collide."""
