@@ -31,40 +31,16 @@ def cpu_flags() -> str:
     return " ".join(f for f in wanted if f in flags) or "no AVX2"
 
 
-def ort_session(path, threads: int, spinning: bool = True):
-    """spinning=False for sessions timed in turn without a settle (time_interleaved): idle sessions' spinning
-    workers would take the cores from the one timed. With spinning (as heads are deployed), use settle_s."""
+def ort_session(path, threads: int):
+    """A plain onnxruntime CPU session (the independent peer of edgesplit's own, and heads timed as deployed:
+    onnxruntime's default spinning workers)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
-    if not spinning:
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
-def time_interleaved(sessions: dict, feeds: dict, warmup: int = 20, rounds: int = 30, per_round: int = 10,
-                     settle_s: float = 0.0) -> dict:
-    """Median latency (ms) of each session, alternating between them round by round so drift hits all alike.
-    `settle_s` > 0: each session's turn starts with that long of untimed calls (sessions with spinning workers:
-    the workers of the session timed before park first)."""
-    for name, sess in sessions.items():
-        for _ in range(warmup):
-            sess.run(None, feeds[name])
-    samples = {name: [] for name in sessions}
-    for _ in range(rounds):
-        for name, sess in sessions.items():
-            end = time.perf_counter() + settle_s
-            while time.perf_counter() < end:
-                sess.run(None, feeds[name])
-            for _ in range(per_round):
-                t0 = time.perf_counter()
-                sess.run(None, feeds[name])
-                samples[name].append((time.perf_counter() - t0) * 1e3)
-    return {name: {"p50": statistics.median(v), "p90": float(np.percentile(v, 90)), "n": len(v)}
-            for name, v in samples.items()}
 
 
 def time_alone(paths: dict, feed: dict, threads: int, rounds: int = 30, per_round: int = 10) -> dict:

@@ -20,7 +20,6 @@ phase 1 stops, and the counts of the closing line. No process pool of our own.
 from __future__ import annotations
 
 import datetime as dt
-import os
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -29,13 +28,6 @@ from edgesplit.errors import BenchError, EdgesplitError
 from edgesplit.progress import Progress
 
 PATIENCE = dt.timedelta(days=7)  # rank 0's first part can take hours; a crashed process ends the run anyway
-
-
-def several() -> bool:
-    """True in a process that torchrun (or `sweep --nproc`) started as one of several."""
-    from edgesplit.models import distributed
-
-    return distributed.launched()
 
 
 def run_shared(spec: SweepSpec, out: Path, fresh: bool = False, append: bool = False,
@@ -47,6 +39,7 @@ def run_shared(spec: SweepSpec, out: Path, fresh: bool = False, append: bool = F
     from edgesplit.bench.lock import folder_lock
     from edgesplit.bench.store import failed_steps
     from edgesplit.bench.sweep import RESULTS, check_writable, open_sweep
+    from edgesplit.bench.tail_timing import server_threads
     from edgesplit.models import distributed
     from edgesplit.models.device import resolve_device
     from edgesplit.progress import resolve
@@ -54,7 +47,7 @@ def run_shared(spec: SweepSpec, out: Path, fresh: bool = False, append: bool = F
     progress, device = resolve(progress), resolve_device(spec.train_device)
     with distributed.session(device, backend="gloo", timeout=PATIENCE), ExitStack() as held:
         rank, n = dist.get_rank(), dist.get_world_size()
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        cores = server_threads()  # every CPU this process may use
         failure = error = None
         if rank == 0:
             try:

@@ -176,8 +176,9 @@ def cmd_sweep(args) -> int:
         results = Path(args.out) / RESULTS
     else:
         from edgesplit.bench import sweep_ranks
+        from edgesplit.models import distributed
 
-        run = sweep_ranks.run_shared if sweep_ranks.several() else run_sweep  # under torchrun: shared
+        run = sweep_ranks.run_shared if distributed.launched() else run_sweep  # under torchrun: shared
         results = run(spec, Path(args.out), fresh=args.fresh, append=args.append, progress=progress(args))
         if _one_of_several():
             return 0

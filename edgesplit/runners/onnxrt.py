@@ -33,14 +33,13 @@ def import_onnxruntime():
 
 def ort_session(path: str | Path | bytes, providers=(CPU,), threads: int | None = None,
                 inter_op_threads: int | None = None, log_level: int = 3, seed: int | None = None,
-                spinning: bool = True, profile_prefix: str | None = None):
+                profile_prefix: str | None = None):
     """An `InferenceSession` for the ONNX file at `path` (or a serialized model) on `providers` (the first must be
     available).
 
     `threads`: intra-op threads (None: onnxruntime's default); `inter_op_threads` likewise; `seed` seeds
-    onnxruntime's Random* ops (process-wide) before the session is made. `spinning=False` stops the intra-op
-    workers spinning after a run (a session that must not hold cores while idle; sessions timed in turn keep
-    the default and park between blocks instead, `export.int8_measure.time_pass`). `profile_prefix`: onnxruntime's node-level
+    onnxruntime's Random* ops (process-wide) before the session is made. Intra-op workers keep onnxruntime's
+    default (they spin after a run), as heads run when deployed. `profile_prefix`: onnxruntime's node-level
     profiler on, its trace written under that prefix (`session.end_profiling()` returns the file)."""
     ort = import_onnxruntime()
     providers = list(providers)
@@ -54,8 +53,6 @@ def ort_session(path: str | Path | bytes, providers=(CPU,), threads: int | None 
         options.inter_op_num_threads = inter_op_threads
     if threads:
         options.intra_op_num_threads = threads
-    if not spinning:
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if profile_prefix is not None:
         options.enable_profiling = True
         options.profile_file_prefix = profile_prefix

@@ -25,11 +25,10 @@ def test_wrong_input_shape_and_nan_outputs(bundles):
         check_output(np.array([1.0, np.nan, np.inf], np.float32))
 
 
-def test_sessions_timed_in_turn_can_stop_their_workers_spinning(bundles):
+def test_sessions_keep_onnxruntimes_spinning_workers_as_deployed(bundles):
     from edgesplit.runners.onnxrt import ort_session
 
     path = next(iter(bundles.values())).onnx_path
     key = "session.intra_op.allow_spinning"
-    assert ort_session(path, threads=2, spinning=False).get_session_options().get_session_config_entry(key) == "0"
     with pytest.raises(RuntimeError, match="does not have configuration"):  # onnxruntime's default: spinning
         ort_session(path, threads=2).get_session_options().get_session_config_entry(key)
