@@ -22,7 +22,7 @@ cuts = ["features.1"]
 
 [[sweep.defenses]]
 name = "noise"
-params = { std = 1.0 }
+params = { std = 1.0, at_inference = false }  # no noise in emitted features: both sweeps emit the same ones
 epochs = 1
 
 [profile]
@@ -39,6 +39,8 @@ learning_curve = false
 [data]
 calib_size = 32
 """
+
+DEFENSE = "noise(at_inference=False,std=1.0)"  # its label in the rows
 
 
 def _sweep_cli(*args, cwd):
@@ -58,10 +60,10 @@ def test_two_processes_share_the_audits_and_match_one_process(tmp_path):
     shared = _audits(tmp_path / "shared" / "results.jsonl")
     # two units: features.1 as trained, and features.1 with the noise defense (its fine-tuning runs in the
     # first part, in process 0 alone: with the group up it must not wait for peers that wait in a barrier)
-    assert set(shared) == {(d, p) for d in (None, "noise(std=1.0)") for p in ("fp32", "int8")}, set(shared)
+    assert set(shared) == {(d, p) for d in (None, DEFENSE) for p in ("fp32", "int8")}, set(shared)
     assert all(r["status"] == "ok" for r in shared.values())
-    by_unit = {d: {tuple(r["process"]) for (k, _), r in shared.items() if k == d} for d in (None, "noise(std=1.0)")}
-    assert by_unit == {None: {(0, 2)}, "noise(std=1.0)": {(1, 2)}}, "one unit each, all its precisions together"
+    by_unit = {d: {tuple(r["process"]) for (k, _), r in shared.items() if k == d} for d in (None, DEFENSE)}
+    assert by_unit == {None: {(0, 2)}, DEFENSE: {(1, 2)}}, "one unit each, all its precisions together"
     rows = read_results(tmp_path / "shared" / "results.jsonl")
     assert sum(r["step"] == "export" for r in rows) == 4 and sum(r["step"] == "defend" for r in rows) == 1
     assert "results:" in proc.stdout
