@@ -33,6 +33,16 @@ def pytest_collection_modifyitems(config, items):
         item.add_marker(skip)
 
 
+def pytest_terminal_summary(terminalreporter):
+    """Name the CPU the suite ran on, with its INT8-relevant flags, at the end of every run: the few tests that
+    time heads (INT8 scope, timing windows) read what this CPU does, and a failure is read against it."""
+    from edgesplit.export.int8_targets import host_cpu
+
+    host = host_cpu()
+    terminalreporter.write_line(f"edgesplit host: {host['cpu']}; INT8 flags {' '.join(host['flags']) or 'none'}; "
+                                f"INT8 target {host['target']}")
+
+
 # --- models ------------------------------------------------------------------------------------------------
 
 

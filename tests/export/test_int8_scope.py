@@ -2,12 +2,17 @@
 
 The head is made for it (an ONNX file, the way a user would ship one): a stem and four depthwise-separable
 blocks with hard-swish (onnxruntime pays Q/DQ around every hard-swish and has no fast INT8 depthwise kernel),
-then three dense 3x3 convolutions with ReLU (where INT8 pays). Measured on the 2-core AVX-512 VNNI host these
-tests were written on: the all-INT8 head runs at ~0.8x the FP32 head's speed, the head `auto` ships at ~1.3x.
+then three dense 3x3 convolutions with ReLU (where INT8 pays on a VNNI host). Measured on the 2-core AVX-512 VNNI
+host these tests were written on: the all-INT8 head runs at ~0.8x the FP32 head's speed, the head `auto` ships at
+~1.3x. On the CI runner the mixed head was slower than FP32 too, and `auto` rightly shipped the FP32 head: what
+pays in INT8 is the host's to say. So the decision itself is tested on a scripted host (`_ScriptedHost`: the
+speeds set by the test, the quantization, exclusion and fidelity real), and what holds on every host seen is
+tested on the one running the suite.
 """
 
 import statistics
 import time
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -15,7 +20,7 @@ import pytest
 
 from edgesplit.errors import ExportError
 from edgesplit.export import ExportConfig, export_bundle
-from edgesplit.export.int8_scope import check_measurable
+from edgesplit.export.int8_scope import MARGIN, check_measurable
 from edgesplit.export.int8_targets import detect_target
 
 
@@ -69,8 +74,64 @@ def _convs(bundle) -> dict[str, int]:
     return {n.name: next((a.i for a in n.attribute if a.name == "group"), 1) for n in graph.node if n.op_type == "Conv"}
 
 
-def test_auto_keeps_the_slow_depthwise_region_float_and_quantizes_the_dense_one(mixed):
-    scope = mixed["auto"].manifest["quantization"]["scope"]
+class _ScriptedHost:
+    """A host whose speeds the test sets, so that the decision is checked whatever CPU runs the suite: the depthwise
+    convolutions are 4x slower in INT8 (as onnxruntime's are on x86: no INT8 depthwise kernel worth it), the dense
+    ones 4x faster, a conversion costs 4 us plus 0.1 ns a value. Profiles name a kernel after its node, as
+    onnxruntime does with the optimizer off; each timing pass reads the heads at `head_ms` (by candidate)."""
+
+    where = "the scripted host"
+    head_ms = {"all": 0.50, "auto": 0.30, "none": 0.40}
+
+    def __init__(self, depthwise: set[str]):
+        self.depthwise, self.names = depthwise, []
+
+    @property
+    def target(self):
+        return detect_target()
+
+    def measured_on(self):
+        return {"cpu": "scripted", "target": self.target, "flags": [], "threads": 1}
+
+    def profile(self, graph, feed):
+        from edgesplit.export.node_profile import KernelTime, NodeProfile
+
+        kernels = {}
+        for node in onnx.load(str(graph)).graph.node:
+            ms = 0.02 if node.op_type in ("Conv", "Gemm") else 0.005
+            if node.op_type in ("QuantizeLinear", "DequantizeLinear"):
+                ms, numel = 0.004 + 1e-7 * 32 * 32 * 32, 32 * 32 * 32
+            else:
+                numel = 0
+            kernels[node.name] = KernelTime(node.name, node.op_type, ms, numel)
+        if any(k.op == "DequantizeLinear" for k in kernels.values()):  # the INT8 head
+            for name, k in kernels.items():
+                if k.op == "Conv":
+                    kernels[name] = KernelTime(name, k.op, k.ms * (4 if name in self.depthwise else 0.25), 0)
+        return NodeProfile(kernels, sum(k.ms for k in kernels.values()), 10)
+
+    def open(self, heads, feed):
+        self.names = [Path(h).name.split(".")[0] for h in heads]
+
+    def time_pass(self):
+        return [[self.head_ms[name]] * 100 for name in self.names]
+
+    def close(self):
+        self.names = []
+
+
+@pytest.fixture(scope="module")
+def scripted(mixed):
+    """The mixed head's `auto` export measured on `_ScriptedHost`."""
+    depthwise = {name for name, group in _convs(mixed["fp32"]).items() if group > 1}
+    config = ExportConfig(str(mixed["fp32"].path.parent / "mixed.onnx"), mixed["fp32"].manifest["cut"]["name"],
+                          "int8", input_shape=(3, 32, 32), int8_scope="auto", calib_size=64, eval_size=64)
+    return export_bundle(config, mixed["fp32"].path.parent / "scripted", measurer=_ScriptedHost(depthwise))
+
+
+def test_auto_keeps_the_slow_depthwise_region_float_and_quantizes_the_dense_one(mixed, scripted):
+    """The decision, on a host where INT8 depthwise convolutions are slow and dense ones fast (scripted)."""
+    scope = scripted.manifest["quantization"]["scope"]
     assert scope["asked"] == "auto" and scope["chosen"] == "partial" and scope["candidate"] == "auto"
     convs = _convs(mixed["fp32"])
     depthwise = {name for name, group in convs.items() if group > 1}
@@ -81,11 +142,31 @@ def test_auto_keeps_the_slow_depthwise_region_float_and_quantizes_the_dense_one(
     assert len(scope["float_regions"]) == 1, "one region, not single nodes flipping back and forth"
     region = scope["float_nodes"]
     assert sum(n["float_ms"] for n in region) < sum(n["int8_ms"] for n in region), "kept float: slower in INT8"
-    graph = onnx.load(str(mixed["auto"].onnx_path)).graph
+    graph = onnx.load(str(scripted.onnx_path)).graph
     dequantized = {o for n in graph.node if n.op_type == "DequantizeLinear" for o in n.output}
     reads = {n.name: n.input for n in graph.node}
     assert not any(reads[d][0] in dequantized or reads[d][1] in dequantized for d in depthwise), "float Conv nodes"
     assert all(reads[d][0] in dequantized for d in dense), "INT8 ones"
+    assert scope["speedup_vs_fp32_head"] == {"all": 0.8, "auto": 1.333}
+    assert scope["measured_on"]["cpu"] == "scripted" and "on the scripted host" in scope["reason"]
+
+
+def test_on_this_host_the_slow_depthwise_region_never_ships_int8(mixed):
+    """Measured on whatever CPU runs the suite. Both hosts seen (AVX-512 VNNI: all-INT8 ~0.8x FP32, auto's mixed
+    head ~1.3x; the CI runner: all-INT8 0.82x, the mixed head 0.90x, so the FP32 head shipped) keep the depthwise
+    region float; whether the dense convolutions pay in INT8 is the host's to say."""
+    scope = mixed["auto"].manifest["quantization"]["scope"]
+    assert scope["chosen"] in ("partial", "none"), scope["reason"]
+    convs = _convs(mixed["fp32"])
+    depthwise = {name for name, group in convs.items() if group > 1}
+    graph = onnx.load(str(mixed["auto"].onnx_path)).graph
+    dequantized = {o for n in graph.node if n.op_type == "DequantizeLinear" for o in n.output}
+    reads = {n.name: n.input for n in graph.node}
+    assert not any(reads[d][0] in dequantized or reads[d][1] in dequantized for d in depthwise), "float Conv nodes"
+    region = scope["float_nodes"]
+    if scope["chosen"] == "partial":
+        assert len(scope["float_regions"]) == 1
+        assert sum(n["float_ms"] for n in region) < sum(n["int8_ms"] for n in region), "kept float: slower in INT8"
 
 
 def test_the_manifest_records_the_nodes_the_candidates_and_the_host(mixed):
@@ -96,13 +177,16 @@ def test_the_manifest_records_the_nodes_the_candidates_and_the_host(mixed):
     assert all({"node", "op", "float_ms", "int8_ms"} <= set(n) and n["float_ms"] >= 0 and n["int8_ms"] >= 0
                for n in scope["float_nodes"])
     candidates = {c["name"]: c for c in scope["candidates"]}
-    assert list(candidates) == ["all", "auto", "none"]
+    names = list(candidates)
+    assert names[0] == "all" and names[-1] == "none" and all(n.startswith("auto") for n in names[1:-1])
     assert scope["timing_passes"] in (1, 2)
     assert all(c["p50_ms"] > 0 and c["cosine"] >= 0.99 and c["meets_floor"] for c in candidates.values())
-    assert candidates["auto"]["p50_ms"] < min(candidates["all"]["p50_ms"], candidates["none"]["p50_ms"])
+    shipped = candidates[scope["candidate"]]
+    fastest = min(c["p50_ms"] for c in candidates.values())
+    assert shipped["p50_ms"] <= fastest * (1 + MARGIN) + 1e-4, "the fastest over the floor ships (a tie: more INT8)"
     assert scope["speedup_vs_fp32_head"]["auto"] == pytest.approx(
-        candidates["none"]["p50_ms"] / candidates["auto"]["p50_ms"], rel=0.01)
-    assert m["fidelity"]["mean_cosine"] == pytest.approx(candidates["auto"]["cosine"], abs=1e-5)
+        candidates["none"]["p50_ms"] / shipped["p50_ms"], rel=0.01)
+    assert m["fidelity"]["mean_cosine"] == pytest.approx(shipped["cosine"], abs=1e-5)
     host = scope["measured_on"]
     assert host["cpu"] and host["target"] == detect_target() and isinstance(host["flags"], list)
     assert host["onnxruntime"] == onnxruntime.__version__ and host["threads"]
@@ -131,7 +215,7 @@ def test_auto_is_not_slower_than_fp32_where_all_int8_is(mixed):
                 times[k].append(time.perf_counter() - t0)
     p50 = {k: statistics.median(v) for k, v in times.items()}
     assert p50["fp32"] / p50["auto"] >= 0.9, p50
-    assert p50["auto"] < p50["all"], p50
+    assert p50["auto"] < p50["all"] * 1.05, p50  # auto may ship the all-INT8 graph itself on a host where it wins
 
 
 def test_all_keeps_every_quantizable_node_int8(mixed):
