@@ -2,7 +2,8 @@
 planning and the report."""
 
 from edgesplit.bench.rows import SweepRow
-from edgesplit.bench.spec import SweepSpec, load_spec, spec_from_dict
+from edgesplit.bench.spec import SweepSpec
+from edgesplit.bench.spec_file import load_spec, spec_from_dict
 from edgesplit.bench.store import ResultsStore, read_results, read_sweep_rows
 from edgesplit.bench.sweep import run_sweep
 

@@ -14,7 +14,8 @@
     name = "classifier4"
     input = "1x32x32"
     cuts = "blocks"                    # or a list of cut names
-    checkpoint = "runs/c4/model.pt"    # or train_epochs = 8 (trained on data's train split first)
+    checkpoint = "runs/c4/model.pt"    # relative to the spec file's folder, as every path here; or
+                                       # train_epochs = 8 (trained on data's train split first)
 
     [[sweep.models]]                   # a shipped ONNX model (one image input), swept as it is
     onnx = "exports/model.onnx"        # relative to the spec file's folder; name defaults to the file's stem
@@ -54,22 +55,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import typing
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from edgesplit.bench.spec_values import (
-    WRONG,
-    as_list,
-    at_least,
-    check_keys,
-    convert,
-    form,
-    refuse_for_onnx,
-    show,
-    table,
-    toml_value,
-)
+from edgesplit.bench.spec_values import at_least, refuse_for_onnx
 from edgesplit.errors import BenchError, EdgesplitError, closest
 from edgesplit.vocab import INT8_SCOPES, PRECISIONS, parse_chw
 
@@ -82,7 +71,7 @@ class SweepModel:
     checkpoint: str | None = None
     train_epochs: int = 0  # > 0 and no checkpoint: train on the data's train split first
     onnx: str | None = None  # a shipped ONNX file, as the spec names it (its cuts are the graph's tensors)
-    spec_dir: str | None = field(default=None, compare=False, repr=False, metadata={"key": False})  # onnx's base
+    spec_dir: str | None = field(default=None, compare=False, repr=False, metadata={"key": False})  # paths' base
 
     def __post_init__(self) -> None:
         at_least(f"[[sweep.models]] {self.name}", self, train_epochs=0)
@@ -96,16 +85,18 @@ class SweepModel:
             if not self.onnx.lower().endswith(".onnx"):
                 raise BenchError(f"{where} does not name an .onnx file")
             if not self.onnx_path.is_file():
-                base = "the working folder" if self.spec_dir is None else "the spec file's folder"
-                raise BenchError(f"{where}: {self.onnx_path} is not a file (a relative path is read from {base})")
+                raise BenchError(f"{where}: {self.onnx_path} is not a file (a relative path is read from "
+                                 f"{_base(self.spec_dir)})")
 
     @property
     def onnx_path(self) -> Path | None:
         """The ONNX file, a relative `onnx` read from the spec file's folder (`spec_dir`; None: the working one)."""
-        if self.onnx is None:
-            return None
-        path = Path(self.onnx).expanduser()
-        return path if path.is_absolute() or self.spec_dir is None else Path(self.spec_dir) / path
+        return None if self.onnx is None else from_spec(self.onnx, self.spec_dir)
+
+    @property
+    def checkpoint_path(self) -> str | None:
+        """The checkpoint, a relative `checkpoint` read from the spec file's folder, as `onnx` is."""
+        return None if self.checkpoint is None else str(from_spec(self.checkpoint, self.spec_dir))
 
     @property
     def input_shape(self) -> tuple[int, int, int] | None:
@@ -144,6 +135,12 @@ class DataSpec:
     root: str | None = None
     calib_size: int = 256
     seed: int = 0
+    spec_dir: str | None = field(default=None, compare=False, repr=False, metadata={"key": False})  # root's base
+
+    @property
+    def root_path(self) -> str | None:
+        """The data set's folder, a relative `root` read from the spec file's folder, as a model's `onnx` is."""
+        return None if self.root is None else str(from_spec(self.root, self.spec_dir))
 
     def __post_init__(self) -> None:
         from edgesplit.data.catalog import EMBEDDED, list_datasets
@@ -264,6 +261,7 @@ class SweepSpec:
         if d["profile"]["cuda_graph"] is None:  # the hash of a spec without it is unchanged
             del d["profile"]["cuda_graph"]
         del d["train_device"]  # where it trains, not what is asked: the hash of a spec is the same on any machine
+        del d["data"]["spec_dir"]  # where the spec file lies is no part of what it asks
         return d
 
     @property
@@ -276,6 +274,17 @@ class SweepSpec:
         return tuple(sorted(self.precisions, key=lambda p: p != "fp32")) if self.audit else self.precisions
 
 
+def from_spec(path: str, spec_dir: str | None) -> Path:
+    """`path` as a spec names it: `~` expanded, a relative path read from the spec file's folder (None: the working
+    one), so that a spec runs the same from any working folder."""
+    p = Path(path).expanduser()
+    return p if p.is_absolute() or spec_dir is None else Path(spec_dir) / p
+
+
+def _base(spec_dir: str | None) -> str:
+    return "the working folder" if spec_dir is None else f"the spec file's folder, {spec_dir}"
+
+
 def _model_dict(m: SweepModel) -> dict:
     """One model as the spec's hash reads it: `onnx` only when given (the hash of a spec without it is unchanged)."""
     d = {**asdict(m), "cuts": m.cuts if isinstance(m.cuts, str) else list(m.cuts)}
@@ -283,118 +292,3 @@ def _model_dict(m: SweepModel) -> dict:
     if d["onnx"] is None:
         del d["onnx"]
     return d
-
-
-_TOP = {"sweep", "data", "profile", "attack"}
-_SECTIONS = {"data": DataSpec, "profile": TimingSpec, "attack": AttackSpec}
-_EXAMPLES = {(SweepModel, "name"): '"resnet18"', (SweepModel, "checkpoint"): '"runs/r18/model.pt"',
-             (DataSpec, "root"): '"data/cifar10"', (DefenseEntry, "name"): '"noise"',
-             (DefenseEntry, "params"): "{std = 0.1}"}
-
-
-def _example(cls, f) -> str:
-    if (cls, f.name) in _EXAMPLES:
-        return f", e.g. {f.name} = {_EXAMPLES[(cls, f.name)]}"
-    default = f.default_factory() if f.default_factory is not MISSING else f.default
-    return "" if default is MISSING or default is None or default == {} else f", e.g. {f.name} = {toml_value(default)}"
-
-
-def _build(cls, raw: dict, where: str, tables: tuple[str, ...] = ()) -> dict:
-    """The keyword arguments of a `cls` from a TOML table: every key known and of its field's type, or one
-    line naming the key and its form. `tables` are fields given as tables of their own (not keys here)."""
-    raw = dict(raw)
-    keys = [f for f in fields(cls) if f.metadata.get("key", True)]  # the rest are not written in a spec
-    check_keys(where, raw, {f.name for f in keys} - set(tables))
-    hints = typing.get_type_hints(cls)
-    for f in keys:
-        if f.name in tables or _is_record(hints[f.name]):
-            continue
-        if f.name not in raw:
-            if f.default is MISSING and f.default_factory is MISSING:
-                raise BenchError(f"{where} needs {f.name}{_example(cls, f)}")
-            continue
-        converted = convert(hints[f.name], raw[f.name])
-        if converted is WRONG:
-            raise BenchError(f"{where} {f.name} must be {form(hints[f.name])}{_example(cls, f)}; "
-                             f"got {show(raw[f.name])}")
-        raw[f.name] = converted
-    return raw
-
-
-def _is_record(hint) -> bool:
-    """A field holding spec records (models, defenses, sections), parsed by its own function."""
-    args = typing.get_args(hint)
-    return hint in _SECTIONS.values() or (typing.get_origin(hint) is tuple and args[0] in (SweepModel, DefenseEntry))
-
-
-def _model(raw, i: int, base: str | None = None) -> SweepModel:
-    where = f"[[sweep.models]] entry {i + 1}"
-    raw = table(raw, where, 'a [[sweep.models]] header, then name = "resnet18" and input = "3x64x64" lines')
-    shipped = "onnx" in raw
-    if shipped and "name" not in raw:  # named after the file (a wrong onnx value is refused below)
-        raw = {**raw, "name": Path(raw["onnx"]).stem if isinstance(raw["onnx"], str) else f"entry {i + 1}"}
-    if isinstance(raw.get("name"), str):
-        where = f"[[sweep.models]] {raw['name']}"
-    if shipped:
-        for key in ("checkpoint", "train_epochs"):
-            if key in raw:
-                refuse_for_onnx(raw.get("name", i + 1), key)
-    m = _build(SweepModel, raw, where)
-    if shipped:
-        m.setdefault("input", None)  # the file's own
-        m["spec_dir"] = base
-    if isinstance(m.get("cuts"), str) and m["cuts"] != "blocks":  # "layer1, layer2": a list of cut names
-        m["cuts"] = tuple(c.strip() for c in m["cuts"].split(",") if c.strip())
-    if m.get("cuts") == ("blocks",):
-        m["cuts"] = "blocks"
-    if "cuts" in m and not m["cuts"]:
-        raise BenchError(f'{where} cuts names no cut: write cuts = "blocks" or a list such as ["layer1"]')
-    return SweepModel(**m)
-
-
-def _defense(raw, i: int) -> DefenseEntry:
-    if isinstance(raw, str):
-        raw = {"name": raw}
-    where = f"defenses entry {raw['name'] if isinstance(raw, dict) and isinstance(raw.get('name'), str) else i + 1}"
-    raw = table(raw, where, '"noise" or {name = "noise", params = {std = 0.1}}')
-    return DefenseEntry(**_build(DefenseEntry, raw, where))
-
-
-def spec_from_dict(raw: dict, base: str | Path | None = None) -> SweepSpec:
-    """A validated SweepSpec from the TOML's tables; any wrong key, type or value is one BenchError line.
-
-    `base`: the folder a relative `onnx` path is read from (`load_spec`: the spec file's; None: the working one)."""
-    check_keys("the spec", raw, _TOP)
-    sweep = table(raw.get("sweep", {}), "sweep", "write [sweep] on a line of its own, then key = value lines")
-    sweep = _build(SweepSpec, sweep, "[sweep]", tables=tuple(_SECTIONS))
-    models = as_list(sweep.pop("models", []), "[sweep] models", 'one [[sweep.models]] table per model')
-    sweep["models"] = tuple(_model(m, i, None if base is None else str(base)) for i, m in enumerate(models))
-    if "defenses" in sweep:
-        defenses = as_list(sweep["defenses"], "[sweep] defenses", 'e.g. defenses = ["noise"]')
-        sweep["defenses"] = tuple(_defense(d, i) for i, d in enumerate(defenses))
-    for name, cls in _SECTIONS.items():
-        section = table(raw.get(name, {}), name, f"write [{name}] on a line of its own, then key = value lines")
-        sweep[name] = cls(**_build(cls, section, f"[{name}]"))
-    return SweepSpec(**sweep)
-
-
-def load_spec(path: str | Path) -> SweepSpec:
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib
-    path = Path(path)
-    if not path.is_file():
-        raise BenchError(f"sweep spec {path} does not exist: write one (see 'edgesplit sweep --help')")
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise BenchError(f"sweep spec {path} is not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset "
-                         f"{exc.start}): save it as UTF-8") from None
-    except OSError as exc:
-        raise BenchError(f"cannot read sweep spec {path} ({exc.strerror or exc})") from None
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise BenchError(f"{path} is not valid TOML: {exc}") from None
-    return spec_from_dict(raw, path.parent)

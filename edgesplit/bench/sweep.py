@@ -97,16 +97,17 @@ def _resolve_cuts(entry: SweepModel, spec: SweepSpec) -> list[str]:
     import edgesplit.defenses  # noqa: F401 - registers the 'defense' model option
     from edgesplit.models import analyse, create_model
 
-    if entry.checkpoint is not None and not Path(entry.checkpoint).is_file():
-        raise BenchError(f"model {entry.name}: checkpoint {entry.checkpoint} does not exist: fix the path in the "
-                         f"spec, or use train_epochs instead")
+    checkpoint = entry.checkpoint_path
+    if checkpoint is not None and not Path(checkpoint).is_file():
+        raise BenchError(f"model {entry.name}: checkpoint {checkpoint} does not exist (a relative path is read from "
+                         f"the spec file's folder): fix the path in the spec, or use train_epochs instead")
     c, h, _ = entry.input_shape
-    num_classes = None if entry.checkpoint else 10  # the cut points do not depend on the class count
-    model = create_model(entry.name, num_classes=num_classes, in_chans=None if entry.checkpoint else c,
-                         img_size=None if entry.checkpoint else h, checkpoint=entry.checkpoint, seed=spec.data.seed)
+    num_classes = None if checkpoint else 10  # the cut points do not depend on the class count
+    model = create_model(entry.name, num_classes=num_classes, in_chans=None if checkpoint else c,
+                         img_size=None if checkpoint else h, checkpoint=checkpoint, seed=spec.data.seed)
     built = getattr(model, "edgesplit_spec", None)
-    if entry.checkpoint and built is not None and (built.in_chans, built.img_size) != (c, h):
-        raise BenchError(f"model {entry.name}: input = \"{entry.input}\" but checkpoint {entry.checkpoint} was built "
+    if checkpoint and built is not None and (built.in_chans, built.img_size) != (c, h):
+        raise BenchError(f"model {entry.name}: input = \"{entry.input}\" but checkpoint {checkpoint} was built "
                          f"for {built.in_chans}x{built.img_size}x{built.img_size}: set input = "
                          f"\"{built.in_chans}x{built.img_size}x{built.img_size}\" in the spec (or --input)")
     analysis = analyse(model, torch.zeros(1, c, h, h))
@@ -244,7 +245,7 @@ class _Sweep(OnnxSteps):
 
         c, h, _ = entry.input_shape
         cut_names = self.cuts[entry.name]
-        checkpoint = entry.checkpoint
+        checkpoint = entry.checkpoint_path
         if checkpoint is None and entry.train_epochs > 0:
             row = self.step(partial(self._train, entry), valid=self._exists("checkpoint"), step="train",
                             model=entry.name)

@@ -29,12 +29,10 @@ def resolve_onnx(entry: SweepModel):
         cuts = analysis.blocks if entry.cuts == "blocks" else [analysis.resolve(n) for n in entry.cuts]
     except ModelError as exc:  # CutError included
         raise BenchError(f"model {entry.name}: {_spec_words(str(exc))}") from None
-    from edgesplit.models.onnx_graph import dims, graph_input
+    from edgesplit.models.onnx_graph import fixed_batch
 
-    batch = (dims(graph_input(analysis.model)) or [None])[0]
-    if isinstance(batch, int):  # heads, tails and references run batches of many images
-        raise BenchError(f"model {entry.name}: {entry.onnx_path.name} takes batches of exactly {batch} (a fixed "
-                         f"batch dim); export it with a dynamic batch axis to sweep it")
+    if refusal := fixed_batch(analysis.model, entry.onnx_path.name):  # heads, tails and references: many images
+        raise BenchError(f"model {entry.name}: {refusal}")
     shape = tuple(analysis.input_shape)
     if len(shape) != 3 or shape[1] != shape[2]:
         raise BenchError(f"model {entry.name}: {entry.onnx_path.name} takes {'x'.join(map(str, shape))} images; "
@@ -99,7 +97,7 @@ class OnnxSteps(SweepSteps):
 
         d = self.spec.data
         config = ExportConfig(str(entry.onnx_path), cut, precision=precision, input_shape=self.shape_of(entry),
-                              calib_data=d.name, calib_root=d.root, calib_size=d.calib_size, seed=d.seed,
+                              calib_data=d.name, calib_root=d.root_path, calib_size=d.calib_size, seed=d.seed,
                               int8_scope=self.spec.int8_scope)
         path = self.out / "bundles" / entry.name / f"{file_name(cut)}{tag}-{precision}"
         bundle = export_bundle(config, path, force=True, progress=self.progress, source=self._file_head(entry, cut),

@@ -81,7 +81,7 @@ class SweepSteps:
 
         c, h, _ = entry.input_shape
         d = self.spec.data
-        return load_dataset(d.name, root=d.root, split="train", img_size=h, channels=c, seed=d.seed, limit=1).info
+        return load_dataset(d.name, root=d.root_path, split="train", img_size=h, channels=c, seed=d.seed, limit=1).info
 
     # the steps --------------------------------------------------------------------------------------------
     def _train(self, entry: SweepModel) -> dict:
@@ -89,7 +89,7 @@ class SweepSteps:
 
         c, h, _ = entry.input_shape
         d = self.spec.data
-        path, accuracy = train_target(entry.name, d.name, d.root, c, h, entry.train_epochs, d.seed,
+        path, accuracy = train_target(entry.name, d.name, d.root_path, c, h, entry.train_epochs, d.seed,
                                       self.out / "models" / f"{entry.name}.pt", self.progress, device=self.device)
         return {"checkpoint": self.rel(path), "test_accuracy": accuracy, "data": d.name, "epochs": entry.train_epochs,
                 "train_device": self.device}
@@ -106,7 +106,7 @@ class SweepSteps:
 
         c, h, _ = entry.input_shape
         d = self.spec.data
-        train_set, test_set = load_splits(d.name, d.root, h, c, d.seed)
+        train_set, test_set = load_splits(d.name, d.root_path, h, c, d.seed)
         model = (create_model(entry.name, checkpoint=checkpoint) if checkpoint else
                  create_model(entry.name, num_classes=train_set.info.num_classes, in_chans=c, img_size=h,
                               seed=d.seed))
@@ -125,7 +125,7 @@ class SweepSteps:
         d = self.spec.data
         config = ExportConfig(entry.name, cut, precision=precision, checkpoint=checkpoint,
                               input_shape=entry.input_shape if not checkpoint else None, calib_data=d.name,
-                              calib_root=d.root, calib_size=d.calib_size, seed=d.seed, int8_scope=self.spec.int8_scope)
+                              calib_root=d.root_path, calib_size=d.calib_size, seed=d.seed, int8_scope=self.spec.int8_scope)
         path = self.out / "bundles" / entry.name / f"{cut}{tag}-{precision}"
         source, head_from = self._graph_head(config) if self.export_once and not tag else (None, "per-cut export")
         bundle = export_bundle(config, path, force=True, progress=self.progress, source=source,
@@ -237,7 +237,7 @@ class SweepSteps:
         folder = self.out / "features" / entry.name
         paths = {}
         for split, limit in (("attack", a.attack_limit or None), ("test", a.eval_limit or None)):
-            ff = emit_split(bundle_dir, d.name, split, limit, d.root, d.seed, progress=self.progress)
+            ff = emit_split(bundle_dir, d.name, split, limit, d.root_path, d.seed, progress=self.progress)
             paths[f"{split}_features"] = self.rel(ff.save(folder / f"{cut}-{precision}-{split}.npz"))
         return paths
 
@@ -255,7 +255,7 @@ class SweepSteps:
                                seed=self.spec.data.seed, device=self.device)
         first = precision == self.spec.ordered_precisions[0]
         result = audit(load_bundle(bundle_dir), load_features(self.out / emitted.fields["attack_features"]),
-                       load_features(self.out / emitted.fields["test_features"]), config, self.spec.data.root,
+                       load_features(self.out / emitted.fields["test_features"]), config, self.spec.data.root_path,
                        self.progress, folder / "grid.png", transfer_features=transfer,
                        decoder_cache=self.decoders, decoders=decoder, learning_curve=a.learning_curve and first,
                        start_features=load_features(previous_attack) if previous_attack is not None else None)

@@ -129,7 +129,7 @@ def register(sub) -> None:
 
 
 def _spec_from_args(args):
-    from edgesplit.bench.spec import load_spec, spec_from_dict
+    from edgesplit.bench.spec_file import load_spec, spec_from_dict
     from edgesplit.errors import BenchError
 
     if args.spec and args.model:

@@ -80,3 +80,34 @@ def test_int8_scope_defaults_to_auto_without_changing_the_hash_and_is_refused_wi
     assert SweepSteps(spec, Path("out"), SilentProgress()).int8_measurer() is None, "this host"
     assert spec_from_dict({**TINY, "sweep": {**remote, "int8_scope": "all"}}).devices[1] == "ssh://pi@board"
     assert spec_from_dict({**TINY, "sweep": {**remote, "precisions": ["fp32"]}}), "no int8 head: nothing to measure"
+
+
+def test_relative_paths_are_read_from_the_spec_files_folder(tmp_path, monkeypatch, c4_gray):
+    """checkpoint, data root and onnx alike: a spec runs the same from any working folder, and hashes the same."""
+    import os
+    import shutil
+
+    from edgesplit.bench.sweep import _resolve_cuts
+
+    specs, elsewhere = tmp_path / "specs", tmp_path / "elsewhere"
+    (specs / "ckpt").mkdir(parents=True)
+    elsewhere.mkdir()
+    shutil.copy(c4_gray, specs / "ckpt" / "c4.pt")
+    (specs / "s.toml").write_text('[[sweep.models]]\nname = "classifier4"\ninput = "1x32x32"\n'
+                                  'checkpoint = "ckpt/c4.pt"\ncuts = ["features.1"]\n'
+                                  '[data]\nname = "digits"\nroot = "../data"\n')
+    monkeypatch.chdir(elsewhere)
+    spec = load_spec(Path(os.path.relpath(specs / "s.toml")))
+    entry = spec.models[0]
+    assert Path(entry.checkpoint_path).resolve() == (specs / "ckpt" / "c4.pt").resolve()
+    assert Path(spec.data.root_path).resolve() == (tmp_path / "data").resolve()
+    assert _resolve_cuts(entry, spec) == ["features.1"], "the checkpoint is found from another working folder"
+    assert spec.to_dict()["models"][0]["checkpoint"] == "ckpt/c4.pt" and spec.to_dict()["data"]["root"] == "../data"
+    monkeypatch.chdir(specs)
+    assert load_spec("s.toml").sha256 == spec.sha256, "where the sweep runs from does not change the spec"
+    (specs / "ckpt" / "c4.pt").unlink()
+    with pytest.raises(BenchError, match="checkpoint .*ckpt/c4.pt does not exist \\(a relative path is read from "
+                                         "the spec file's folder\\)"):
+        _resolve_cuts(load_spec("s.toml").models[0], spec)
+    flags = spec_from_dict({"sweep": {"models": [{"name": "classifier4", "checkpoint": "ckpt/c4.pt"}]}})
+    assert flags.models[0].checkpoint_path == "ckpt/c4.pt", "a spec from flags reads from the working folder"

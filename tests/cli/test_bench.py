@@ -46,7 +46,7 @@ BAD_SPECS = [
     (SPEC_TOML + '[[sweep.models]]\nname = "classifier4"\n', "model classifier4 is listed twice"),
     (SPEC_TOML + '[[sweep.models]]\nname = "resnet20"\ncuts = ["layer9"]\n', "unknown cut 'layer9'"),
     (SPEC_TOML.replace('name = "classifier4"', 'name = "classifier4"\ncheckpoint = "missing.pt"'),
-     "checkpoint missing.pt does not exist"),
+     "missing.pt does not exist (a relative path is read from the spec file's folder)"),
 ]
 
 
