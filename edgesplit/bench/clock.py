@@ -38,8 +38,11 @@ class StepClock:
             self.seconds[step].append(seconds)
 
     def passed_over(self, steps: Counter) -> None:
-        """Steps that will not be reached (what they depend on failed): counted as accounted for."""
+        """Steps that will not be reached (what they depend on failed): counted as accounted for. Only steps this
+        run planned count: a process of a shared sweep plans a part of them (rank 0 no audits, the others only
+        their units' audits), so a failure upstream passes over at most what is left of each kind."""
         for step, n in steps.items():
+            n = min(n, max(0, self.left[step]))
             self.count += n
             self.left[step] -= n
 
