@@ -7,10 +7,9 @@ from pathlib import Path
 import numpy as np
 
 from edgesplit.errors import ExportError
+from edgesplit.export.graph_reference import BATCH
 from edgesplit.export.wire import WireFormat
 from edgesplit.runners.onnxrt import ort_session, run_in_batches
-
-BATCH = 64
 
 
 def run_onnx(path: str | Path, images: np.ndarray, input_dtype: str, batch: int = BATCH) -> np.ndarray:

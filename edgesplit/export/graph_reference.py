@@ -22,7 +22,7 @@ import onnx
 
 from edgesplit.hostmemory import available_bytes
 
-BATCH = 64  # images per onnxruntime run
+BATCH = 64  # images per run of a reference, a tail or a head over a split (sources and fidelity too)
 BUDGET = 1 << 30  # bytes of features held at once, at most (and at most a quarter of the memory available)
 
 

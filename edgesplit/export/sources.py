@@ -22,10 +22,8 @@ import numpy as np
 import onnx
 
 from edgesplit.errors import ExportError
-from edgesplit.export.graph_reference import array_digest
+from edgesplit.export.graph_reference import BATCH, array_digest
 from edgesplit.export.onnx_export import INPUT_NAME, OUTPUT_NAME
-
-BATCH = 64  # images per run when computing references and tail logits
 
 
 class HeadSource:
@@ -130,15 +128,12 @@ class GraphHead(HeadSource):
 
         from edgesplit.digest import sha256_file
         from edgesplit.models.onnx_cuts import analyse_onnx
-        from edgesplit.models.onnx_graph import dims, external_tensors, graph_input
+        from edgesplit.models.onnx_graph import external_tensors, fixed_batch
 
         path = Path(path)
         analysis = analysis or analyse_onnx(path, input_shape)
-        batch = (dims(graph_input(analysis.model)) or [None])[0]
-        if isinstance(batch, int):
-            raise ExportError(f"{path.name} takes batches of exactly {batch} (a fixed batch dim): calibration, the "
-                              f"fidelity check and emission run many images at once; export it with a dynamic "
-                              f"batch axis (torch.onnx.export(..., dynamic_shapes=...) or dynamic_axes)")
+        if refusal := fixed_batch(analysis.model, path.name):
+            raise ExportError(refusal)
         sha = sha256_file(path)
         data = sorted({ExternalDataInfo(t).location for t in external_tensors(analysis.model)})
         record = {"name": f"onnx:{path.stem}", "spec": None, "weights": f"shipped onnx {sha}", "checkpoint": None,

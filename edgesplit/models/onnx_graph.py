@@ -92,6 +92,17 @@ def dims(value: onnx.ValueInfoProto) -> list[int | str | None] | None:
     return out
 
 
+def fixed_batch(model: onnx.ModelProto, name: str) -> str | None:
+    """Why a model whose input takes batches of one size only cannot be exported or swept (None: its batch axis
+    is dynamic): calibration, the fidelity check, emission and a sweep's tails run many images at once."""
+    batch = (dims(graph_input(model)) or [None])[0]
+    if not isinstance(batch, int):
+        return None
+    return (f"{name} takes batches of exactly {batch} (a fixed batch dim): calibration, the fidelity check and "
+            f"emission run many images at once; export it with a dynamic batch axis "
+            f"(torch.onnx.export(..., dynamic_shapes=...) or dynamic_axes)")
+
+
 def batch1_shapes(model: onnx.ModelProto) -> dict[str, tuple[int, ...] | None]:
     """Every tensor's shape (initializers included) with the batch dim fixed to 1; None where inference cannot tell.
 
