@@ -28,7 +28,10 @@ from edgesplit.export.int8_targets import detect_target, host_cpu
 from edgesplit.export.node_profile import NodeProfile, profile_kernels
 
 MIN_SAMPLES, MIN_SECONDS, MAX_SECONDS = 100, 0.6, 20.0  # one timing pass of the candidates
-ROUNDS, WARMUP_CALLS, WARMUP_SECONDS, BLOCK_SECONDS = 5, 10, 0.02, 0.05
+ROUNDS, WARMUP_CALLS, WARMUP_SECONDS, BLOCK_SECONDS = 5, 3, 0.02, 0.05
+ENOUGH_SECONDS = 0.1  # a block that has timed this long has enough calls, fewer than min_samples / rounds or not
+# (a 20 ms head: 5 calls a block, 25 in a pass; its p50 is as steady as a 0.2 ms head's over 100). A session's
+# first call pays its allocations; the warm-up's 3 calls and 20 ms cover that, as 10 calls did at 3x the time.
 # Each head is timed as it runs when deployed, and alone: in every round each head in turn gets a session of its
 # own with the options a profile or a device uses (`runners.onnxrt`: onnxruntime's spinning workers on), is
 # warmed up, timed for a block, and dropped, so no other session is alive while it runs. Why not sessions kept
@@ -68,8 +71,9 @@ def time_pass(heads: list, feed: dict, threads: int | None = None, min_samples: 
               min_seconds: float = MIN_SECONDS, max_seconds: float = MAX_SECONDS, rounds: int = ROUNDS,
               open_session: Callable | None = None) -> list[list[float]]:
     """One pass: every head's call times (ms), in rounds; in each round each head in turn runs alone (a session
-    opened, warmed up, timed for a block of at least BLOCK_SECONDS and min_samples / rounds calls, dropped),
-    until `rounds` rounds, `min_samples` per head and `min_seconds` are reached, or `max_seconds` has passed."""
+    opened, warmed up, timed for a block of at least BLOCK_SECONDS and min_samples / rounds calls, or
+    ENOUGH_SECONDS, dropped), until `rounds` rounds, `min_samples` per head (or ENOUGH_SECONDS of timed calls
+    every round) and `min_seconds` are reached, or `max_seconds` has passed."""
     open_session = open_session or (lambda head: deployed_session(head, threads))
     samples: list[list[float]] = [[] for _ in heads]
     per_block = max(1, -(-min_samples // rounds))
@@ -79,21 +83,23 @@ def time_pass(heads: list, feed: dict, threads: int | None = None, min_samples: 
         for head, times in zip(heads, samples, strict=True):
             session = open_session(head)
             _calls_for(session, feed, WARMUP_SECONDS, WARMUP_CALLS, deadline)
-            times.extend(_calls_for(session, feed, BLOCK_SECONDS, per_block, deadline))
+            times.extend(_calls_for(session, feed, BLOCK_SECONDS, per_block, deadline, ENOUGH_SECONDS))
             del session  # its workers end with it: nothing else runs while the next head is timed
         done += 1
         elapsed = time.perf_counter() - start
-        if (done >= rounds and min(map(len, samples)) >= min_samples and elapsed >= min_seconds) \
-                or elapsed >= max_seconds:
+        sampled = all(len(t) >= min_samples or sum(t) >= done * ENOUGH_SECONDS * 1e3 for t in samples)
+        if (done >= rounds and sampled and elapsed >= min_seconds) or elapsed >= max_seconds:
             return samples
 
 
-def _calls_for(session, feed: dict, seconds: float, at_least: int = 1, deadline: float = math.inf) -> list[float]:
-    """Calls of `session` for about `seconds` and at least `at_least` calls, but one call once `deadline` (a
-    perf_counter reading) has passed; each call's time in ms."""
+def _calls_for(session, feed: dict, seconds: float, at_least: int = 1, deadline: float = math.inf,
+               enough: float = math.inf) -> list[float]:
+    """Calls of `session` for about `seconds` and at least `at_least` calls (unless `enough` seconds have passed),
+    but one call once `deadline` (a perf_counter reading) has passed; each call's time in ms."""
     times: list[float] = []
-    end = min(time.perf_counter() + seconds, deadline)
-    while not times or (len(times) < at_least and time.perf_counter() < deadline) or time.perf_counter() < end:
+    now = time.perf_counter()
+    end, enough_at = min(now + seconds, deadline), min(now + enough, deadline)
+    while not times or (len(times) < at_least and time.perf_counter() < enough_at) or time.perf_counter() < end:
         t0 = time.perf_counter()
         session.run(None, feed)
         times.append((time.perf_counter() - t0) * 1e3)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import platform
 import tempfile
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -92,13 +93,15 @@ def _export(config: ExportConfig, out_dir, force: bool, progress: Progress, sign
         int8_dtype = "uint8" if scheme.activation_type == "QUInt8" else "int8"
         input_dtype = "float16" if config.precision == "fp16" else "float32"
 
-        def finish(graph: Path, head: Path) -> tuple:
-            """The graph with its wire set, checked, and its fidelity on the held-out split."""
+        def finish(graph: Path, head: Path, deferred: bool = False) -> tuple:
+            """The graph with its wire set, checked, and its fidelity on the held-out split (`deferred`: a function
+            that measures it, for a candidate that may never need it)."""
             model, wire = wire_graph.set_wire(onnx.load(str(graph)), config.wire_format, out_range, int8_dtype,
                                               scheme.activation_symmetric)
             onnx.save(model, str(head))
             onnx_export.check(head)
-            return model, wire, measure_fidelity(head, wire, input_dtype, source, eval_images, eval_labels)
+            fidelity = partial(measure_fidelity, head, wire, input_dtype, source, eval_images, eval_labels)
+            return model, wire, fidelity if deferred else fidelity()
 
         scope = {"asked": "all", "chosen": "all"} if config.precision == "int8" else None
         if auto:
@@ -107,7 +110,7 @@ def _export(config: ExportConfig, out_dir, force: bool, progress: Progress, sign
                     pre, dst, cache, config.calib_method, scheme, exclude), finish, shape, measurer)
             (tmp / HEAD).write_bytes(choice.chosen.path.read_bytes())
             model_proto, wire, fidelity, scope = (choice.chosen.model, choice.chosen.wire,
-                                                  dict(choice.chosen.fidelity), choice.record)
+                                                  dict(choice.chosen.measured), choice.record)
         else:
             with progress.task("checking fidelity", total=None):
                 model_proto, wire, fidelity = finish(tmp / "head.onnx", tmp / HEAD)

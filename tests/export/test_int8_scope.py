@@ -77,7 +77,7 @@ def _convs(bundle) -> dict[str, int]:
 class _ScriptedHost:
     """A host whose speeds the test sets, so that the decision is checked whatever CPU runs the suite: the depthwise
     convolutions are 4x slower in INT8 (as onnxruntime's are on x86: no INT8 depthwise kernel worth it), the dense
-    ones 4x faster, a conversion costs 4 us plus 0.1 ns a value. Profiles name a kernel after its node, as
+    ones 4x faster, a conversion (Q or DQ) 7.3 us. Profiles name a kernel after its node, as
     onnxruntime does with the optimizer off; each timing pass reads the heads at `head_ms` (by candidate)."""
 
     where = "the scripted host"
@@ -100,7 +100,7 @@ class _ScriptedHost:
         for node in onnx.load(str(graph)).graph.node:
             ms = 0.02 if node.op_type in ("Conv", "Gemm") else 0.005
             if node.op_type in ("QuantizeLinear", "DequantizeLinear"):
-                ms, numel = 0.004 + 1e-7 * 32 * 32 * 32, 32 * 32 * 32
+                ms, numel = 0.0073, 32 * 32 * 32  # every tensor here is 32x32x32 at most
             else:
                 numel = 0
             kernels[node.name] = KernelTime(node.name, node.op_type, ms, numel)
@@ -114,7 +114,7 @@ class _ScriptedHost:
         self.names = [Path(h).name.split(".")[0] for h in heads]
 
     def time_pass(self):
-        return [[self.head_ms[name]] * 100 for name in self.names]
+        return [[self.head_ms[name.split("-")[0]]] * 100 for name in self.names]  # auto-2 reads as auto
 
     def close(self):
         self.names = []
@@ -148,13 +148,16 @@ def test_auto_keeps_the_slow_depthwise_region_float_and_quantizes_the_dense_one(
     assert not any(reads[d][0] in dequantized or reads[d][1] in dequantized for d in depthwise), "float Conv nodes"
     assert all(reads[d][0] in dequantized for d in dense), "INT8 ones"
     assert scope["speedup_vs_fp32_head"] == {"all": 0.8, "auto": 1.333}
+    none = next(c for c in scope["candidates"] if c["name"] == "none")
+    assert none["cosine"] is None and none["meets_floor"] is None, "33 % slower than the pick: never measured"
     assert scope["measured_on"]["cpu"] == "scripted" and "on the scripted host" in scope["reason"]
 
 
+@pytest.mark.skipif(detect_target() == "arm", reason="x86 only: ARM's INT8 depthwise kernels may well pay")
 def test_on_this_host_the_slow_depthwise_region_never_ships_int8(mixed):
-    """Measured on whatever CPU runs the suite. Both hosts seen (AVX-512 VNNI: all-INT8 ~0.8x FP32, auto's mixed
-    head ~1.3x; the CI runner: all-INT8 0.82x, the mixed head 0.90x, so the FP32 head shipped) keep the depthwise
-    region float; whether the dense convolutions pay in INT8 is the host's to say."""
+    """Measured on whatever x86 CPU runs the suite. Both hosts seen (AVX-512 VNNI: all-INT8 ~0.8x FP32, auto's
+    mixed head ~1.3x; the CI runner: all-INT8 0.82x, the mixed head 0.90x, so the FP32 head shipped) keep the
+    depthwise region float; whether the dense convolutions pay in INT8 is the host's to say."""
     scope = mixed["auto"].manifest["quantization"]["scope"]
     assert scope["chosen"] in ("partial", "none"), scope["reason"]
     convs = _convs(mixed["fp32"])
@@ -165,7 +168,6 @@ def test_on_this_host_the_slow_depthwise_region_never_ships_int8(mixed):
     assert not any(reads[d][0] in dequantized or reads[d][1] in dequantized for d in depthwise), "float Conv nodes"
     region = scope["float_nodes"]
     if scope["chosen"] == "partial":
-        assert len(scope["float_regions"]) == 1
         assert sum(n["float_ms"] for n in region) < sum(n["int8_ms"] for n in region), "kept float: slower in INT8"
 
 
@@ -180,8 +182,10 @@ def test_the_manifest_records_the_nodes_the_candidates_and_the_host(mixed):
     names = list(candidates)
     assert names[0] == "all" and names[-1] == "none" and all(n.startswith("auto") for n in names[1:-1])
     assert scope["timing_passes"] in (1, 2)
-    assert all(c["p50_ms"] > 0 and c["cosine"] >= 0.99 and c["meets_floor"] for c in candidates.values())
     shipped = candidates[scope["candidate"]]
+    for c in candidates.values():  # measured for fidelity where it could ship; else clearly slower
+        assert c["p50_ms"] > 0 and (c["cosine"] >= 0.99 and c["meets_floor"] if c["cosine"] is not None
+                                    else c["p50_ms"] > shipped["p50_ms"] * (1 + MARGIN) and "not measured" in c["fidelity"])
     fastest = min(c["p50_ms"] for c in candidates.values())
     assert shipped["p50_ms"] <= fastest * (1 + MARGIN) + 1e-4, "the fastest over the floor ships (a tie: more INT8)"
     assert scope["speedup_vs_fp32_head"]["auto"] == pytest.approx(
@@ -190,7 +194,9 @@ def test_the_manifest_records_the_nodes_the_candidates_and_the_host(mixed):
     host = scope["measured_on"]
     assert host["cpu"] and host["target"] == detect_target() and isinstance(host["flags"], list)
     assert host["onnxruntime"] == onnxruntime.__version__ and host["threads"]
-    assert "specific to the host" in scope["note"] and "region" in scope["reason"]
+    assert "specific to the host" in scope["note"] and "this host" in scope["reason"]
+    if scope["chosen"] == "partial":
+        assert "region" in scope["reason"]
     assert m["wire"] == mixed["all"].manifest["wire"], "the payload is unchanged: same int8 wire"
     assert m["precision"] == "int8" and m["export"]["int8_scope"] == "auto"
 
@@ -269,6 +275,33 @@ def test_the_fastest_candidate_over_the_floor_ships_and_more_quantized_wins_a_ti
     assert _pick([_candidate("all", 1.05), _candidate("none", 1.0, float_units={"a"})]).name == "none"
     assert _pick([_candidate("all", 1.0, cosine=0.5), _candidate("none", 1.2, cosine=0.5)]).name == "all", \
         "no candidate keeps the floor (the wire itself loses): the fastest"
+
+
+def test_fidelity_is_measured_only_for_candidates_that_could_ship():
+    """A candidate's fidelity (a head over the held-out split and the tail on its features) is measured in order
+    of speed, as far as the choice needs: where INT8 pays, the FP32 head with the INT8 wire is never measured."""
+    from edgesplit.export.int8_scope import _pick, close_call
+
+    measured = []
+
+    def lazy(name, p50, cosine=0.999, float_units=()):
+        c = _candidate(name, p50, cosine=cosine, float_units=float_units)
+        record = c.fidelity
+        c.fidelity = lambda: measured.append(name) or record
+        return c
+
+    candidates = [lazy("all", 1.0), lazy("none", 3.0, float_units={"a"})]
+    assert _pick(candidates).name == "all" and not close_call(candidates) and measured == ["all"]
+    assert candidates[1].record()["cosine"] is None and "not measured" in candidates[1].record()["fidelity"]
+    measured.clear()
+    candidates = [lazy("all", 1.0, cosine=0.9), lazy("none", 3.0, float_units={"a"})]
+    assert _pick(candidates).name == "none" and measured == ["all", "none"], "all under the floor: the next one"
+    measured.clear()
+    candidates = [lazy("all", 1.01), lazy("none", 1.0, float_units={"a"})]
+    assert _pick(candidates).name == "all" and sorted(measured) == ["all", "none"], "a tie: both measured"
+    measured.clear()
+    candidates = [lazy("all", 1.0), lazy("none", 1.08, float_units={"a"})]
+    assert close_call(candidates) and sorted(measured) == ["all", "none"], "8 % apart: a second look, both measured"
 
 
 class _FakeMeasurer:
