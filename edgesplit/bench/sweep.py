@@ -249,8 +249,12 @@ class _Sweep(OnnxSteps):
         if checkpoint is None and entry.train_epochs > 0:
             row = self.step(partial(self._train, entry), valid=self._exists("checkpoint"), step="train",
                             model=entry.name)
-            if row is None:
-                self.clock.passed_over(planned_steps(self.spec, entry, len(cut_names)) - Counter(train=1))
+            if row is None:  # nothing of this model can run: its own steps, then its units
+                per_unit = _times(_per_precision(self.spec), len(self.spec.precisions))
+                units = len(cut_names) * (1 + len(self.spec.defenses))
+                self.clock.passed_over(planned_steps(self.spec, entry, len(cut_names)) - Counter(train=1)
+                                       - _times(per_unit, units))
+                self._pass_over_units(units, per_unit)
                 return
             checkpoint = str(self.out / row.fields["checkpoint"])
         num_classes = None if checkpoint else self._data_info(entry).num_classes
@@ -273,7 +277,7 @@ class _Sweep(OnnxSteps):
                                 valid=self._exists("checkpoint"), inputs=uses, step="defend", model=entry.name,
                                 cut=cut.name, defense=defense.label)
                 if row is None:
-                    self.clock.passed_over(_times(_per_precision(self.spec), len(self.spec.precisions)))
+                    self._pass_over_units(1, _times(_per_precision(self.spec), len(self.spec.precisions)))
                     continue
                 self._unit(entry, str(self.out / row.fields["checkpoint"]), cut.name, row.fields["defended_cut"],
                            defense.label, f"defended checkpoint ({defense.label})")
@@ -289,6 +293,15 @@ class _Sweep(OnnxSteps):
             self._estimates(entry, None, profile, cut_names)
         for cut in cut_names:
             self._unit(entry, None, cut, cut, None, f"shipped onnx ({entry.onnx_path.name})")
+
+    def _pass_over_units(self, n: int, per_unit: Counter) -> None:
+        """`n` units that will not be reached (what they depend on failed): numbered as if reached, so every
+        process of a shared sweep keeps the same numbering, and counted as passed over by the process whose
+        share they were."""
+        first, self.units = self.units, self.units + n
+        rank, processes = self.share if self.stage == "audit" else (0, 1)
+        mine = sum(1 for k in range(first, first + n) if k % processes == rank)
+        self.clock.passed_over(_times(per_unit, mine))
 
     def _unit(self, entry: SweepModel, checkpoint, cut: str, export_cut: str, defense: str | None, weights: str):
         """Export -> profile -> emit -> audit of one cut (of the undefended model, or of one defense).
