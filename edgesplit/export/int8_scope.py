@@ -15,7 +15,9 @@ same profiler and timing loop there). The decision below is the same code for bo
 4. Every candidate (all-INT8, auto, the FP32 head with the INT8 wire) must keep the fidelity floor on the
    held-out split (`fidelity.measure_fidelity`, against the source's reference computed once): mean cosine
    >= 0.99 and tail top-1 at most 1 point (or one image) below the FP32 features'. An auto candidate under
-   the floor keeps more nodes float (the ones INT8 gains least on) and is checked again.
+   the floor keeps more nodes float (the ones INT8 gains least on) and is checked again. The FP32 head with the
+   INT8 wire is checked only when it could ship (`_pick` measures in order of speed, as far as the choice
+   needs): where INT8 pays it is far slower, and its check (seconds a cut) would be wasted.
 5. The candidates run on the measured machine as they will be deployed (the session options of a profile or an
    emit), each alone in turn, round by round (`int8_measure.time_pass`; batch 1, p50 of many calls); the fastest that keeps
    the floor ships, a candidate quantizing more preferred when it is within `MARGIN` of the fastest.
