@@ -334,7 +334,7 @@ def test_a_close_call_is_timed_a_second_time_and_both_passes_decide():
     assert (chosen.name, passes) == ("all", 1), "a clear first pass is not timed again"
 
 
-def test_candidates_are_timed_alone_each_round_in_a_fresh_session():
+def test_candidates_are_timed_alone_each_round_in_a_fresh_session(monkeypatch):
     """Round by round each head gets a session of its own, is warmed up untimed, timed for a block and dropped
     before the next head opens: no two sessions are ever alive at once (their idle workers would change what the
     timed one reads), and every head reaches min_samples over at least `rounds` rounds."""
@@ -361,6 +361,7 @@ def test_candidates_are_timed_alone_each_round_in_a_fresh_session():
             while time.perf_counter() < end:
                 pass
 
+    monkeypatch.setattr("edgesplit.export.int8_measure.CLEAR", float("inf"))  # every round, clear winner or not
     cost = {"a": 0.0005, "b": 0.001}
     samples = time_pass(["a", "b"], {}, min_samples=40, min_seconds=0.0, rounds=3,
                         open_session=lambda head: _Session(head, cost[head]))
@@ -370,3 +371,31 @@ def test_candidates_are_timed_alone_each_round_in_a_fresh_session():
     assert opens[:6] == ["a", "b"] * 3, "heads take turns, a fresh session every round"
     runs = sum(kind == "run" for kind, _ in log)
     assert runs > sum(map(len, samples)), "the warm-up calls run untimed"
+
+
+def test_a_pass_with_a_clear_winner_ends_after_two_rounds():
+    """A head 1.25x faster than every other after two rounds ends the pass (no close call to settle); a close
+    pair runs every round."""
+    import time
+
+    from edgesplit.export.int8_measure import time_pass
+
+    opened = []
+
+    class _Session:
+        def __init__(self, name, seconds):
+            self.seconds = seconds
+            opened.append(name)
+
+        def run(self, outputs, feed):
+            end = time.perf_counter() + self.seconds
+            while time.perf_counter() < end:
+                pass
+
+    time_pass(["a", "b"], {}, min_samples=40, min_seconds=0.0, rounds=5,
+              open_session=lambda head: _Session(head, {"a": 0.0005, "b": 0.0015}[head]))
+    assert opened == ["a", "b"] * 2, "3x apart: two rounds"
+    opened.clear()
+    time_pass(["a", "b"], {}, min_samples=40, min_seconds=0.0, rounds=5,
+              open_session=lambda head: _Session(head, {"a": 0.0010, "b": 0.0011}[head]))
+    assert len(opened) >= 10, "10 % apart: every round"
