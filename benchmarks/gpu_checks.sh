@@ -46,10 +46,10 @@ if [ -z "${GPU_CHECKS_REHEARSE:-}" ] || [ ! -d "$SITE/edgesplit" ]; then
 fi
 export PYTHONPATH="$SITE${PYTHONPATH:+:$PYTHONPATH}"
 
-step gpu_tests 180 $PY -m pytest -q -p no:cacheprovider \
+step gpu_tests 160 $PY -m pytest -q -p no:cacheprovider \
     tests/runners tests/runtime/test_timing_windows.py tests/models/test_gpu.py tests/attacks/test_gpu_training.py
 step gpu_latency 120 $PY benchmarks/gpu_latency.py --quick
-step decoder_throughput 100 $PY -u benchmarks/decoder_throughput.py --seconds 15 --samples 512 --cpu-threads 2
+step decoder_throughput 120 $PY -u benchmarks/decoder_throughput.py --seconds 15 --samples 512 --cpu-threads 2
 step audit_cuda 80 $PY -m edgesplit.cli.main audit --preset gpz-classifier4 --cuts features.1 --precisions int8 \
     --data digits --device cuda --train-epochs 1 --epochs 3 --out /tmp/gpu_checks_audit
 cp /tmp/gpu_checks_audit/preset.json "$OUT/audit_preset.json" 2>/dev/null
