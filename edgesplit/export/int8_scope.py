@@ -15,15 +15,15 @@ same profiler and timing loop there). The decision below is the same code for bo
 4. Every candidate (all-INT8, auto, the FP32 head with the INT8 wire) must keep the fidelity floor on the
    held-out split (`fidelity.measure_fidelity`, against the source's reference computed once): mean cosine
    >= 0.99 and tail top-1 at most 1 point (or one image) below the FP32 features'. An auto candidate under
-   the floor keeps more nodes float (the ones INT8 gains least on) and is checked again. The FP32 head with the
-   INT8 wire is checked only when it could ship (`_pick` measures in order of speed, as far as the choice
-   needs): where INT8 pays it is far slower, and its check (seconds a cut) would be wasted.
+   the floor keeps more nodes float (the ones INT8 gains least on) and is checked again. A candidate is checked
+   only when the choice needs it (`_pick` measures in order of speed, as far as the fastest over the floor and
+   the margin reach): where INT8 pays, the FP32 head is far slower, and its check (seconds a cut) is skipped.
 5. The candidates run on the measured machine as they will be deployed (the session options of a profile or an
    emit), each alone in turn, round by round (`int8_measure.time_pass`; batch 1, p50 of many calls); the fastest that keeps
    the floor ships, a candidate quantizing more preferred when it is within `MARGIN` of the fastest.
 
 The wire is INT8 in every candidate: what the device sends does not change. The record (the manifest's
-`quantization.scope`) names the nodes kept float with their times, every candidate's p50 and fidelity and the
+`quantization.scope`) names the nodes kept float with their times, every candidate's p50 and fidelity (where measured) and the
 machine measured on (`measured_on`: this host's CPU, or the board's address and the CPU its runner reports): the
 choice holds for that CPU and onnxruntime, not for another machine.
 """
@@ -74,15 +74,15 @@ class Candidate:
     path: Path  # the head as it would ship (wire set)
     model: onnx.ModelProto
     wire: object
-    fidelity: dict | Callable[[], dict]  # or how to measure it: measured when first needed (`measured`)
+    fidelity: dict | Callable[[], dict]  # how to measure it, until first needed (`measured`)
     float_units: frozenset = frozenset()
     p50_ms: float | None = None
     times_ms: list = field(default_factory=list)  # every timed call, over all timing passes
 
     @property
     def measured(self) -> dict:
-        """The fidelity record, measured now if it was deferred (a head on the held-out split and the tail on
-        its features: seconds at 64 px, so a candidate that cannot ship is never measured)."""
+        """The fidelity record, measured on first use (a head on the held-out split and the tail on its features:
+        seconds at 64 px, so a candidate that cannot ship is never measured)."""
         if callable(self.fidelity):
             self.fidelity = self.fidelity()
         return self.fidelity
@@ -116,8 +116,8 @@ class ScopeChoice:
     candidates: list[Candidate] = field(default_factory=list)
 
 
-Finish = Callable[[Path, Path, bool], tuple]  # (graph, shipped head path, deferred) -> (model, wire, fidelity or
-# a function measuring it when first called)
+Finish = Callable[[Path, Path], tuple]  # (graph, shipped head path) -> (model, wire, a function measuring its
+# fidelity)
 Quantize = Callable[[Path, list], Path]  # (destination, nodes to keep float) -> the QDQ graph
 
 
@@ -133,12 +133,12 @@ def choose_scope(fp32: Path, pre: Path, quantized: Path, workdir: Path, quantize
     measurer = measurer or LocalMeasurer()
     feed = {"input": np.random.default_rng(0).random((1, *input_shape), dtype=np.float32)}
 
-    def make(name: str, graph: Path, float_units=frozenset(), deferred: bool = False) -> Candidate:
-        model, wire, fidelity = finish(graph, workdir / f"{name}.head.onnx", deferred)
-        return Candidate(name, workdir / f"{name}.head.onnx", model, wire, fidelity, frozenset(float_units))
+    def make(name: str, graph: Path, float_units=frozenset()) -> Candidate:
+        model, wire, measure = finish(graph, workdir / f"{name}.head.onnx")
+        return Candidate(name, workdir / f"{name}.head.onnx", model, wire, measure, frozenset(float_units))
 
-    every = make("all", quantized)
-    none = make("none", fp32, deferred=True)  # measured only if it may ship: where INT8 pays, it never does
+    every = make("all", quantized)  # each candidate's fidelity is measured only when the choice needs it
+    none = make("none", fp32)
     float_model, quantized_model = onnx.load(str(pre)), onnx.load(str(quantized))
     regions = build_regions(float_model, quantized_model)
     attribute(regions, measurer.profile(pre, feed), measurer.profile(every.path, feed), float_model)
@@ -203,8 +203,8 @@ def close_call(candidates: list[Candidate]) -> bool:
 
 def _pick(candidates: list[Candidate]) -> Candidate:
     """The fastest candidate that keeps the fidelity floor; one quantizing more wins a tie within MARGIN. Fidelity
-    is measured in order of speed, only as far as the decision needs it (a deferred candidate far slower than the
-    fastest one over the floor is never measured). If none keeps the floor, the fastest ships."""
+    is measured in order of speed, only as far as the decision needs it (a candidate far slower than the fastest
+    one over the floor is never measured). If none keeps the floor, the fastest ships."""
     by_speed = sorted(candidates, key=lambda c: c.p50_ms)
     fastest = next((c.p50_ms for c in by_speed if c.meets_floor), None)
     if fastest is None:  # every one measured, none over the floor

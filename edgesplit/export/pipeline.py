@@ -93,15 +93,14 @@ def _export(config: ExportConfig, out_dir, force: bool, progress: Progress, sign
         int8_dtype = "uint8" if scheme.activation_type == "QUInt8" else "int8"
         input_dtype = "float16" if config.precision == "fp16" else "float32"
 
-        def finish(graph: Path, head: Path, deferred: bool = False) -> tuple:
-            """The graph with its wire set, checked, and its fidelity on the held-out split (`deferred`: a function
-            that measures it, for a candidate that may never need it)."""
+        def finish(graph: Path, head: Path) -> tuple:
+            """The graph with its wire set, checked, and a function measuring its fidelity on the held-out split
+            (a candidate of `auto` may never need it)."""
             model, wire = wire_graph.set_wire(onnx.load(str(graph)), config.wire_format, out_range, int8_dtype,
                                               scheme.activation_symmetric)
             onnx.save(model, str(head))
             onnx_export.check(head)
-            fidelity = partial(measure_fidelity, head, wire, input_dtype, source, eval_images, eval_labels)
-            return model, wire, fidelity if deferred else fidelity()
+            return model, wire, partial(measure_fidelity, head, wire, input_dtype, source, eval_images, eval_labels)
 
         scope = {"asked": "all", "chosen": "all"} if config.precision == "int8" else None
         if auto:
@@ -113,7 +112,8 @@ def _export(config: ExportConfig, out_dir, force: bool, progress: Progress, sign
                                                   dict(choice.chosen.measured), choice.record)
         else:
             with progress.task("checking fidelity", total=None):
-                model_proto, wire, fidelity = finish(tmp / "head.onnx", tmp / HEAD)
+                model_proto, wire, measure = finish(tmp / "head.onnx", tmp / HEAD)
+                fidelity = measure()
         fidelity["fp32_head_onnx_bytes"] = fp32.stat().st_size
         files = {HEAD: tmp / HEAD}
         (tmp / "fidelity.json").write_text(_json(fidelity))
