@@ -52,11 +52,10 @@ def time_alone(paths: dict, feed: dict, threads: int, rounds: int = 30, per_roun
     for _ in range(rounds):
         for name, path in paths.items():
             sess = ort_session(path, threads)
-            end = time.perf_counter() + 0.02
-            for i in range(10**9):
-                if i >= 10 and time.perf_counter() >= end:
-                    break
+            calls, end = 0, time.perf_counter() + 0.02
+            while calls < 10 or time.perf_counter() < end:  # warm-up: 10 calls and 20 ms
                 sess.run(None, feed)
+                calls += 1
             for _ in range(per_round):
                 t0 = time.perf_counter()
                 sess.run(None, feed)
@@ -64,4 +63,3 @@ def time_alone(paths: dict, feed: dict, threads: int, rounds: int = 30, per_roun
             del sess
     return {name: {"p50": statistics.median(v), "p90": float(np.percentile(v, 90)), "n": len(v)}
             for name, v in samples.items()}
-

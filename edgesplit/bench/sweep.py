@@ -131,9 +131,18 @@ def _times(steps: Counter, n: int) -> Counter:
 
 def planned_steps(spec: SweepSpec, entry: SweepModel, cuts: int) -> Counter:
     """How many steps of each kind the sweep of one model with `cuts` cuts runs."""
-    steps = Counter(train=int(entry.checkpoint is None and entry.train_epochs > 0), tail=cuts + 1,
-                    estimate=len(spec.estimate) * cuts * len(spec.precisions), defend=cuts * len(spec.defenses))
-    return steps + _times(_per_precision(spec), cuts * (1 + len(spec.defenses)) * len(spec.precisions))
+    return _model_steps(spec, entry, cuts) + _times(_unit_steps(spec), cuts * (1 + len(spec.defenses)))
+
+
+def _model_steps(spec: SweepSpec, entry: SweepModel, cuts: int) -> Counter:
+    """The steps of one model outside its units: train, tails, estimates, defenses."""
+    return Counter(train=int(entry.checkpoint is None and entry.train_epochs > 0), tail=cuts + 1,
+                   estimate=len(spec.estimate) * cuts * len(spec.precisions), defend=cuts * len(spec.defenses))
+
+
+def _unit_steps(spec: SweepSpec) -> Counter:
+    """The steps of one unit (a cut, or a cut's defense): every precision's export, profiles, emit, audits."""
+    return _times(_per_precision(spec), len(spec.precisions))
 
 
 def _units(spec: SweepSpec, cuts: dict[str, list[str]]) -> int:
@@ -250,11 +259,8 @@ class _Sweep(OnnxSteps):
             row = self.step(partial(self._train, entry), valid=self._exists("checkpoint"), step="train",
                             model=entry.name)
             if row is None:  # nothing of this model can run: its own steps, then its units
-                per_unit = _times(_per_precision(self.spec), len(self.spec.precisions))
-                units = len(cut_names) * (1 + len(self.spec.defenses))
-                self.clock.passed_over(planned_steps(self.spec, entry, len(cut_names)) - Counter(train=1)
-                                       - _times(per_unit, units))
-                self._pass_over_units(units, per_unit)
+                self.clock.passed_over(_model_steps(self.spec, entry, len(cut_names)) - Counter(train=1))
+                self._pass_over_units(len(cut_names) * (1 + len(self.spec.defenses)), _unit_steps(self.spec))
                 return
             checkpoint = str(self.out / row.fields["checkpoint"])
         num_classes = None if checkpoint else self._data_info(entry).num_classes
@@ -277,7 +283,7 @@ class _Sweep(OnnxSteps):
                                 valid=self._exists("checkpoint"), inputs=uses, step="defend", model=entry.name,
                                 cut=cut.name, defense=defense.label)
                 if row is None:
-                    self._pass_over_units(1, _times(_per_precision(self.spec), len(self.spec.precisions)))
+                    self._pass_over_units(1, _unit_steps(self.spec))
                     continue
                 self._unit(entry, str(self.out / row.fields["checkpoint"]), cut.name, row.fields["defended_cut"],
                            defense.label, f"defended checkpoint ({defense.label})")
