@@ -146,8 +146,9 @@ def _unit_steps(spec: SweepSpec) -> Counter:
 
 
 def _units(spec: SweepSpec, cuts: dict[str, list[str]]) -> int:
-    """How many units (export -> profile -> emit -> audit chains, one per cut and defense) the sweep has."""
-    return sum(len(cuts[m.name]) * (1 + (len(spec.defenses) if m.onnx is None else 0)) for m in spec.models)
+    """How many units (export -> profile -> emit -> audit chains, one per cut and defense) the sweep has, counted
+    as `planned_steps` counts them (a spec with a shipped ONNX model has no defenses: `SweepSpec` refuses them)."""
+    return sum(len(cuts[m.name]) for m in spec.models) * (1 + len(spec.defenses))
 
 
 class _Sweep(OnnxSteps):
