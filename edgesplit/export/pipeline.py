@@ -91,13 +91,14 @@ def _export(config: ExportConfig, out_dir, force: bool, progress: Progress, sign
                                    config.calib_percentile, progress=progress)
             out_range = tensor_range(ranges, onnx_export.OUTPUT_NAME)
         int8_dtype = "uint8" if scheme.activation_type == "QUInt8" else "int8"
+        for_tensorrt = config.format == "tensorrt" or scheme.target == "tensorrt"  # per-tensor activation scales only
         input_dtype = "float16" if config.precision == "fp16" else "float32"
 
         def finish(graph: Path, head: Path) -> tuple:
             """The graph with its wire set, checked, and a function measuring its fidelity on the held-out split
             (a candidate of `auto` may never need it)."""
             model, wire = wire_graph.set_wire(onnx.load(str(graph)), config.wire_format, out_range, int8_dtype,
-                                              scheme.activation_symmetric)
+                                              scheme.activation_symmetric, per_axis_ok=not for_tensorrt)
             onnx.save(model, str(head))
             onnx_export.check(head)
             return model, wire, partial(measure_fidelity, head, wire, input_dtype, source, eval_images, eval_labels)
@@ -126,7 +127,7 @@ def _export(config: ExportConfig, out_dir, force: bool, progress: Progress, sign
             if config.precision == "int8" and config.trt_int8 == "implicit":
                 # TensorRT's own calibrator quantizes a float network: build from the FP32 graph (same wire).
                 float_graph, _ = wire_graph.set_wire(onnx.load(str(fp32)), config.wire_format, out_range,
-                                                     int8_dtype, scheme.activation_symmetric)
+                                                     int8_dtype, scheme.activation_symmetric, per_axis_ok=False)
                 engine_source = tmp / "engine_source.onnx"
                 onnx.save(float_graph, str(engine_source))
             record = build_engine(engine_source, tmp, config.precision, int8_mode=config.trt_int8,
