@@ -3,7 +3,9 @@
 # and CUDA, no package index, nothing of ours installed). Each step has its own time limit, so one that hangs
 # cannot take the others' time; every step's output goes to $OUT (what the device tool brings back).
 #
-#   run: bash benchmarks/gpu_checks.sh            (carry ".whl": onnxconverter-common and polygraphy wheels)
+#   first, on this machine: bash benchmarks/gpu_wheels.sh   (fills .whl/: onnxruntime for Python 3.12 at the
+#          version pyproject asks for, onnxconverter-common and polygraphy; the GPU machine reaches no index)
+#   run: bash benchmarks/gpu_checks.sh            (carry ".whl")
 #   rehearse on a CPU machine: GPU_CHECKS_REHEARSE=1 bash benchmarks/gpu_checks.sh   (short limits; the CUDA
 #   steps then say "needs a CUDA GPU" or skip, which is what a rehearsal checks)
 #
@@ -37,23 +39,30 @@ cat "$OUT/machine.txt"
 
 if [ -z "${GPU_CHECKS_REHEARSE:-}" ] || [ ! -d "$SITE/edgesplit" ]; then
     mkdir -p "$SITE"
-    if compgen -G ".whl/*.whl" >/dev/null; then
-        $PY -m pip install -q --upgrade --no-index --no-deps --target "$SITE" .whl/*.whl
-    fi
+    for wheel in .whl/*.whl; do  # one at a time: a rehearsal's Python takes the pure ones, not a cp312 build
+        [ -e "$wheel" ] || continue
+        $PY -m pip install -q --upgrade --no-index --no-deps --target "$SITE" "$wheel" 2>/dev/null \
+            || echo "not installed here (not for this Python): $wheel"
+    done
     # --upgrade: a rerun on a warm machine replaces the copy installed by the run before
     $PY -m pip install -q --upgrade --no-index --no-deps --no-build-isolation --target "$SITE" . \
         || { echo "install failed"; exit 2; }
 fi
 export PYTHONPATH="$SITE${PYTHONPATH:+:$PYTHONPATH}"
+# what the steps will import, first: an onnxruntime older than pyproject's floor fails every INT8 export (its
+# calibration cache API), which would cost every step below its time
+$PY -c 'import onnxruntime, torch; from onnxruntime.quantization.calibrate import save_tensors_data; print("onnxruntime", onnxruntime.__version__, "from", onnxruntime.__file__, "torch", torch.__version__)' \
+    2>&1 | tee -a "$OUT/machine.txt" | tail -n 3
 
-step gpu_tests 160 $PY -m pytest -q -p no:cacheprovider \
+step gpu_tests 130 $PY -m pytest -q -p no:cacheprovider \
     tests/runners tests/runtime/test_timing_windows.py tests/models/test_gpu.py tests/attacks/test_gpu_training.py
-step gpu_latency 120 $PY benchmarks/gpu_latency.py --quick
-step decoder_throughput 120 $PY -u benchmarks/decoder_throughput.py --seconds 15 --samples 512 --cpu-threads 2
-step audit_cuda 80 $PY -m edgesplit.cli.main audit --preset gpz-classifier4 --cuts features.1 --precisions int8 \
+step gpu_latency 150 $PY benchmarks/gpu_latency.py --quick  # prints each row as it is measured
+step decoder_throughput 100 $PY -u benchmarks/decoder_throughput.py --seconds 10 --samples 512 --cpu-threads 2
+step audit_cuda 60 $PY -m edgesplit.cli.main audit --preset gpz-classifier4 --cuts features.1 --precisions int8 \
     --data digits --device cuda --train-epochs 1 --epochs 3 --out /tmp/gpu_checks_audit
 cp /tmp/gpu_checks_audit/preset.json "$OUT/audit_preset.json" 2>/dev/null
 cp /tmp/gpu_checks_audit/features.1-int8/audit.json "$OUT/audit_int8.json" 2>/dev/null
-# 480 s of limits in all, under the device tool's 600 s a command with the install; $OUT holds 8 files, the
-# most the tool brings back
+# 440 s of limits in all (480 s with each step's 10 s kill grace), under the device tool's 600 s a command with
+# the install, and short enough that a machine started for it (minutes of the 15-minute budget) still runs it;
+# $OUT holds 8 files, the most the tool brings back
 echo "all steps ran; see $OUT/steps.txt"

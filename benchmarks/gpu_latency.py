@@ -78,7 +78,10 @@ def ours(bundle, batch: int, graph: bool, samplers: str, min_seconds: float, ite
             stack.enter_context(RssSampler(interval_s=0.005, background=True))
             if NvmlSampler.available():
                 stack.enter_context(NvmlSampler(interval_s=0.01, background=True))
-        (row,) = profile_bundle(bundle, "torch-cuda", [batch], timing, cuda_graph=graph, samplers=samplers == "on")
+        # graph: the default (captured where it can be, else eager with the reason), so one head that cannot be
+        # captured is labelled "(graph fell back)" rather than ending the run
+        (row,) = profile_bundle(bundle, "torch-cuda", [batch], timing, cuda_graph=None if graph else False,
+                                samplers=samplers == "on")
     return row["latency_ms"]["p50"], row
 
 
@@ -115,6 +118,21 @@ def gpu_line(row: dict) -> str:
     return (f"GPU {gpu.get('name')} (cc {gpu.get('compute_capability')}), driver {gpu.get('driver')}, "
             f"CUDA {gpu.get('cuda')} (driver's {gpu.get('cuda_driver')}), cuDNN {gpu.get('cudnn')}, "
             f"torch {gpu.get('torch')}, clocks {json.dumps(clocks)}")
+
+
+HEADER = (f"{'cut':<10}{'prec':<6}{'batch':>6}{'eager ours':>11}{'peer':>9}{'ratio':>7}{'spread':>7}{'off':>9}"
+          f"{'on/off':>7}{'thread':>9}{'thr/peer':>9}{'graph ours':>11}{'peer':>9}{'ratio':>7}{'spread':>7}"
+          f"{'off':>9}{'on/off':>7}{'eager/graph':>12}")
+
+
+def row_line(r: dict) -> str:
+    eo, ep, eoff, eth = r["ours_eager_on"], r["peer_eager"], r["ours_eager_off"], r["ours_eager_thread"]
+    go, gp, goff = r["ours_graph_on"], r["peer_graph"], r["ours_graph_off"]
+    return (f"{r['cut']:<10}{r['precision']:<6}{r['batch']:>6}{eo:>11.3f}{ep:>9.3f}{r['eager_on_peer']:>7.3f}"
+            f"{r['eager_on_peer_spread']:>7.3f}{eoff:>9.3f}{r['eager_on_off']:>7.3f}{eth:>9.3f}{eth / ep:>9.3f}"
+            f"{go:>11.3f}{gp:>9.3f}{r['graph_on_peer']:>7.3f}{r['graph_on_peer_spread']:>7.3f}{goff:>9.3f}"
+            f"{r['graph_on_off']:>7.3f}{eo / go:>12.2f}"
+            + ("" if r["capture_graph"] == "graph" else "  (graph fell back)"))
 
 
 def main(argv=None) -> int:
@@ -178,26 +196,17 @@ def main(argv=None) -> int:
                         for vs, ratios in per_round.items():
                             r[f"{mode}_on_{vs}"] = statistics.median(ratios)
                             r[f"{mode}_on_{vs}_spread"] = max(ratios) - min(ratios)
+                    if not results:  # the table starts with the first row: a run cut off still shows its rows
+                        print(gpu_line(first_row))
+                        print(HEADER, flush=True)
                     results.append(r)
+                    print(row_line(r), flush=True)
                     torch.cuda.empty_cache()
     print(f"machine: {machine()}")
-    print(gpu_line(first_row))
     print(f"resnet18 heads at 3x{args.size}x{args.size}; samplers on = {first_row['settings']['samplers']}; "
           f"each figure the median over {rounds} interleaved rounds of the p50 (ours) or the blocked_autorange "
           f"median (peer) of >= {seconds} s; ratio and on/off: medians of the ratios within each round, 'spread' "
           f"their max - min over the rounds; {time.perf_counter() - started:.0f} s in all")
-    head = (f"{'cut':<10}{'prec':<6}{'batch':>6}{'eager ours':>11}{'peer':>9}{'ratio':>7}{'spread':>7}{'off':>9}"
-            f"{'on/off':>7}{'thread':>9}{'thr/peer':>9}{'graph ours':>11}{'peer':>9}{'ratio':>7}{'spread':>7}"
-            f"{'off':>9}{'on/off':>7}{'eager/graph':>12}")
-    print(head)
-    for r in results:
-        eo, ep, eoff, eth = r["ours_eager_on"], r["peer_eager"], r["ours_eager_off"], r["ours_eager_thread"]
-        go, gp, goff = r["ours_graph_on"], r["peer_graph"], r["ours_graph_off"]
-        print(f"{r['cut']:<10}{r['precision']:<6}{r['batch']:>6}{eo:>11.3f}{ep:>9.3f}{r['eager_on_peer']:>7.3f}"
-              f"{r['eager_on_peer_spread']:>7.3f}{eoff:>9.3f}{r['eager_on_off']:>7.3f}{eth:>9.3f}{eth / ep:>9.3f}"
-              f"{go:>11.3f}{gp:>9.3f}{r['graph_on_peer']:>7.3f}{r['graph_on_peer_spread']:>7.3f}{goff:>9.3f}"
-              f"{r['graph_on_off']:>7.3f}{eo / go:>12.2f}"
-              + ("" if r["capture_graph"] == "graph" else "  (graph fell back)"))
 
     def worst(key: str) -> float:
         return max(abs(r[key] - 1) for r in results)

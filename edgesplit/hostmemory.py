@@ -37,17 +37,28 @@ def says_out_of_memory(exc: BaseException) -> bool:
 
 @contextlib.contextmanager
 def out_of_memory_as(error: Callable[[str], Exception], what: str, fix: str,
-                     is_failure: Callable[[BaseException], bool] = says_out_of_memory) -> Iterator[None]:
-    """Turn an allocator failure inside the block into `error("out of memory WHAT (N available): FIX")`, one
-    line; an error of that type raised inside passes through unchanged."""
+                     is_failure: Callable[[BaseException], bool] = says_out_of_memory,
+                     free: Callable[[BaseException], str] | None = None) -> Iterator[None]:
+    """Turn an allocator failure inside the block into `error("out of memory WHAT (what is free): FIX")`, one
+    line; an error of that type raised inside passes through unchanged. `free(exc)` says what is free where the
+    allocation failed (default `free_memory`: this host's memory, or the GPU's for a CUDA failure)."""
     try:
         yield
     except Exception as exc:
         if isinstance(exc, error) or not is_failure(exc):  # type: ignore[arg-type]
             raise
-        available = available_bytes()
-        have = f" ({available / 2**30:.2f} GiB available)" if available is not None else ""
-        raise error(f"out of memory {what}{have}: {fix}") from None
+        have = (free or free_memory)(exc)
+        exc.__traceback__ = None  # its frames hold the failed step's tensors: let them go before the caller's
+        raise error(f"out of memory {what}{have}: {fix}") from None  # clean-up (torch's cache, a GPU's memory)
+
+
+def free_memory(exc: BaseException) -> str:
+    """' (N GiB available)' of this host, or ' (on the GPU)' for a CUDA allocator's failure (host memory would
+    say nothing about it; `edgesplit.models.memory` gives the GPU's own figure)."""
+    if "cuda" in str(exc).lower():
+        return " (on the GPU)"
+    available = available_bytes()
+    return f" ({available / 2**30:.2f} GiB available)" if available is not None else ""
 
 
 def _meminfo_available() -> int | None:

@@ -133,7 +133,10 @@ def _noisy(z: torch.Tensor, config: DecoderConfig, generator: torch.Generator | 
     if config.noise_std == 0 and config.noise_mean == 0:
         return z
     noise = torch.randn((rows or len(z), *z.shape[1:]), generator=generator) * config.noise_std + config.noise_mean
-    return z + distributed.shard(noise).to(z.device, non_blocking=True) if rows else z + noise.to(z.device)
+    noise = distributed.shard(noise) if rows else noise
+    if z.device.type != "cuda":
+        return z + noise
+    return z + noise.pin_memory().to(z.device, non_blocking=True)  # a copy overlaps only from pinned memory
 
 
 def train_decoder(features: np.ndarray, images: np.ndarray, config: DecoderConfig | None = None,

@@ -9,6 +9,7 @@ after training the weakest channels are removed and the model fine-tuned one mor
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import asdict, dataclass
 
@@ -109,22 +110,25 @@ def _fine_tune(model, cut, name, params, head_blocks, train_set, config, epochs,
             model.train()
             if hasattr(loader.sampler, "set_epoch"):
                 loader.sampler.set_epoch(epoch)
-            sums: dict[str, float] = {}
+            sums: dict[str, torch.Tensor] = {}  # summed on the device: no host sync inside a step
             seen = 0
             with progress.task(f"defend ({name}) epoch {epoch + 1}/{epochs}", total=len(loader.dataset)) as task:
                 for x, y in loader:
                     x, y = x.to(device, non_blocking=cuda), y.to(device, non_blocking=cuda)
                     captured.clear()
-                    with autocast(device):
+                    # the Lipschitz term divides feature differences by a small perturbation: fp32 passes, as
+                    # bf16 rounding would add to every difference (and bias the penalty up)
+                    precise = contextlib.nullcontext() if name == "lipschitz" else autocast(device)
+                    with precise:
                         logits = model(x)
                     loss = F.cross_entropy(logits.float(), y)
-                    terms = {"task": loss.item()}
+                    terms = {"task": loss.detach()}
                     z = captured["z"].float()
                     if name == "cem":
                         bound = information_bound(z, y, params["noise_std"], params["var_threshold"],
                                                   params["log_entropy"])
                         loss = loss + params["lambda"] * bound  # lower I(x; z | y): higher H(x | z)
-                        terms["information_bound"] = bound.item()
+                        terms["information_bound"] = bound.detach()
                     elif name == "adversarial":
                         if decoder is None:
                             decoder = SurrogateDecoder(tuple(z.shape[1:]), tuple(x.shape[1:])).to(device)
@@ -136,32 +140,31 @@ def _fine_tune(model, cut, name, params, head_blocks, train_set, config, epochs,
                         decoder_opt.step()
                         adv = F.mse_loss(decoder(z), x)  # the head's step: make inversion hard
                         loss = loss - params["beta"] * adv
-                        terms["reconstruction_mse"] = adv.item()
+                        terms["reconstruction_mse"] = adv.detach()
                     elif name == "lipschitz":
                         clean = [captured["blocks"][i].float() for i in range(len(head_blocks))]
                         captured.pop("blocks")
                         delta = torch.randn_like(x) * params["delta_std"]
-                        with autocast(device):
-                            model(x + delta)
+                        model(x + delta)  # fp32, as the clean pass above
                         noisy = [captured["blocks"][i].float() for i in range(len(head_blocks))]
                         ks = lipschitz_ratios(clean, noisy, delta)
                         loss = loss + params["alpha"] * ks.sum()
-                        terms["lipschitz"] = ks.sum().item()
+                        terms["lipschitz"] = ks.sum().detach()
                     elif name == "pruning" and "keep" not in params:
                         mask = modules[f"{cut}.defense"].mask
                         l1 = mask.abs().sum()
                         loss = loss + params["l1"] * l1
-                        terms["mask_l1"] = l1.item()
+                        terms["mask_l1"] = l1.detach()
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
                     distributed.average_gradients(model)  # the all-reduce DDP does, after the several passes
                     opt.step()
                     seen += len(x)
                     for k, v in terms.items():
-                        sums[k] = sums.get(k, 0.0) + v * len(x)
+                        sums[k] = sums.get(k, 0.0) + v.double() * len(x)  # float64, as the sum of floats was
                     task.update(len(x), loss=loss.item())
             distributed.sync_module(model)  # BatchNorm statistics: rank 0's, on every rank
-            *totals, seen = distributed.total(*sums.values(), seen)  # every rank's share (one process: its own)
+            *totals, seen = distributed.total(*(v.item() for v in sums.values()), seen)  # every rank's share (one process: its own)
             history.append({"epoch": len(history) + 1, **{k: v / seen for k, v in zip(sums, totals, strict=True)}})
     finally:
         for h in hooks:

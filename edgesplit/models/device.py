@@ -8,8 +8,10 @@ white-box inversion, query-free shadow head and evaluation classifier):
   adds one more tuning), so the fastest kernels are found once; `deterministic=False`, so a CUDA run repeats
   within tolerance (the seeds fix the initial weights, the order and the noise, all drawn on the CPU), not bit
   for bit. The CPU path is untouched: same operations, same order, bit-identical to a run without a device.
-- Mixed precision: forward and backward passes of training run under bf16 autocast on CUDA (bf16 keeps fp32's
-  exponent range, so no loss scaling is needed and MSE gradients do not underflow); losses are computed in fp32
+- Mixed precision: forward and backward passes of training run under bf16 autocast on CUDA GPUs with native
+  bf16 (compute capability 8 and later; older GPUs such as a V100, a T4 or a Jetson Xavier would emulate it,
+  slowly, so they train in fp32) (bf16 keeps fp32's exponent range, so no loss scaling is needed and MSE
+  gradients do not underflow); losses are computed in fp32
   from the fp32-cast output, and every metric (validation MSE, reconstructions scored by PSNR/SSIM, accuracy)
   runs in fp32 outside autocast. The CPU never autocasts. The white-box inversion never autocasts either
   (it fits inputs through the head's gradients; bf16 would weaken the strongest attacker).
@@ -69,11 +71,15 @@ def training_on(device: str, what: str, fix: str) -> Iterator[None]:
         if not is_cuda(device):
             yield
             return
-        with torch.backends.cudnn.flags(enabled=True, benchmark=True, deterministic=False):
-            try:
-                yield
-            finally:
-                torch.cuda.empty_cache()  # give back what the run cached: the next family or step starts clean
+        # the three cuDNN settings by hand, not `cudnn.flags` (which also sets TF32, and warns on recent torch)
+        cudnn = torch.backends.cudnn
+        before = cudnn.enabled, cudnn.benchmark, cudnn.deterministic
+        cudnn.enabled, cudnn.benchmark, cudnn.deterministic = True, True, False
+        try:
+            yield
+        finally:
+            cudnn.enabled, cudnn.benchmark, cudnn.deterministic = before
+            torch.cuda.empty_cache()  # give back what the run cached: the next family or step starts clean
 
 
 @contextlib.contextmanager
@@ -98,10 +104,17 @@ def _home(module: torch.nn.Module) -> torch.device:
 
 
 def autocast(device: str | torch.device):
-    """bf16 autocast for a training forward pass on CUDA; nothing on the CPU (its figures stay bit-identical)."""
-    if is_cuda(device):
+    """bf16 autocast for a training forward pass on a CUDA GPU with native bf16; nothing on the CPU (its figures
+    stay bit-identical) or on an older GPU (fp32 there: see the module's note)."""
+    if is_cuda(device) and native_bf16(device):
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+def native_bf16(device: str | torch.device) -> bool:
+    """True on a CUDA GPU of compute capability 8 or later (Ampere, Ada, Hopper, Orin), whose tensor cores run
+    bf16; `torch.cuda.is_bf16_supported()` also says yes where it is only emulated."""
+    return torch.cuda.get_device_capability(torch.device(device))[0] >= 8
 
 
 class Feeder:
@@ -143,5 +156,11 @@ def _fits(tensors, device: torch.device) -> bool:
 def local_cuda_device(device: str) -> str:
     """Under torchrun each process takes the GPU of its LOCAL_RANK; elsewhere `device` as given."""
     if is_cuda(device) and ":" not in device and "LOCAL_RANK" in os.environ:
-        return f"cuda:{int(os.environ['LOCAL_RANK'])}"
+        return f"cuda:{local_gpu()}"
     return device
+
+
+def local_gpu() -> int:
+    """This process's GPU under a launcher: LOCAL_RANK, modulo the GPUs it sees (a launcher that gives each
+    process one visible GPU, as Slurm or Kubernetes may, numbers it 0 whatever the rank)."""
+    return int(os.environ.get("LOCAL_RANK", "0")) % max(torch.cuda.device_count(), 1)

@@ -24,6 +24,7 @@ import torch.distributed as dist
 from torch import nn
 
 from edgesplit.errors import ModelError
+from edgesplit.models.device import local_gpu
 
 TIMEOUT = dt.timedelta(minutes=10)  # a rank that stops answering fails the others after this long
 
@@ -85,7 +86,7 @@ def session(device: str, backend: str | None = None, timeout: dt.timedelta = TIM
     if not dist.is_available():
         raise ModelError("this torch build has no torch.distributed: run in one process (drop --nproc)")
     if torch.device(device).type == "cuda":
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(local_gpu())
     dist.init_process_group(backend or backend_for(device), timeout=timeout)
     try:
         yield

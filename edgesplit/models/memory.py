@@ -8,6 +8,7 @@ failures that still happen (batches, training) become one line of advice through
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -15,7 +16,7 @@ import torch
 from torch import nn
 
 from edgesplit.errors import ModelError
-from edgesplit.hostmemory import available_bytes, out_of_memory_as, says_out_of_memory
+from edgesplit.hostmemory import available_bytes, free_memory, out_of_memory_as, says_out_of_memory
 
 
 @dataclass(frozen=True)
@@ -91,5 +92,14 @@ def is_allocator_failure(exc: BaseException) -> bool:
 
 
 def allocation_advice(what: str, fix: str):
-    """Turn an allocator failure inside the block into a one-line ModelError: what ran out, and the fix."""
-    return out_of_memory_as(ModelError, what, fix, is_allocator_failure)
+    """Turn an allocator failure inside the block into a one-line ModelError: what ran out (the GPU's free
+    memory for a CUDA failure, the host's otherwise), and the fix."""
+    return out_of_memory_as(ModelError, what, fix, is_allocator_failure, _free)
+
+
+def _free(exc: BaseException) -> str:
+    if "cuda" in str(exc).lower() and torch.cuda.is_available():
+        with contextlib.suppress(RuntimeError):
+            free, total = torch.cuda.mem_get_info()
+            return f" ({free / 2**30:.2f} of {total / 2**30:.2f} GiB free on the GPU)"
+    return free_memory(exc)

@@ -92,6 +92,9 @@ def capture_graph(head, x, warmup: int = CAPTURE_WARMUP) -> CapturedGraph:
     # every later random draw on the GPU fails ("Offset increment outside graph capture"): keep a copy to
     # put back (torch >= 2.4; older ones have no graph-safe state and are left as they are).
     backup = generator.clone_state() if hasattr(generator, "clone_state") else None
+    # torch.cuda.graph's exit ends the capture before it leaves the capture stream: a capture that fails at its
+    # end would leave this thread on that stream for everything after (eager timing, training). Put it back.
+    stream = torch.cuda.current_stream(x.device)
     try:
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
@@ -107,12 +110,17 @@ def capture_graph(head, x, warmup: int = CAPTURE_WARMUP) -> CapturedGraph:
             eager = head(static_input)
         torch.cuda.synchronize()
     except Exception as exc:  # a capture error names the op that cannot be recorded (a host sync, a CPU tensor)
+        torch.cuda.set_stream(stream)
         _settle(torch)
         if backup is not None:
             with contextlib.suppress(Exception):
                 generator.graphsafe_set_state(backup)
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CaptureFailed(f"capture failed ({type(exc).__name__}: {text[:200]})") from None
+        if isinstance(exc, torch.OutOfMemoryError):
+            raise  # memory, not the head: the caller's out-of-memory advice (a smaller batch) applies
+        # the capture's end reports only "a previous error during capture": the op that broke it is the context
+        cause = exc.__context__ if exc.__context__ is not None and "capture" in str(exc) else exc
+        text = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+        raise CaptureFailed(f"capture failed ({type(cause).__name__}: {text[:200]})") from None
     rtol, atol = TOLERANCE.get(str(static_output.dtype).removeprefix("torch."), (1e-4, 1e-4))
     if static_output.shape != eager.shape or not torch.allclose(static_output.float(), eager.float(), rtol, atol):
         diff = (static_output.float() - eager.float()).abs().max().item() if static_output.shape == eager.shape \
@@ -232,4 +240,22 @@ def torch_gpu_versions(torch, device_index: int = 0) -> dict:
     cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
     return {"name": torch.cuda.get_device_name(device_index), "compute_capability": f"{major}.{minor}",
             "device_index": device_index, "uuid": torch_gpu_uuid(torch, device_index),
-            "torch": torch.__version__, "cuda": torch.version.cuda, "cudnn": cudnn_version_text(cudnn)}
+            "torch": torch.__version__, "cuda": torch.version.cuda, "cudnn": cudnn_version_text(cudnn),
+            "fp32_math": fp32_math(torch)}
+
+
+def fp32_math(torch) -> dict:
+    """How this torch computes fp32 convolutions and matmuls on the GPU: 'tf32' (10-bit mantissa products, cuDNN
+    convolutions' default) or 'ieee'; an fp32 row's figure depends on it (Ampere and later)."""
+    conv, matmul = getattr(torch.backends.cudnn, "conv", None), getattr(torch.backends.cuda, "matmul", None)
+    if conv is not None and hasattr(conv, "fp32_precision"):  # torch >= 2.9's settings ('none': the legacy flag)
+        out = {}
+        for name, setting, legacy in (("conv", conv, lambda: torch.backends.cudnn.allow_tf32),
+                                      ("matmul", matmul, lambda: matmul.allow_tf32)):
+            out[name] = setting.fp32_precision
+            if out[name] == "none":
+                with contextlib.suppress(RuntimeError):  # torch refuses to read a legacy flag set both ways
+                    out[name] = "tf32" if legacy() else "ieee"
+        return out
+    return {"conv": "tf32" if torch.backends.cudnn.allow_tf32 else "ieee",
+            "matmul": "tf32" if matmul.allow_tf32 else "ieee"}

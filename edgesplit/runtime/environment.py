@@ -59,7 +59,8 @@ def gpu_record(backend: str, backend_info: dict, nvml_summary: dict | None = Non
     return {"name": versions.get("name") or nvml.get("name") or backend_info.get("gpu"),
             "compute_capability": versions.get("compute_capability"),
             "driver": nvml.get("driver"), "cuda": versions.get("cuda"), "cuda_driver": nvml.get("cuda_driver"),
-            "cudnn": versions.get("cudnn"), "torch": versions.get("torch"), "clocks": clocks or None,
+            "cudnn": versions.get("cudnn"), "torch": versions.get("torch"), "fp32_math": versions.get("fp32_math"),
+            "clocks": clocks or None,
             "uuid": versions.get("uuid") or nvml.get("uuid"),
             "nvml": {k: nvml.get(k) for k in ("nvml_index", "matched_by", "match_reason")} if nvml else None,
             "capture": capture}

@@ -27,7 +27,9 @@ def test_an_allocator_failure_becomes_one_line_of_advice():
     with pytest.raises(ModelError, match=r"^out of memory training at batch 64 .*: lower --batch-size$"), \
             allocation_advice("training at batch 64", "lower --batch-size"):
         raise failure
-    with pytest.raises(ModelError, match="out of memory"), allocation_advice("x", "y"):
+    with pytest.raises(ModelError, match="out of memory") as info, allocation_advice("x", "y"):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+    assert "GiB available" not in str(info.value), "a GPU's failure never quotes the host's memory"
+    assert "on the GPU" in str(info.value)
     with pytest.raises(RuntimeError, match="unrelated"), allocation_advice("x", "y"):
         raise RuntimeError("unrelated")

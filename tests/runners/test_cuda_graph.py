@@ -83,6 +83,22 @@ def test_a_head_that_syncs_with_the_host_is_not_captured():
         capture_graph(_HostSync().cuda(), torch.rand(2, 3, device="cuda"))
     assert torch.ones(1, device="cuda").item() == 1.0, "the device still works"
     assert 0 <= torch.rand(4, device="cuda").min().item() < 1, "and draws random numbers after a failed capture"
+    assert torch.cuda.current_stream() == torch.cuda.default_stream(), "and runs on its own stream, not the capture's"
+
+
+def test_the_fp32_math_of_gpu_rows_follows_torchs_setting():
+    """Recorded in every GPU row: an fp32 row on Ampere or later runs convolutions in TF32 unless told not to."""
+    from edgesplit.runners.cuda_graph import fp32_math
+
+    conv = torch.backends.cudnn.conv
+    before = conv.fp32_precision
+    try:
+        conv.fp32_precision = "ieee"
+        assert fp32_math(torch)["conv"] == "ieee"
+        conv.fp32_precision = "tf32"
+        assert fp32_math(torch)["conv"] == "tf32"
+    finally:
+        conv.fp32_precision = before
 
 
 @pytest.mark.gpu
