@@ -162,6 +162,11 @@ def check_nproc(nproc: int, device: str) -> None:
         if nproc > gpus:
             raise ModelError(f"--nproc {nproc} on --device cuda, but this machine has {gpus} GPU(s): NCCL needs one "
                              f"GPU per process; use --nproc {max(1, gpus)}, or --device cpu (gloo)")
+        return
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if nproc > cores:  # each gloo process holds a model and a copy of the data: more than the cores only thrash
+        raise ModelError(f"--nproc {nproc} on the CPU, but this process may use {cores} core(s): each process "
+                         f"needs a core of its own; use --nproc {cores} or fewer")
 
 
 def launch(nproc: int, entrypoint, args: tuple = (), what: str = "the run", threads: int | None = None) -> dict:

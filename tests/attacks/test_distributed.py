@@ -2,6 +2,8 @@
 the same PSNR as one process; a failing process fails the run with one line; devices chosen with one line
 for what cannot work."""
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -78,7 +80,10 @@ def test_nproc_beyond_the_gpus_and_cuda_without_a_gpu_are_one_line(monkeypatch):
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     with pytest.raises(ModelError, match="--nproc 2 on --device cuda, but this machine has 1 GPU"):
         distributed.check_nproc(2, "cuda")
-    distributed.check_nproc(4, "cpu")  # gloo: as many processes as asked
+    cores = len(os.sched_getaffinity(0))
+    distributed.check_nproc(cores, "cpu")  # gloo: a process a core
+    with pytest.raises(ModelError, match=f"--nproc {cores + 1} on the CPU, but this process may use {cores} core"):
+        distributed.check_nproc(cores + 1, "cpu")  # 64 processes on 2 cores ran the machine out of memory
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
     with pytest.raises(ModelError, match="--nproc 2 with --device cuda:1: each process takes a GPU of its own"):
         distributed.check_nproc(2, "cuda:1")  # every process would land on GPU 1 (an NCCL duplicate-GPU failure)
