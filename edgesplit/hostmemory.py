@@ -1,4 +1,5 @@
-"""How much memory this process can still allocate, and whether an exception says that an allocation failed.
+"""How much memory this process can still allocate, and whether an exception says that an allocation failed;
+and how many CPU cores it may use.
 
 Stdlib only (the device side uses it): /proc/meminfo's MemAvailable capped by a cgroup v2 limit, else
 sysconf. `edgesplit.models.memory` (will a model fit?) and `edgesplit.runtime.memory` (will a batch fit?)
@@ -28,6 +29,14 @@ def available_bytes() -> int | None:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):
         return None
+
+
+def usable_cores() -> int:
+    """The CPUs this process may run on (its affinity mask; every CPU where there is none)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def says_out_of_memory(exc: BaseException) -> bool:

@@ -17,21 +17,18 @@ tensor, `models.onnx_split`) or the whole file with onnxruntime on the CPU, with
 
 from __future__ import annotations
 
-import os
 from contextlib import contextmanager
 
 import numpy as np
 
 from edgesplit.bench.spec import TimingSpec
+from edgesplit.hostmemory import usable_cores
 from edgesplit.progress import Progress
 
 
 def server_threads() -> int:
     """The threads a server tail runs with: every CPU this process may use."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+    return usable_cores()
 
 
 @contextmanager

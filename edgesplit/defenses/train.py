@@ -164,7 +164,8 @@ def _fine_tune(model, cut, name, params, head_blocks, train_set, config, epochs,
                         sums[k] = sums.get(k, 0.0) + v.double() * len(x)  # float64, as the sum of floats was
                     task.update(len(x), loss=loss.item())
             distributed.sync_module(model)  # BatchNorm statistics: rank 0's, on every rank
-            *totals, seen = distributed.total(*(v.item() for v in sums.values()), seen)  # every rank's share (one process: its own)
+            # every rank's share (one process: its own)
+            *totals, seen = distributed.total(*(v.item() for v in sums.values()), seen)
             history.append({"epoch": len(history) + 1, **{k: v / seen for k, v in zip(sums, totals, strict=True)}})
     finally:
         for h in hooks:

@@ -24,6 +24,7 @@ import torch.distributed as dist
 from torch import nn
 
 from edgesplit.errors import ModelError
+from edgesplit.hostmemory import usable_cores
 from edgesplit.models.device import local_gpu
 
 TIMEOUT = dt.timedelta(minutes=10)  # a rank that stops answering fails the others after this long
@@ -163,7 +164,7 @@ def check_nproc(nproc: int, device: str) -> None:
             raise ModelError(f"--nproc {nproc} on --device cuda, but this machine has {gpus} GPU(s): NCCL needs one "
                              f"GPU per process; use --nproc {max(1, gpus)}, or --device cpu (gloo)")
         return
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores = usable_cores()
     if nproc > cores:  # each gloo process holds a model and a copy of the data: more than the cores only thrash
         raise ModelError(f"--nproc {nproc} on the CPU, but this process may use {cores} core(s): each process "
                          f"needs a core of its own; use --nproc {cores} or fewer")
